@@ -1,0 +1,312 @@
+"""NeuroML2 model -> computational graph (CG).
+
+Node order: CLS (0); per population and instance a neuron node followed by its
+compartments; then synapse nodes; then input nodes. What becomes a graph:
+
+* a file with ``<network>``s: every population instance, projection, electrical
+  and continuous projection, explicit input and input list;
+* else a file with cells: one neuron per cell definition of the root file
+  (of the included files if the root defines none);
+* else a file with only morphologies: one neuron per morphology;
+* else a file with only synapses, inputs or channels: a small "library" graph,
+  a CLS node plus one synapse node per synapse and one input node per input
+  (channels, concentration models and biophysical properties set the CLS
+  node's class and are listed in ``meta["components"]``);
+* else ``NothingToConvert``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from graphs.cg import CG, GraphBuilder
+from graphs.errors import InvalidValue, NothingToConvert, UnknownComponent
+from graphs.morphology import Template, custom_template, morphology_template, point_template
+from graphs.params import class_feature, input_features, synapse_features
+from graphs.reader import Component, Model, line_of, networks, read_model
+from graphs.schema import GRANULARITIES, SCHEMA_VERSION, EdgeKind, NodeKind, model_class
+from graphs.units import to_si
+
+UM = 1e-6
+_CELL_CLASSES = {"izhikevich2007Cell", "izhikevichCell", "adExIaFCell", "iafCell",
+                 "iafRefCell", "iafTauCell", "iafTauRefCell", "hhCell", "pynnCell",
+                 "fitzHughNagumoCell", "pinskyRinzelCA3Cell"}
+_SYNAPSE_CLASSES = {"expOneSynapse", "expTwoSynapse", "expThreeSynapse", "alphaSynapse",
+                    "gapJunction", "plasticSynapse", "doubleSynapse", "gradedSynapse",
+                    "pynnSynapse"}
+_INPUT_CLASSES = {"pulseGenerator", "sineGenerator", "rampGenerator", "spikeGenerator",
+                  "spikeGeneratorPoisson", "spikeArray", "poissonFiringSynapse",
+                  "voltageClamp"}
+_TARGET = re.compile(r"^(?:\.\./)?([^/\[\]]+)(?:\[(\d+)\]|/(\d+)(?:/[^/]+)?)?$")
+
+
+def convert_file(path, granularity: str = "section") -> CG:
+    """Read a NeuroML2 file (and its includes) and build its CG."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
+    return model_to_cg(read_model(path), granularity)
+
+
+def model_to_cg(model: Model, granularity: str = "section") -> CG:
+    conv = _Converter(model, granularity)
+    nets = networks(model)
+    if nets:
+        for net, file in nets:
+            conv.network(net, file)
+        what = "network"
+    else:
+        cells = _cells(model.root_document, model)
+        if not cells:
+            cells = [c for c in model.components.values() if model_class(c.tag) in _CELL_CLASSES]
+        morphs = [Component("morphology", m, model.root, line_of(m))
+                  for m in model.root_document.morphology or []]
+        if cells or morphs:
+            for p, comp in enumerate(cells or morphs):
+                conv.population(comp.obj.id, comp.obj.id, comp, [(0, None)], p,
+                                len(cells or morphs))
+            what = "cells" if cells else "morphology"
+        else:
+            conv.library()
+            what = "library"
+    meta = {"schema_version": SCHEMA_VERSION, "source": model.root,
+            "sha256": model.sha256[model.root], "files": model.sha256,
+            "granularity": granularity, "content": what,
+            "components": sorted(model.components)}
+    return conv.b.finish(meta)
+
+
+def _cells(doc, model: Model) -> List[Component]:
+    ids = [c.id for name in ("cells", "izhikevich2007_cells", "izhikevich_cells",
+                             "ad_ex_ia_f_cells", "iaf_cells", "iaf_ref_cells",
+                             "iaf_tau_cells", "iaf_tau_ref_cells", "fitz_hugh_nagumo_cells",
+                             "pinsky_rinzel_ca3_cells", "IF_curr_alpha", "IF_curr_exp",
+                             "IF_cond_alpha", "IF_cond_exp", "EIF_cond_exp_isfa_ista",
+                             "EIF_cond_alpha_isfa_ista", "HH_cond_exp")
+           for c in getattr(doc, name, None) or []]
+    return [model.components[i] for i in ids if i in model.components]
+
+
+class _Converter:
+    """Holds the builder and the per-model lookups while a model is converted."""
+
+    def __init__(self, model: Model, granularity: str):
+        self.model = model
+        self.granularity = granularity
+        self.b = GraphBuilder()
+        self.cls = self.b.add_node(NodeKind.CLS, -1, "CLS")
+        self.templates: Dict[str, Template] = {}
+        # (population id, instance id) -> (neuron node, first compartment node, template)
+        self.cells: Dict[Tuple[str, int], Tuple[int, int, Template]] = {}
+        self.pop_size: Dict[str, int] = {}
+
+    # -- lookups ---------------------------------------------------------------
+    def component(self, cid: str, file, element, obj) -> Component:
+        comp = self.model.components.get(cid)
+        if comp is None:
+            raise UnknownComponent(file, f"{cid!r} is not defined in this file or its "
+                                   "includes", element, line_of(obj))
+        return comp
+
+    def template(self, key: str, comp: Component) -> Template:
+        if key not in self.templates:
+            if comp.obj is None:  # custom LEMS type: a neuron of class "other"
+                self.templates[key] = custom_template(comp)
+            elif comp.tag == "cell":
+                self.templates[key] = self._cell_template(comp)
+            elif comp.tag == "morphology":
+                self.templates[key] = morphology_template(comp, comp.obj, None,
+                                                          self.granularity)
+            else:
+                self.templates[key] = point_template(comp)
+        return self.templates[key]
+
+    def _cell_template(self, comp: Component) -> Template:
+        cell = comp.obj
+        morph = cell.morphology
+        if morph is None and cell.morphology_attr:
+            morph = self.component(cell.morphology_attr, comp.file, "cell", cell).obj
+        if morph is None:
+            raise InvalidValue(comp.file, f"cell {cell.id!r} has no morphology", "cell",
+                               line_of(cell))
+        bp = cell.biophysical_properties
+        if bp is None and cell.biophysical_properties_attr:
+            bp = self.component(cell.biophysical_properties_attr, comp.file, "cell", cell).obj
+        return morphology_template(comp, morph, bp, self.granularity)
+
+    def compartment(self, pop: str, cell_id: int, seg_id: Optional[int], file, element,
+                    obj) -> int:
+        """Node index of the compartment holding segment ``seg_id`` of a cell."""
+        key = (pop, int(cell_id))
+        if key not in self.cells:
+            raise UnknownComponent(file, f"cell {cell_id} of population {pop!r} does not "
+                                   "exist", element, line_of(obj))
+        _, first, tmpl = self.cells[key]
+        seg = int(seg_id or 0)
+        if not tmpl.seg_to_comp:
+            return first
+        if seg not in tmpl.seg_to_comp:
+            raise UnknownComponent(file, f"segment {seg} does not exist in cell {cell_id} "
+                                   f"of population {pop!r}", element, line_of(obj))
+        return first + tmpl.seg_to_comp[seg]
+
+    # -- building blocks -------------------------------------------------------
+    def population(self, pop_id: str, comp_id: str, comp: Component, instances,
+                   pop_index: int, n_pops: int) -> None:
+        tmpl = self.template(comp_id, comp)
+        b = self.b
+        n_inst = len(instances)
+        self.pop_size[pop_id] = n_inst
+        for i, (inst_id, loc) in enumerate(instances):
+            feats = dict(tmpl.neuron_feats)
+            feats["population_index"] = pop_index / max(n_pops - 1, 1)
+            feats["instance_index"] = i / max(n_inst - 1, 1)
+            offset = np.zeros(3)
+            if loc is not None:
+                offset = np.array(loc) * UM
+                feats.update(x=offset[0], y=offset[1], z=offset[2])
+            neuron = b.add_node(NodeKind.NEURON, -1, f"{pop_id}/{inst_id}", feats)
+            b.neuron[neuron] = neuron
+            first = neuron + 1
+            for kind, name, cf, pos in zip(tmpl.comp_kind, tmpl.comp_name, tmpl.comp_feats,
+                                           tmpl.comp_pos):
+                cf = dict(cf)
+                if np.all(np.isfinite(pos)):
+                    cf.update(x=pos[0] + offset[0], y=pos[1] + offset[1], z=pos[2] + offset[2])
+                c = b.add_node(kind, neuron, f"{pop_id}/{inst_id}/{name}", cf)
+                b.add_edge_pair(c, neuron, EdgeKind.MEMBERSHIP, True)
+            for child, parent, child_fwd, dist in tmpl.axial:
+                b.add_edge_pair(first + child, first + parent, EdgeKind.AXIAL, child_fwd,
+                                {"distance": dist})
+            b.add_edge_pair(neuron, self.cls, EdgeKind.CLS, True)
+            self.cells[(pop_id, int(inst_id))] = (neuron, first, tmpl)
+
+    def synapse(self, syn: Component, name: str, pre: int, post: int,
+                weight: float = 1.0, delay: Optional[float] = None) -> None:
+        feats = synapse_features(syn, self.model.components)
+        node = self.b.add_node(NodeKind.SYNAPSE, -1, name, feats)
+        ef = {"weight": weight}
+        if delay is not None:
+            ef["delay"] = delay
+        if "syn_gbase" in feats:
+            ef["conductance"] = feats["syn_gbase"]
+        self.b.add_edge(pre, node, EdgeKind.SYNAPTIC, True, ef)
+        self.b.add_edge(node, post, EdgeKind.SYNAPTIC, True, ef)
+
+    def input_node(self, comp: Component, name: str, target: int, weight: float = 1.0):
+        node = self.b.add_node(NodeKind.INPUT, -1, name,
+                               {**input_features(comp, self.model.components),
+                                "input_weight": weight})
+        self.b.add_edge(node, target, EdgeKind.INPUT, True, {"weight": weight})
+
+    # -- network elements ------------------------------------------------------
+    def network(self, net, file) -> None:
+        pops = list(net.populations or [])
+        for p, pop in enumerate(pops):
+            comp = self.component(pop.component, file, "population", pop)
+            if pop.instances:
+                inst = [(int(i.id), None if i.location is None else
+                         (float(i.location.x), float(i.location.y), float(i.location.z)))
+                        for i in pop.instances]
+                for _, loc in inst:
+                    if loc is not None and not np.all(np.isfinite(loc)):
+                        raise InvalidValue(file, f"population {pop.id!r} has a non-finite "
+                                           "instance location", "instance", line_of(pop))
+            else:
+                inst = [(i, None) for i in range(int(pop.size or 0))]
+            self.population(pop.id, pop.component, comp, inst, p, len(pops))
+        for proj in net.projections or []:
+            self.projection(proj, file)
+        for proj in net.electrical_projections or []:
+            self.electrical_projection(proj, file)
+        for proj in net.continuous_projections or []:
+            self.continuous_projection(proj, file)
+        for k, ei in enumerate(net.explicit_inputs or []):
+            comp = self.component(ei.input, file, "explicitInput", ei)
+            pop, cell = self._target(ei.target, file, ei)
+            target = self.compartment(pop, cell, 0, file, "explicitInput", ei)
+            self.input_node(comp, f"explicitInput{k}:{ei.input}->{ei.target}", target)
+        for il in net.input_lists or []:
+            comp = self.component(il.component, file, "inputList", il)
+            for inp in list(il.input or []) + list(il.input_ws or []):
+                pop, cell = self._target(inp.target, file, inp, default_pop=il.populations)
+                target = self.compartment(pop, cell, inp.segment_id, file, "input", inp)
+                weight = float(getattr(inp, "weight", None) or 1.0)
+                self.input_node(comp, f"{il.id}/{inp.id}", target, weight)
+
+    def _target(self, path: str, file, obj, default_pop=None) -> Tuple[str, int]:
+        m = _TARGET.match(str(path or "").strip())
+        if m is None:
+            raise UnknownComponent(file, f"target {path!r} is not a population[index] or "
+                                   "../population/index/cell path", type(obj).__name__,
+                                   line_of(obj))
+        pop = m.group(1)
+        index = m.group(2) or m.group(3) or "0"
+        return pop, int(index)
+
+    def _endpoints(self, proj, conn, file, element):
+        pre = self.compartment(proj.presynaptic_population, conn.get_pre_cell_id(),
+                               conn.get_pre_segment_id(), file, element, conn)
+        post = self.compartment(proj.postsynaptic_population, conn.get_post_cell_id(),
+                                conn.get_post_segment_id(), file, element, conn)
+        return pre, post
+
+    def projection(self, proj, file) -> None:
+        syn = self.component(proj.synapse, file, "projection", proj)
+        for conn in list(proj.connections or []) + list(proj.connection_wds or []):
+            pre, post = self._endpoints(proj, conn, file, "connection")
+            weight = float(getattr(conn, "weight", None) or 1.0)
+            delay = None
+            if getattr(conn, "delay", None) is not None:
+                delay = to_si(conn.delay, "time", file, "connectionWD", line_of(conn))
+            self.synapse(syn, f"{proj.id}/{conn.id}", pre, post, weight, delay)
+
+    def electrical_projection(self, proj, file) -> None:
+        conns = (list(proj.electrical_connections or [])
+                 + list(proj.electrical_connection_instances or [])
+                 + list(proj.electrical_connection_instance_ws or []))
+        for conn in conns:
+            gap = self.component(conn.synapse, file, "electricalConnection", conn)
+            pre, post = self._endpoints(proj, conn, file, "electricalConnection")
+            feats = {"weight": float(getattr(conn, "weight", None) or 1.0)}
+            g = synapse_features(gap, self.model.components).get("syn_gbase")
+            if g is not None:
+                feats["conductance"] = g
+            self.b.add_edge(pre, post, EdgeKind.GAP, True, feats)
+            self.b.add_edge(post, pre, EdgeKind.GAP, True, feats)
+
+    def continuous_projection(self, proj, file) -> None:
+        conns = (list(proj.continuous_connections or [])
+                 + list(proj.continuous_connection_instances or [])
+                 + list(proj.continuous_connection_instance_ws or []))
+        for conn in conns:
+            syn = self.component(conn.post_component, file, "continuousConnection", conn)
+            self.component(conn.pre_component, file, "continuousConnection", conn)
+            pre, post = self._endpoints(proj, conn, file, "continuousConnection")
+            weight = float(getattr(conn, "weight", None) or 1.0)
+            self.synapse(syn, f"{proj.id}/{conn.id}", pre, post, weight)
+
+    def library(self) -> None:
+        """Synapse and input definitions without cells or networks."""
+        found = False
+        for cid, comp in sorted(self.model.components.items()):
+            if comp.file != self.model.root:
+                continue
+            cls = model_class(comp.tag)
+            if cls in _SYNAPSE_CLASSES:
+                self.b.add_node(NodeKind.SYNAPSE, -1, cid,
+                                synapse_features(comp, self.model.components))
+            elif cls in _INPUT_CLASSES:
+                self.b.add_node(NodeKind.INPUT, -1, cid,
+                                input_features(comp, self.model.components))
+            elif (cls == "ionChannel" or comp.tag.endswith("ConcentrationModel")
+                  or comp.tag == "biophysicalProperties"):
+                self.b.feats[self.cls].update(class_feature(comp.tag))
+            else:
+                continue
+            found = True
+        if not found:
+            raise NothingToConvert(self.model.root, "the document defines no cell, "
+                                   "network, synapse, input or channel", "neuroml")

@@ -1,0 +1,74 @@
+"""Typed errors a user can cause with bad input.
+
+Every error names the file and, where known, the element and line, so that a
+batch report tells the user what to fix without a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class ConversionError(Exception):
+    """Base class: a NeuroML file could not be turned into a graph."""
+
+    def __init__(self, file, message: str, element: Optional[str] = None,
+                 line: Optional[int] = None):
+        self.file = str(file)
+        self.element = element
+        self.line = line
+        where = self.file
+        if line is not None:
+            where += f":{line}"
+        if element:
+            where += f" <{element}>"
+        super().__init__(f"{where}: {message}")
+        self.detail = message
+
+
+class MissingFile(ConversionError):
+    """The file does not exist or cannot be read."""
+
+
+class EmptyFile(ConversionError):
+    """The file has no content."""
+
+
+class MalformedXML(ConversionError):
+    """The file is not well-formed XML."""
+
+
+class UnsafeXML(ConversionError):
+    """DTDs / entity declarations (XXE, entity bombs) are refused unexpanded."""
+
+
+class NotNeuroML(ConversionError):
+    """Well-formed XML whose root is not a NeuroML2 <neuroml> element."""
+
+
+class MissingInclude(ConversionError):
+    """An <include href> names a file that does not exist."""
+
+
+class RemoteInclude(ConversionError):
+    """An <include href> names a URL; remote files are never fetched."""
+
+
+class UnknownComponent(ConversionError):
+    """A reference (component, synapse, cell, segment group...) names nothing."""
+
+
+class UnitError(ConversionError):
+    """A quantity whose unit does not parse or has the wrong dimension."""
+
+
+class InvalidValue(ConversionError):
+    """A value that is physically absurd (negative diameter, NaN, ...)."""
+
+
+class NothingToConvert(ConversionError):
+    """The document defines nothing the CG schema can represent."""
+
+
+class SchemaMismatch(Exception):
+    """A stored graph was built by a different schema version."""
