@@ -1,0 +1,36 @@
+"""Shared fixtures: the third-party corpus in ../shared/neuroml and NeuroML writers."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_NEUROML = REPO.parent / "shared" / "neuroml"
+
+NML_HEADER = ('<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" '
+              'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="{id}">\n')
+
+
+def nml(body: str, doc_id: str = "test") -> str:
+    """A NeuroML2 document around ``body``."""
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + NML_HEADER.format(id=doc_id) + body + "\n</neuroml>\n"
+
+
+@pytest.fixture
+def write_nml(tmp_path):
+    """write_nml(name, body) -> path of a NeuroML2 file in tmp_path."""
+
+    def write(name: str, body: str) -> Path:
+        path = tmp_path / name
+        path.write_text(nml(body))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def shared_neuroml() -> Path:
+    if not (SHARED_NEUROML / "MANIFEST.tsv").is_file():
+        pytest.skip("../shared/neuroml (third-party NeuroML corpus) is not beside this "
+                    "clone; CI has it")
+    return SHARED_NEUROML
