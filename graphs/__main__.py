@@ -4,4 +4,8 @@ import sys
 
 from graphs.cli import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except BrokenPipeError:  # output piped into e.g. `head`
+    sys.stderr.close()
+    sys.exit(0)

@@ -89,6 +89,23 @@ def _cells(doc, model: Model) -> List[Component]:
     return [model.components[i] for i in ids if i in model.components]
 
 
+def _connections(proj, *attrs) -> list:
+    """All connections of a projection, over the element forms it may use."""
+    return [c for a in attrs for c in getattr(proj, a, None) or []]
+
+
+def _weight(conn, file) -> float:
+    """A connection's weight; 1 when the element has none (NeuroML's default)."""
+    w = getattr(conn, "weight", None)
+    if w is None:
+        return 1.0
+    w = float(w)
+    if not np.isfinite(w):
+        raise InvalidValue(file, f"weight {w} is not finite", type(conn).__name__,
+                           line_of(conn))
+    return w
+
+
 class _Converter:
     """Holds the builder and the per-model lookups while a model is converted."""
 
@@ -233,8 +250,7 @@ class _Converter:
             for inp in list(il.input or []) + list(il.input_ws or []):
                 pop, cell = self._target(inp.target, file, inp, default_pop=il.populations)
                 target = self.compartment(pop, cell, inp.segment_id, file, "input", inp)
-                weight = float(getattr(inp, "weight", None) or 1.0)
-                self.input_node(comp, f"{il.id}/{inp.id}", target, weight)
+                self.input_node(comp, f"{il.id}/{inp.id}", target, _weight(inp, file))
 
     def _target(self, path: str, file, obj, default_pop=None) -> Tuple[str, int]:
         m = _TARGET.match(str(path or "").strip())
@@ -255,22 +271,21 @@ class _Converter:
 
     def projection(self, proj, file) -> None:
         syn = self.component(proj.synapse, file, "projection", proj)
-        for conn in list(proj.connections or []) + list(proj.connection_wds or []):
+        for conn in _connections(proj, "connections", "connection_wds"):
             pre, post = self._endpoints(proj, conn, file, "connection")
-            weight = float(getattr(conn, "weight", None) or 1.0)
+            weight = _weight(conn, file)
             delay = None
             if getattr(conn, "delay", None) is not None:
                 delay = to_si(conn.delay, "time", file, "connectionWD", line_of(conn))
             self.synapse(syn, f"{proj.id}/{conn.id}", pre, post, weight, delay)
 
     def electrical_projection(self, proj, file) -> None:
-        conns = (list(proj.electrical_connections or [])
-                 + list(proj.electrical_connection_instances or [])
-                 + list(proj.electrical_connection_instance_ws or []))
-        for conn in conns:
+        for conn in _connections(proj, "electrical_connections",
+                                 "electrical_connection_instances",
+                                 "electrical_connection_instance_ws"):
             gap = self.component(conn.synapse, file, "electricalConnection", conn)
             pre, post = self._endpoints(proj, conn, file, "electricalConnection")
-            feats = {"weight": float(getattr(conn, "weight", None) or 1.0)}
+            feats = {"weight": _weight(conn, file)}
             g = synapse_features(gap, self.model.components).get("syn_gbase")
             if g is not None:
                 feats["conductance"] = g
@@ -278,15 +293,13 @@ class _Converter:
             self.b.add_edge(post, pre, EdgeKind.GAP, True, feats)
 
     def continuous_projection(self, proj, file) -> None:
-        conns = (list(proj.continuous_connections or [])
-                 + list(proj.continuous_connection_instances or [])
-                 + list(proj.continuous_connection_instance_ws or []))
-        for conn in conns:
+        for conn in _connections(proj, "continuous_connections",
+                                 "continuous_connection_instances",
+                                 "continuous_connection_instance_ws"):
             syn = self.component(conn.post_component, file, "continuousConnection", conn)
             self.component(conn.pre_component, file, "continuousConnection", conn)
             pre, post = self._endpoints(proj, conn, file, "continuousConnection")
-            weight = float(getattr(conn, "weight", None) or 1.0)
-            self.synapse(syn, f"{proj.id}/{conn.id}", pre, post, weight)
+            self.synapse(syn, f"{proj.id}/{conn.id}", pre, post, _weight(conn, file))
 
     def library(self) -> None:
         """Synapse and input definitions without cells or networks."""

@@ -5,7 +5,7 @@ Everything that reads or writes CG arrays imports its names from here, and the
 whole layout is exported (``schema_dict``) with every dataset so that a dataset
 says which schema built it. Bump ``SCHEMA_VERSION`` on any change to the layout.
 
-Feature encoding (see ``encode``): a physical quantity is first converted to SI
+Feature encoding (see ``encode_values``): a physical quantity is first converted to SI
 with the NeuroML unit definitions (``graphs.units``), expressed in the column's
 reference unit and then passed through ``sign(v) * log1p(|v|)`` ("slog"), so a
 1 um spine (0.69) and a 1 mm axon (6.9) are both usable. Counts use
@@ -202,7 +202,7 @@ def encode_values(columns, col_idx: np.ndarray, values: np.ndarray) -> np.ndarra
 
 
 def decode(column: Column, encoded: np.ndarray) -> np.ndarray:
-    """Inverse of ``encode`` (for reading features back in reference units)."""
+    """Inverse of ``encode_values`` for one column (values back in its reference unit)."""
     encoded = np.asarray(encoded, np.float64)
     if column.transform == "slog":
         return np.sign(encoded) * np.expm1(np.abs(encoded))

@@ -94,3 +94,10 @@ def test_gap_junctions_are_symmetric(write_nml):
     assert sorted(zip(cg.node_name[cg.senders[sel]], cg.node_name[cg.receivers[sel]])) == [
         ("P/0/soma", "P/1/soma"), ("P/1/soma", "P/0/soma")]
     np.testing.assert_allclose(cg.edge_feature("conductance")[sel], 0.01, rtol=1e-5)
+
+
+def test_zero_weight_is_kept(write_nml):
+    body = two_population_network().replace('weight="2.0"', 'weight="0"')
+    cg = convert_file(write_nml("w0.nml", body))
+    weights = cg.edge_feature("weight")[cg.edge_kind == EdgeKind.SYNAPTIC]
+    assert sorted(weights)[:2] == [0, 0]
