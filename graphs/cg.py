@@ -84,6 +84,14 @@ class GraphBuilder:
         self.feats.append(dict(feats or {}))
         return len(self.kind) - 1
 
+    @property
+    def next_index(self) -> int:
+        """Index the next ``add_node`` will return (a neuron node owns itself)."""
+        return len(self.kind)
+
+    def update_node(self, i: int, feats: Dict[str, float]) -> None:
+        self.feats[i].update(feats)
+
     def add_edge(self, s: int, r: int, kind: EdgeKind, forward: bool,
                  feats: Optional[Dict[str, float]] = None) -> None:
         self.snd.append(s)

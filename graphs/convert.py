@@ -184,8 +184,7 @@ class _Converter:
             if loc is not None:
                 offset = np.array(loc) * UM
                 feats.update(x=offset[0], y=offset[1], z=offset[2])
-            neuron = b.add_node(NodeKind.NEURON, -1, f"{pop_id}/{inst_id}", feats)
-            b.neuron[neuron] = neuron
+            neuron = b.add_node(NodeKind.NEURON, b.next_index, f"{pop_id}/{inst_id}", feats)
             first = neuron + 1
             for kind, name, cf, pos in zip(tmpl.comp_kind, tmpl.comp_name, tmpl.comp_feats,
                                            tmpl.comp_pos):
@@ -316,7 +315,7 @@ class _Converter:
                                 input_features(comp, self.model.components))
             elif (cls == "ionChannel" or comp.tag.endswith("ConcentrationModel")
                   or comp.tag == "biophysicalProperties"):
-                self.b.feats[self.cls].update(class_feature(comp.tag))
+                self.b.update_node(self.cls, class_feature(comp.tag))
             else:
                 continue
             found = True

@@ -194,14 +194,13 @@ def _segment_kinds(morph, segs: _Segs, members) -> np.ndarray:
     """Soma / dendrite / axon per segment: groups (soma > axon > dendrite), then names."""
     n = len(segs.ids)
     kind = np.zeros(n, np.int64)  # 0 = unknown
+    rank = {0: 0, NodeKind.DENDRITE: 1, NodeKind.AXON: 2, NodeKind.SOMA: 3}
     for g in morph.segment_groups or []:
         k = _group_kind(g)
         if k is None:
             continue
         for r in members[g.id]:
-            cur = kind[r]
-            rank = {0: 0, NodeKind.DENDRITE: 1, NodeKind.AXON: 2, NodeKind.SOMA: 3}
-            if rank[int(k)] > rank[int(cur)]:
+            if rank[int(k)] > rank[int(kind[r])]:
                 kind[r] = k
     for r in np.flatnonzero(kind == 0):
         name = segs.names[r].lower()
@@ -243,7 +242,7 @@ def _biophysics(bp, members, seg_ids, file):
     if bp is None:
         return out, neuron
 
-    def rows(elem, default_all=True):
+    def rows(elem):
         seg = getattr(elem, "segments", None)
         if seg is not None:
             return [int(r) for r in np.flatnonzero(seg_ids == int(seg))]

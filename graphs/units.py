@@ -10,7 +10,6 @@ call and loops forever on a string with no leading number.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from typing import Dict, NamedTuple, Optional
 
@@ -91,7 +90,3 @@ def si_to(value_si: float, symbol: str) -> float:
         return value_si
     unit = unit_table()[symbol]
     return value_si / unit.factor - unit.offset
-
-
-def is_finite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))
