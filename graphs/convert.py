@@ -79,7 +79,7 @@ def model_to_cg(model: Model, granularity: str = "section") -> CG:
 
 
 def _cells(doc, model: Model) -> List[Component]:
-    ids = [c.id for name in ("cells", "izhikevich2007_cells", "izhikevich_cells",
+    ids = [c.id for name in ("cells", "cell2_ca_poolses", "izhikevich2007_cells", "izhikevich_cells",
                              "ad_ex_ia_f_cells", "iaf_cells", "iaf_ref_cells",
                              "iaf_tau_cells", "iaf_tau_ref_cells", "fitz_hugh_nagumo_cells",
                              "pinsky_rinzel_ca3_cells", "IF_curr_alpha", "IF_curr_exp",
@@ -131,7 +131,7 @@ class _Converter:
         if key not in self.templates:
             if comp.obj is None:  # custom LEMS type: a neuron of class "other"
                 self.templates[key] = custom_template(comp)
-            elif comp.tag == "cell":
+            elif comp.tag in ("cell", "cell2CaPools"):
                 self.templates[key] = self._cell_template(comp)
             elif comp.tag == "morphology":
                 self.templates[key] = morphology_template(comp, comp.obj, None,
@@ -148,7 +148,7 @@ class _Converter:
         if morph is None:
             raise InvalidValue(comp.file, f"cell {cell.id!r} has no morphology", "cell",
                                line_of(cell))
-        bp = cell.biophysical_properties
+        bp = getattr(cell, "biophysical_properties2_ca_pools", None) or cell.biophysical_properties
         if bp is None and cell.biophysical_properties_attr:
             bp = self.component(cell.biophysical_properties_attr, comp.file, "cell", cell).obj
         return morphology_template(comp, morph, bp, self.granularity)

@@ -255,12 +255,13 @@ def _biophysics(bp, members, seg_ids, file):
     def q(elem, attr, dim):
         return to_si(getattr(elem, attr), dim, file, type(elem).__name__, line_of(elem))
 
-    mp = bp.membrane_properties
+    mp = getattr(bp, "membrane_properties2_ca_pools", None) or bp.membrane_properties
     if mp is not None:
         densities = []
         for name in ("channel_densities", "channel_density_v_shifts",
                      "channel_density_nernsts", "channel_density_ghk2s",
-                     "channel_density_non_uniforms", "channel_density_non_uniform_nernsts"):
+                     "channel_density_non_uniforms", "channel_density_non_uniform_nernsts",
+                     "channel_density_nernst_ca2s"):
             densities += getattr(mp, name, None) or []
         for cd in densities:
             sp = _species(cd.ion, cd.ion_channel)
@@ -282,7 +283,7 @@ def _biophysics(bp, members, seg_ids, file):
                 out[key][rows(e)] = q(e, "value", dim)
         for e in mp.spike_threshes or []:
             neuron["v_thresh"] = q(e, "value", "voltage")
-    ip = bp.intracellular_properties
+    ip = getattr(bp, "intracellular_properties2_ca_pools", None) or bp.intracellular_properties
     if ip is not None:
         for e in ip.resistivities or []:
             out["axial_resistivity"][rows(e)] = q(e, "value", "resistivity")

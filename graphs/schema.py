@@ -62,6 +62,7 @@ MODEL_CLASSES: Tuple[str, ...] = (
 
 _CLASS_ALIASES = {
     "cell": "hhCell",
+    "cell2CaPools": "hhCell",
     "fitzHughNagumo1969Cell": "fitzHughNagumoCell",
     "blockingPlasticSynapse": "plasticSynapse",
     "stdpSynapse": "plasticSynapse",

@@ -44,6 +44,8 @@ def test_section_geometry_and_channels(ball_and_stick):
     np.testing.assert_allclose(cg.feature("axial_resistivity")[dend], 100, rtol=1e-5)
     np.testing.assert_allclose(cg.feature("v_thresh")[1], -20, rtol=1e-5)
     assert cg.feature("class_hhCell")[1] == 1
+    np.testing.assert_allclose(cg.feature("g_na")[2], 120, rtol=1e-5)
+    np.testing.assert_allclose(cg.feature("axial_resistivity")[3], 100, rtol=1e-5)
 
 
 def test_segment_granularity_path_distances(ball_and_stick):
@@ -75,3 +77,16 @@ def test_branch_starts_new_sections(write_nml):
     assert cg.nodes_by_kind()["dendrite"] == 3
     order = cg.feature("branch_order")[cg.node_kind == NodeKind.DENDRITE]
     np.testing.assert_allclose(order, [0, 1, 1])
+
+
+def test_cell2capools_is_a_multicompartment_cell(write_nml):
+    body = BALL_AND_STICK.replace('<cell id="bs">', '<cell2CaPools id="bs">').replace(
+        "</cell>", "</cell2CaPools>").replace(
+        "biophysicalProperties", "biophysicalProperties2CaPools").replace(
+        "membraneProperties", "membraneProperties2CaPools").replace(
+        "intracellularProperties", "intracellularProperties2CaPools")
+    cg = convert_file(write_nml("ca2.cell.nml", body), "segment")
+    assert cg.nodes_by_kind()["dendrite"] == 2
+    assert cg.feature("class_hhCell")[1] == 1
+    np.testing.assert_allclose(cg.feature("g_na")[2], 120, rtol=1e-5)
+    np.testing.assert_allclose(cg.feature("axial_resistivity")[3], 100, rtol=1e-5)
