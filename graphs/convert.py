@@ -247,11 +247,11 @@ class _Converter:
         for il in net.input_lists or []:
             comp = self.component(il.component, file, "inputList", il)
             for inp in list(il.input or []) + list(il.input_ws or []):
-                pop, cell = self._target(inp.target, file, inp, default_pop=il.populations)
+                pop, cell = self._target(inp.target, file, inp)
                 target = self.compartment(pop, cell, inp.segment_id, file, "input", inp)
                 self.input_node(comp, f"{il.id}/{inp.id}", target, _weight(inp, file))
 
-    def _target(self, path: str, file, obj, default_pop=None) -> Tuple[str, int]:
+    def _target(self, path: str, file, obj) -> Tuple[str, int]:
         m = _TARGET.match(str(path or "").strip())
         if m is None:
             raise UnknownComponent(file, f"target {path!r} is not a population[index] or "
