@@ -118,6 +118,15 @@ class _Converter:
         # (population id, instance id) -> (neuron node, first compartment node, template)
         self.cells: Dict[Tuple[str, int], Tuple[int, int, Template]] = {}
         self.pop_size: Dict[str, int] = {}
+        self.features: Dict[Tuple[str, int], Dict[str, float]] = {}  # per component
+
+    def component_features(self, kind: str, comp: Component) -> Dict[str, float]:
+        """Synapse/input columns of a component, computed once per component."""
+        key = (kind, id(comp.obj))
+        if key not in self.features:
+            fn = synapse_features if kind == "synapse" else input_features
+            self.features[key] = fn(comp, self.model.components)
+        return self.features[key]
 
     # -- lookups ---------------------------------------------------------------
     def component(self, cid: str, file, element, obj) -> Component:
@@ -201,7 +210,7 @@ class _Converter:
 
     def synapse(self, syn: Component, name: str, pre: int, post: int,
                 weight: float = 1.0, delay: Optional[float] = None) -> None:
-        feats = synapse_features(syn, self.model.components)
+        feats = self.component_features("synapse", syn)
         node = self.b.add_node(NodeKind.SYNAPSE, -1, name, feats)
         ef = {"weight": weight}
         if delay is not None:
@@ -213,7 +222,7 @@ class _Converter:
 
     def input_node(self, comp: Component, name: str, target: int, weight: float = 1.0):
         node = self.b.add_node(NodeKind.INPUT, -1, name,
-                               {**input_features(comp, self.model.components),
+                               {**self.component_features("input", comp),
                                 "input_weight": weight})
         self.b.add_edge(node, target, EdgeKind.INPUT, True, {"weight": weight})
 
@@ -285,7 +294,7 @@ class _Converter:
             gap = self.component(conn.synapse, file, "electricalConnection", conn)
             pre, post = self._endpoints(proj, conn, file, "electricalConnection")
             feats = {"weight": _weight(conn, file)}
-            g = synapse_features(gap, self.model.components).get("syn_gbase")
+            g = self.component_features("synapse", gap).get("syn_gbase")
             if g is not None:
                 feats["conductance"] = g
             self.b.add_edge(pre, post, EdgeKind.GAP, True, feats)

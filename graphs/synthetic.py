@@ -36,7 +36,7 @@ def write_morphology(path: Path, n_segments: int, seed: int = 0) -> None:
               '<channelDensity id="pas" ionChannel="pas" condDensity="0.1 mS_per_cm2" '
               'erev="-70mV" ion="non_specific"/><specificCapacitance value="1 uF_per_cm2"/>'
               '</membraneProperties></biophysicalProperties></cell>', "</neuroml>"]
-    path.write_text("\n".join(lines))
+    Path(path).write_text("\n".join(lines))
 
 
 def write_network(path: Path, n_cells: int, fan_in: int = 10, seed: int = 0) -> None:
@@ -62,6 +62,6 @@ def write_network(path: Path, n_cells: int, fan_in: int = 10, seed: int = 0) -> 
     for i in range(n_cells):
         lines.append(f'<input id="{i}" target="../P/{i}/iaf" destination="synapses"/>')
     lines += ["</inputList></network>", "</neuroml>"]
-    path.write_text("\n".join(lines))
+    Path(path).write_text("\n".join(lines))
 
 

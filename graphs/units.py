@@ -42,6 +42,7 @@ def unit_table() -> Dict[str, Unit]:
     }
 
 
+@functools.lru_cache(maxsize=None)
 def dimension_of_type(data_type: str) -> Optional[str]:
     """Dimension named by a libNeuroML data type, e.g. ``Nml2Quantity_pertime -> per_time``.
 
