@@ -99,7 +99,7 @@ def convert_command(args) -> int:
                           disable=None):
         report.append(convert_one(path, out_dir / rel, args.granularity))
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
-    write_manifest(out_dir, report, {r["file"]: r.get("npz") for r in report})
+    write_manifest(out_dir, report)
     failed = [r for r in report if r["status"] != "ok"]
     for r in failed:
         print(f"error: {r['error']['type']}: {r['error']['message']}", file=sys.stderr)

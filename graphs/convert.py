@@ -27,19 +27,11 @@ from graphs.errors import InvalidValue, NothingToConvert, UnknownComponent
 from graphs.morphology import Template, custom_template, morphology_template, point_template
 from graphs.params import class_feature, input_features, synapse_features
 from graphs.reader import Component, Model, line_of, networks, read_model
-from graphs.schema import GRANULARITIES, SCHEMA_VERSION, EdgeKind, NodeKind, model_class
+from graphs.schema import (CELL_CLASSES, GRANULARITIES, INPUT_CLASSES, SCHEMA_VERSION,
+                           SYNAPSE_CLASSES, EdgeKind, NodeKind, model_class)
 from graphs.units import to_si
 
 UM = 1e-6
-_CELL_CLASSES = {"izhikevich2007Cell", "izhikevichCell", "adExIaFCell", "iafCell",
-                 "iafRefCell", "iafTauCell", "iafTauRefCell", "hhCell", "pynnCell",
-                 "fitzHughNagumoCell", "pinskyRinzelCA3Cell"}
-_SYNAPSE_CLASSES = {"expOneSynapse", "expTwoSynapse", "expThreeSynapse", "alphaSynapse",
-                    "gapJunction", "plasticSynapse", "doubleSynapse", "gradedSynapse",
-                    "pynnSynapse"}
-_INPUT_CLASSES = {"pulseGenerator", "sineGenerator", "rampGenerator", "spikeGenerator",
-                  "spikeGeneratorPoisson", "spikeArray", "poissonFiringSynapse",
-                  "voltageClamp"}
 _TARGET = re.compile(r"^(?:\.\./)?([^/\[\]]+)(?:\[(\d+)\]|/(\d+)(?:/[^/]+)?)?$")
 
 
@@ -60,7 +52,7 @@ def model_to_cg(model: Model, granularity: str = "section") -> CG:
     else:
         cells = _cells(model.root_document, model)
         if not cells:
-            cells = [c for c in model.components.values() if model_class(c.tag) in _CELL_CLASSES]
+            cells = [c for c in model.components.values() if model_class(c.tag) in CELL_CLASSES]
         morphs = [Component("morphology", m, model.root, line_of(m))
                   for m in model.root_document.morphology or []]
         if cells or morphs:
@@ -117,7 +109,6 @@ class _Converter:
         self.templates: Dict[str, Template] = {}
         # (population id, instance id) -> (neuron node, first compartment node, template)
         self.cells: Dict[Tuple[str, int], Tuple[int, int, Template]] = {}
-        self.pop_size: Dict[str, int] = {}
         self.features: Dict[Tuple[str, int], Dict[str, float]] = {}  # per component
 
     def component_features(self, kind: str, comp: Component) -> Dict[str, float]:
@@ -184,7 +175,6 @@ class _Converter:
         tmpl = self.template(comp_id, comp)
         b = self.b
         n_inst = len(instances)
-        self.pop_size[pop_id] = n_inst
         for i, (inst_id, loc) in enumerate(instances):
             feats = dict(tmpl.neuron_feats)
             feats["population_index"] = pop_index / max(n_pops - 1, 1)
@@ -316,10 +306,10 @@ class _Converter:
             if comp.file != self.model.root:
                 continue
             cls = model_class(comp.tag)
-            if cls in _SYNAPSE_CLASSES:
+            if cls in SYNAPSE_CLASSES:
                 self.b.add_node(NodeKind.SYNAPSE, -1, cid,
                                 synapse_features(comp, self.model.components))
-            elif cls in _INPUT_CLASSES:
+            elif cls in INPUT_CLASSES:
                 self.b.add_node(NodeKind.INPUT, -1, cid,
                                 input_features(comp, self.model.components))
             elif (cls == "ionChannel" or comp.tag.endswith("ConcentrationModel")

@@ -101,8 +101,9 @@ def quantities(comp: Component) -> Dict[str, float]:
     return out
 
 
-def _columns(comp: Component, table: Dict[str, str], overrides=None) -> Dict[str, float]:
-    q = quantities(comp)
+def _columns(comp: Component, table: Dict[str, str], overrides=None,
+             q: Dict[str, float] = None) -> Dict[str, float]:
+    q = quantities(comp) if q is None else q
     mapping = {**table, **(overrides or {})}
     feats = {mapping[k]: v for k, v in q.items() if k in mapping}
     for col in _NONNEGATIVE & feats.keys():
@@ -147,8 +148,8 @@ def synapse_features(comp: Component, components: Dict[str, Component]) -> Dict[
 
 def input_features(comp: Component, components: Dict[str, Component]) -> Dict[str, float]:
     """Input columns: amplitude, rate, timing (and the synapse it drives, if any)."""
-    feats = {**class_feature(comp.tag), **_columns(comp, _INPUT_COLUMNS)}
     q = quantities(comp)
+    feats = {**class_feature(comp.tag), **_columns(comp, _INPUT_COLUMNS, q=q)}
     if "period" in q and q["period"] > 0:
         feats["input_rate"] = 1.0 / q["period"]
     syn_id = getattr(comp.obj, "synapse", None)

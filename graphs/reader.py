@@ -3,10 +3,10 @@
 We parse the XML ourselves with a hardened lxml parser (no DTD, no entity
 expansion, no network, comments dropped) and hand the root element to
 libNeuroML's generated ``build`` so the object model is libNeuroML's own.
-``neuroml.loaders.read_neuroml2_file`` is not used because it parses with
-entity resolution on, fetches nothing safely by construction, keeps include
-state in a shared default argument (libNeuroML #137) and calls ``sys.exit`` on
-a missing file. Include resolution here is a pure function of the root path.
+``neuroml.loaders.read_neuroml2_file`` is not used because its lxml parser
+resolves entities, it keeps include state in a shared default argument
+(libNeuroML #137) and it calls ``sys.exit`` on a missing file. Include
+resolution here is a pure function of the root path.
 """
 
 from __future__ import annotations

@@ -60,6 +60,17 @@ MODEL_CLASSES: Tuple[str, ...] = (
     "other",
 )
 
+# Which model classes are cells, synapses and inputs.
+CELL_CLASSES = {"izhikevich2007Cell", "izhikevichCell", "adExIaFCell", "iafCell",
+                 "iafRefCell", "iafTauCell", "iafTauRefCell", "hhCell", "pynnCell",
+                 "fitzHughNagumoCell", "pinskyRinzelCA3Cell"}
+SYNAPSE_CLASSES = {"expOneSynapse", "expTwoSynapse", "expThreeSynapse", "alphaSynapse",
+                    "gapJunction", "plasticSynapse", "doubleSynapse", "gradedSynapse",
+                    "pynnSynapse"}
+INPUT_CLASSES = {"pulseGenerator", "sineGenerator", "rampGenerator", "spikeGenerator",
+                  "spikeGeneratorPoisson", "spikeArray", "poissonFiringSynapse",
+                  "voltageClamp"}
+
 _CLASS_ALIASES = {
     "cell": "hhCell",
     "cell2CaPools": "hhCell",

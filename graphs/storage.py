@@ -44,14 +44,11 @@ def load_cg(path) -> CG:
         return CG(**{name: data[name] for name in _ARRAYS}, meta=meta)
 
 
-def write_manifest(out_dir, report: List[Dict], outputs: Dict[str, str]) -> Path:
-    """DIR/manifest.json: schema, and per source file its checksum, output and outcome."""
+def write_manifest(out_dir, report: List[Dict]) -> Path:
+    """DIR/manifest.json: the schema, and per source file its outcome, checksum and npz."""
     out_dir = Path(out_dir)
-    entries = []
-    for row in report:
-        entries.append({**row, "npz": outputs.get(row["file"])})
     manifest = {"schema_version": SCHEMA_VERSION, "schema": schema_dict(),
-                "models": entries}
+                "models": [{"npz": None, **row} for row in report]}
     path = out_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1))
     return path

@@ -83,11 +83,3 @@ def to_si(quantity, dimension: Optional[str] = None, file="?", element=None,
         raise UnitError(file, f"{text!r} has dimension {unit.dimension}, "
                         f"expected {dimension}", element, line)
     return (magnitude + unit.offset) * unit.factor
-
-
-def si_to(value_si: float, symbol: str) -> float:
-    """Express an SI value in the unit ``symbol`` (a reference unit of the schema)."""
-    if not symbol:
-        return value_si
-    unit = unit_table()[symbol]
-    return value_si / unit.factor - unit.offset

@@ -68,7 +68,7 @@ def test_remote_include_is_refused_not_fetched(write_nml, href):
 def test_xxe_is_refused(tmp_path):
     p = tmp_path / "xxe.nml"
     p.write_text('<?xml version="1.0"?>\n<!DOCTYPE neuroml [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
-                 + nml(f'<iafCell id="&x;" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leak_conductance="1nS"/>').split("\n", 1)[1])
+                 + nml('<iafCell id="&x;" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leak_conductance="1nS"/>').split("\n", 1)[1])
     err = check(p, E.UnsafeXML, "refused")
     assert err.line == 2
 
