@@ -1,0 +1,149 @@
+"""Which node attends to which, per mechanism, derived from the batch inside jit.
+
+Every mechanism is a ``Pairs`` list of P = E + N rows: row p < E belongs to
+batch edge p (same order as ``graph.senders``), row E + n is node n attending
+to itself. A row says "receiver i may attend to sender j" when ``allowed``.
+Rows are computed with ``jnp.where`` from edge kinds, forward flags, node
+kinds and ``neuron_id`` only, so the shapes depend on the padded bucket and
+never on the data: one compilation per bucket. Because every row is tied to
+an edge (or to a self pair), attention weights come back aligned with the
+batch's own edge arrays, and self-attention is a separate, explicit block.
+
+Allowed sets (j -> i), DESIGN.md section 2:
+
+* GANlow: axial and membership edges inside one neuron (compartment <->
+  compartment, compartment <-> its neuron node), plus self for compartments
+  and neuron nodes. One round is one axial hop; ``low_hops`` rounds reach k.
+* GANup: neuron <-> neuron through a synapse node or a gap junction (the
+  edge's endpoints are lifted to their neuron nodes), neuron <-> CLS, plus
+  self for neuron and CLS nodes.
+* MaskA: forward-flagged edges of the signal kinds (axial, synaptic, gap,
+  input by default), plus self for every real node.
+* MaskB: the transpose of MaskA (same rows, sender and receiver swapped).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import jraph
+
+from graphs.schema import COMPARTMENT_KINDS, EdgeKind, NodeKind
+
+
+class Pairs(NamedTuple):
+    """Allowed attention pairs of one mechanism; rows [0, E) = edges, [E, E+N) = self."""
+
+    senders: jnp.ndarray  # [P] int32, attended node j
+    receivers: jnp.ndarray  # [P] int32, attending node i
+    allowed: jnp.ndarray  # [P] bool
+
+
+class DenseLayout(NamedTuple):
+    """Where each node sits in the dense [blocks, size, size] attention matrices."""
+
+    block: jnp.ndarray  # [N] int32
+    pos: jnp.ndarray  # [N] int32, may be >= size for padding nodes (dropped)
+    num_blocks: int
+    size: int
+
+
+def _isin(x: jnp.ndarray, values: Sequence[int]) -> jnp.ndarray:
+    return jnp.isin(x, jnp.asarray(tuple(int(v) for v in values), jnp.int32))
+
+
+def _with_self(graph: jraph.GraphsTuple, senders, receivers, edge_ok, self_ok) -> Pairs:
+    n = graph.nodes["kind"].shape[0]
+    nodes = jnp.arange(n, dtype=jnp.int32)
+    return Pairs(senders=jnp.concatenate([senders.astype(jnp.int32), nodes]),
+                 receivers=jnp.concatenate([receivers.astype(jnp.int32), nodes]),
+                 allowed=jnp.concatenate([edge_ok, self_ok & graph.nodes["valid"]]))
+
+
+def ganlow_pairs(graph: jraph.GraphsTuple) -> Pairs:
+    """Inside-neuron attention: axial + membership edges of one neuron, plus self."""
+    nid, kind = graph.nodes["neuron_id"], graph.edges["kind"]
+    s, r = graph.senders, graph.receivers
+    ok = (graph.edges["valid"] & _isin(kind, (EdgeKind.AXIAL, EdgeKind.MEMBERSHIP))
+          & (nid[s] >= 0) & (nid[s] == nid[r]))
+    return _with_self(graph, s, r, ok, nid >= 0)
+
+
+def ganup_pairs(graph: jraph.GraphsTuple) -> Pairs:
+    """Between-neuron attention: synapse/gap edges lifted to neuron nodes, CLS, self."""
+    nid, node_kind = graph.nodes["neuron_id"], graph.nodes["kind"]
+    kind, valid = graph.edges["kind"], graph.edges["valid"]
+    s, r = graph.senders, graph.receivers
+    n = nid.shape[0]
+    syn = valid & (kind == EdgeKind.SYNAPTIC)
+    into_syn = syn & (node_kind[r] == NodeKind.SYNAPSE)  # pre compartment -> synapse
+    out_syn = syn & (node_kind[s] == NodeKind.SYNAPSE)  # synapse -> post compartment
+    # Neuron on each side of every synapse node: [N] int32, -1 where none.
+    pre_of = jax.ops.segment_max(jnp.where(into_syn, nid[s], -1), r, n)
+    post_of = jax.ops.segment_max(jnp.where(out_syn, nid[r], -1), s, n)
+    pre_of, post_of = jnp.maximum(pre_of, -1), jnp.maximum(post_of, -1)
+    gap = valid & (kind == EdgeKind.GAP)
+    cls = valid & (kind == EdgeKind.CLS)
+    # post attends to pre on the synapse -> post row; pre attends to post on the pre -> synapse row.
+    snd = jnp.select([out_syn, into_syn, gap], [pre_of[s], post_of[r], nid[s]], s)
+    rcv = jnp.select([out_syn, into_syn, gap], [nid[r], nid[s], nid[r]], r)
+    lifted = (out_syn | into_syn | gap) & (snd >= 0) & (rcv >= 0) & (snd != rcv)
+    self_ok = _isin(node_kind, (NodeKind.NEURON, NodeKind.CLS))
+    return _with_self(graph, jnp.maximum(snd, 0), jnp.maximum(rcv, 0), lifted | cls, self_ok)
+
+
+def forward_pairs(graph: jraph.GraphsTuple, signal_kinds: Sequence[int]) -> Pairs:
+    """MaskA: receiver i attends to j along forward signal-flow edges j -> i, plus self."""
+    e = graph.edges
+    ok = e["valid"] & _isin(e["kind"], signal_kinds) & (e["forward"] > 0)
+    return _with_self(graph, graph.senders, graph.receivers, ok, graph.nodes["valid"])
+
+
+def backward_pairs(graph: jraph.GraphsTuple, signal_kinds: Sequence[int]) -> Pairs:
+    """MaskB: the transpose of MaskA (retrograde flow), aligned with the same edge rows."""
+    fwd = forward_pairs(graph, signal_kinds)
+    return fwd._replace(senders=fwd.receivers, receivers=fwd.senders)
+
+
+def receives(pairs: Pairs, num_nodes: int) -> jnp.ndarray:
+    """[N] bool: the node has at least one allowed pair (else its update is zero)."""
+    return jax.ops.segment_sum(pairs.allowed.astype(jnp.int32), pairs.receivers, num_nodes) > 0
+
+
+def dense_layout(graph: jraph.GraphsTuple, size: Optional[int] = None) -> DenseLayout:
+    """Per-graph blocks of ``size`` nodes, or the whole padded batch as one block.
+
+    ``size`` must hold the largest real graph of the batch (``dense_block_size``
+    computes it on the host); padding nodes beyond it are dropped, which is
+    harmless because they are never allowed in any pair.
+    """
+    n = graph.nodes["kind"].shape[0]
+    if size is None:
+        return DenseLayout(jnp.zeros(n, jnp.int32), jnp.arange(n, dtype=jnp.int32), 1, n)
+    g = graph.n_node.shape[0]
+    graph_of = jnp.repeat(jnp.arange(g, dtype=jnp.int32), graph.n_node, total_repeat_length=n)
+    offsets = jnp.cumsum(graph.n_node) - graph.n_node
+    _check_block_size(graph, size)
+    return DenseLayout(graph_of, jnp.arange(n, dtype=jnp.int32) - offsets[graph_of], g, size)
+
+
+def dense_block_size(graph: jraph.GraphsTuple) -> int:
+    """Host helper: the largest real graph's node count (for ``dense_graph_nodes``)."""
+    import numpy as np
+
+    real = np.asarray(graph.n_node)[np.asarray(graph.globals["valid"], bool)]
+    return int(real.max()) if real.size else 1
+
+
+def _check_block_size(graph: jraph.GraphsTuple, size: int) -> None:
+    """Raise early when concrete inputs hold a real graph larger than the dense block."""
+    try:
+        largest = dense_block_size(graph)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return  # traced: the caller sized the block on the host
+    if largest > size:
+        raise ValueError(f"dense_graph_nodes={size} is smaller than the largest graph "
+                         f"in the batch ({largest} nodes); raise it or use "
+                         "bgan_jax.dense_block_size(batch)")
