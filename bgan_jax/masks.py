@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from graphs.schema import COMPARTMENT_KINDS, EdgeKind, NodeKind
+from graphs.schema import EdgeKind, NodeKind
 
 
 class Pairs(NamedTuple):
