@@ -12,13 +12,13 @@ aligned with the batch's edge arrays (mechanisms: ``ganlow`` (a list, one per
 hop round), ``ganup``, ``mask_a``, ``mask_b``).
 """
 
-from bgan_jax.attention import dense_attention, segment_softmax, sparse_attention
+from bgan_jax.attention import AttentionWeights, dense_attention, pair_softmax, sparse_attention
 from bgan_jax.config import BGANConfig
 from bgan_jax.losses import (accuracy, classification_loss, mask_node_features,
                              reconstruction_loss, regression_loss)
 from bgan_jax.masks import (DenseLayout, Pairs, backward_pairs, dense_block_size,
                             dense_layout, forward_pairs, ganlow_pairs, ganup_pairs, receives)
-from bgan_jax.model import (BGAN, BMSA, NSA, AttentionWeights, Block, EdgeAttention,
+from bgan_jax.model import (BGAN, BMSA, NSA, Block, EdgeAttention,
                             MaskedAttention, bmsa_heads, cls_index, create_model)
 
 __all__ = [
@@ -27,5 +27,5 @@ __all__ = [
     "classification_loss", "cls_index", "create_model", "dense_attention",
     "dense_block_size", "dense_layout", "forward_pairs", "ganlow_pairs", "ganup_pairs",
     "mask_node_features", "receives", "reconstruction_loss", "regression_loss",
-    "segment_softmax", "sparse_attention",
+    "pair_softmax", "sparse_attention",
 ]

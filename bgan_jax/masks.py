@@ -1,8 +1,8 @@
 """Which node attends to which, per mechanism, derived from the batch inside jit.
 
-Every mechanism is a ``Pairs`` list of P = E + N rows: row p < E belongs to
-batch edge p (same order as ``graph.senders``), row E + n is node n attending
-to itself. A row says "receiver i may attend to sender j" when ``allowed``.
+Every mechanism is a ``Pairs``: one row per batch edge (same order as
+``graph.senders``) saying "receiver i may attend to sender j" where
+``allowed``, plus one flag per node for attending to itself.
 Rows are computed with ``jnp.where`` from edge kinds, forward flags, node
 kinds and ``neuron_id`` only, so the shapes depend on the padded bucket and
 never on the data: one compilation per bucket. Because every row is tied to
@@ -34,11 +34,12 @@ from graphs.schema import EdgeKind, NodeKind
 
 
 class Pairs(NamedTuple):
-    """Allowed attention pairs of one mechanism; rows [0, E) = edges, [E, E+N) = self."""
+    """Allowed attention pairs of one mechanism: edge rows and self pairs."""
 
-    senders: jnp.ndarray  # [P] int32, attended node j
-    receivers: jnp.ndarray  # [P] int32, attending node i
-    allowed: jnp.ndarray  # [P] bool
+    senders: jnp.ndarray  # [E] int32, attended node j of edge row e
+    receivers: jnp.ndarray  # [E] int32, attending node i of edge row e
+    allowed: jnp.ndarray  # [E] bool, edge row e is used
+    self_allowed: jnp.ndarray  # [N] bool, node n attends to itself
 
 
 class DenseLayout(NamedTuple):
@@ -55,11 +56,8 @@ def _isin(x: jnp.ndarray, values: Sequence[int]) -> jnp.ndarray:
 
 
 def _with_self(graph: jraph.GraphsTuple, senders, receivers, edge_ok, self_ok) -> Pairs:
-    n = graph.nodes["kind"].shape[0]
-    nodes = jnp.arange(n, dtype=jnp.int32)
-    return Pairs(senders=jnp.concatenate([senders.astype(jnp.int32), nodes]),
-                 receivers=jnp.concatenate([receivers.astype(jnp.int32), nodes]),
-                 allowed=jnp.concatenate([edge_ok, self_ok & graph.nodes["valid"]]))
+    return Pairs(senders=senders.astype(jnp.int32), receivers=receivers.astype(jnp.int32),
+                 allowed=edge_ok, self_allowed=self_ok & graph.nodes["valid"])
 
 
 def ganlow_pairs(graph: jraph.GraphsTuple) -> Pairs:
@@ -107,9 +105,11 @@ def backward_pairs(graph: jraph.GraphsTuple, signal_kinds: Sequence[int]) -> Pai
     return fwd._replace(senders=fwd.receivers, receivers=fwd.senders)
 
 
-def receives(pairs: Pairs, num_nodes: int) -> jnp.ndarray:
+def receives(pairs: Pairs) -> jnp.ndarray:
     """[N] bool: the node has at least one allowed pair (else its update is zero)."""
-    return jax.ops.segment_sum(pairs.allowed.astype(jnp.int32), pairs.receivers, num_nodes) > 0
+    n = pairs.self_allowed.shape[0]
+    return pairs.self_allowed | (jax.ops.segment_sum(pairs.allowed.astype(jnp.int32),
+                                                     pairs.receivers, n) > 0)
 
 
 def dense_layout(graph: jraph.GraphsTuple, size: Optional[int] = None) -> DenseLayout:

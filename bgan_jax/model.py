@@ -20,17 +20,6 @@ from bgan_jax.config import BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
 
 
-class AttentionWeights(NamedTuple):
-    """Weights of one mechanism, aligned with the batch: per edge row and per self pair."""
-
-    edges: jnp.ndarray  # [E, H] weight of edge e's pair (0 where the edge is not used)
-    self: jnp.ndarray  # [N, H] weight of node n attending to itself
-
-
-def _split(weights: jnp.ndarray, num_edges: int) -> AttentionWeights:
-    return AttentionWeights(edges=weights[:num_edges], self=weights[num_edges:])
-
-
 class Context(NamedTuple):
     """Per-batch quantities shared by every block (computed once per forward pass)."""
 
@@ -45,7 +34,7 @@ class Context(NamedTuple):
 
 
 class EdgeAttention(nn.Module):
-    """Multi-head edge-aware attention over one pair set: -> ([N, H, D], [P, H])."""
+    """Multi-head edge-aware attention over one pair set: -> ([N, H, D], weights)."""
 
     heads: int
     head_dim: int
@@ -60,9 +49,8 @@ class EdgeAttention(nn.Module):
         e = edge_emb.shape[0]
         ek = nn.Dense(width, use_bias=False, name="edge_key")(edge_emb).reshape((e,) + hd)
         ev = nn.Dense(width, use_bias=False, name="edge_value")(edge_emb).reshape((e,) + hd)
-        if layout is None:
-            return sparse_attention(q, k, v, ek, ev, pairs)
-        return dense_attention(q, k, v, ek, ev, pairs, layout)
+        args = (q, k, v, ek, ev, pairs)
+        return sparse_attention(*args) if layout is None else dense_attention(*args, layout)
 
 
 class MaskedAttention(nn.Module):
@@ -85,12 +73,12 @@ class NSA(nn.Module):
 
     @nn.compact
     def __call__(self, h, ctx: Context):  # h [N, d] -> update [N, d], weights
-        cfg, e = self.config, ctx.edge_emb.shape[0]
+        cfg = self.config
         x, low = h, []
         for r in range(cfg.low_hops):
             u, w = MaskedAttention(cfg.hidden, cfg.heads, name=f"ganlow_{r}")(
                 x, ctx.edge_emb, ctx.low, ctx.layout)
-            x, low = x + u, low + [_split(w, e)]
+            x, low = x + u, low + [w]
         up, w_up = MaskedAttention(cfg.hidden, cfg.heads, name="ganup")(
             x, ctx.edge_emb, ctx.up, ctx.layout)
         # Top-down: each compartment reads its neuron's new state through a gate.
@@ -98,7 +86,7 @@ class NSA(nn.Module):
         parent = jnp.where(comp, (x + up)[jnp.maximum(ctx.neuron_id, 0)], 0.0)  # [N, d]
         gate = nn.sigmoid(nn.Dense(cfg.hidden, name="down_gate")(jnp.concatenate([x, parent], -1)))
         down = jnp.where(comp, gate * nn.Dense(cfg.hidden, use_bias=False, name="down")(parent), 0.0)
-        return (x - h) + up + down, {"ganlow": low, "ganup": _split(w_up, e)}
+        return (x - h) + up + down, {"ganlow": low, "ganup": w_up}
 
 
 def bmsa_heads(config: BGANConfig) -> Tuple[int, int]:
@@ -115,14 +103,14 @@ class BMSA(nn.Module):
 
     @nn.compact
     def __call__(self, h, ctx: Context):
-        cfg, e = self.config, ctx.edge_emb.shape[0]
+        cfg = self.config
         head_dim = cfg.hidden // cfg.heads
         parts, weights = [], {}
         for name, heads, pairs in zip(("mask_a", "mask_b"), bmsa_heads(cfg), (ctx.fwd, ctx.bwd)):
             if heads:
                 out, w = EdgeAttention(heads, head_dim, name=name)(h, ctx.edge_emb, pairs, ctx.layout)
                 parts.append(out.reshape(h.shape[0], -1))
-                weights[name] = _split(w, e)
+                weights[name] = w
         return nn.Dense(cfg.hidden, use_bias=False, name="mix")(jnp.concatenate(parts, -1)), weights
 
 

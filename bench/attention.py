@@ -1,0 +1,354 @@
+"""One BGAN block, forward + backward, against PyTorch peers doing the same block.
+
+Ours: ``bgan_jax`` with ``num_blocks=1`` (node/edge embedding, NSA = GANlow +
+GANup + gated top-down, BMSA = MaskA + MaskB heads, MLP, final LayerNorm),
+jit-compiled ``value_and_grad`` of a scalar loss, in the sparse and in the
+dense attention path; the masks are derived inside the step from edge kinds,
+as in training.
+
+Peers (same run, same graph, same hidden size, heads and edge-embedding size,
+same block layout and the same allowed pairs per mechanism, given to them
+precomputed):
+* ``pyg``: PyTorch Geometric ``TransformerConv`` (edge_dim, no root weight) for
+  each of the four attentions; edge features enter keys and values.
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` with a boolean
+  [N, N] mask per mechanism (dense); a boolean mask cannot carry edge features,
+  so this peer does less work than ours.
+
+Graph: a single synthetic CG of N nodes (CLS, neurons with soma + 3-dendrite
+chains, one synapse node per neuron, gap junctions added until there are ~10
+edges per node). Every (implementation, size) runs in a fresh process so its
+peak RSS growth is its own. Dense runs are skipped above ``--dense-max``.
+
+    python bench/attention.py            # 1k .. 64k nodes
+    python bench/attention.py --quick    # 1k and 2k nodes, under a minute
+
+The last line is ``speedup_vs_pyg=<PyG time / our sparse time>`` at the
+largest size both ran (above 1 means bgan_jax is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+HIDDEN, HEADS, EDGE_HIDDEN = 128, 4, 32
+IMPLS = ("bgan_sparse", "bgan_dense", "pyg", "sdpa")
+
+
+def synthetic_graph(n_nodes: int, edges_per_node: float = 10.0, seed: int = 0):
+    """A padded one-graph batch of about ``n_nodes`` nodes (numpy, built vectorized)."""
+    from graphs import batch_and_pad
+    from graphs.cg import CG
+    from graphs.schema import EDGE_COLUMNS, NODE_COLUMNS, EdgeKind, NodeKind
+
+    rng = np.random.default_rng(seed)
+    k = max((n_nodes - 1) // 6, 2)  # neurons: 5 nodes each + 1 synapse node
+    base = 1 + 5 * np.arange(k)  # neuron node index
+    kind = np.concatenate([[NodeKind.CLS], np.tile([NodeKind.NEURON, NodeKind.SOMA] +
+                                                   [NodeKind.DENDRITE] * 3, k),
+                           np.full(k, NodeKind.SYNAPSE)]).astype(np.int32)
+    n = kind.shape[0]
+    nid = np.full(n, -1, np.int32)
+    nid[1:1 + 5 * k] = np.repeat(base, 5)
+    comp = base[:, None] + np.arange(1, 5)  # [k, 4] soma, d1, d2, d3
+    syn = 1 + 5 * k + np.arange(k)
+    post = comp[rng.integers(0, k, k), rng.integers(0, 4, k)]
+    edges = []  # (senders, receivers, kind, forward)
+
+    def pair(a, b, kind_, a_fwd):
+        edges.append((a, b, np.full(a.shape, kind_), np.full(a.shape, a_fwd)))
+        edges.append((b, a, np.full(a.shape, kind_), np.full(a.shape, not a_fwd)))
+
+    pair(base, np.zeros(k, int), EdgeKind.CLS, True)
+    for c in range(4):
+        pair(comp[:, c], base, EdgeKind.MEMBERSHIP, True)
+    for c in range(1, 4):  # dendrite chain towards the soma
+        pair(comp[:, c], comp[:, c - 1], EdgeKind.AXIAL, True)
+    edges.append((comp[:, 0], syn, np.full(k, EdgeKind.SYNAPTIC), np.ones(k, bool)))
+    edges.append((syn, post, np.full(k, EdgeKind.SYNAPTIC), np.ones(k, bool)))
+    so_far = sum(e[0].shape[0] for e in edges)
+    gaps = max(int((edges_per_node * n - so_far) // 2), 0)
+    a = comp.reshape(-1)[rng.integers(0, 4 * k, gaps)]
+    b = comp.reshape(-1)[rng.integers(0, 4 * k, gaps)]
+    edges.append((a, b, np.full(gaps, EdgeKind.GAP), np.ones(gaps, bool)))
+    edges.append((b, a, np.full(gaps, EdgeKind.GAP), np.ones(gaps, bool)))
+    snd, rcv, ekind, fwd = (np.concatenate([np.asarray(e[i]) for e in edges]) for i in range(4))
+    ne = snd.shape[0]
+    known = (rng.uniform(size=(n, len(NODE_COLUMNS))) < 0.3).astype(np.float32)
+    ef = rng.normal(size=(ne, len(EDGE_COLUMNS))).astype(np.float32)
+    cg = CG(node_features=rng.normal(size=known.shape).astype(np.float32) * known,
+            node_feature_mask=known, node_kind=kind, neuron_id=nid,
+            node_name=np.array([""] * n), senders=snd.astype(np.int32),
+            receivers=rcv.astype(np.int32), edge_kind=ekind.astype(np.int32),
+            edge_forward=fwd.astype(np.int32), edge_features=ef,
+            edge_feature_mask=np.ones_like(ef))
+    return batch_and_pad([cg])
+
+
+def config(path: str):
+    import bgan_jax
+    return bgan_jax.BGANConfig(hidden=HIDDEN, heads=HEADS, num_blocks=1, edge_hidden=EDGE_HIDDEN,
+                               attention=path, reconstruct=False)
+
+
+def run_ours(batch, path: str, reps: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    import bgan_jax
+    batch = jax.device_put(batch)
+    model = bgan_jax.create_model(config(path))
+    params = jax.jit(model.init)(jax.random.key(0), batch)
+
+    @jax.jit
+    def step(params, batch):
+        def loss(p):
+            return jnp.mean(jnp.square(model.apply(p, batch)["node_embedding"]))
+        return jax.value_and_grad(loss)(params)
+
+    def once():
+        jax.block_until_ready(step(params, batch))
+
+    return time_it(once, reps, device_peak=_jax_peak)
+
+
+def _jax_peak():
+    import jax
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
+def mechanism_pairs(batch):
+    """Allowed (sender, receiver, row) triples of the four mechanisms, as numpy."""
+    import bgan_jax
+    kinds = config("sparse").signal_edge_kinds
+    out = {}
+    for name, fn in (("ganlow", bgan_jax.ganlow_pairs), ("ganup", bgan_jax.ganup_pairs),
+                     ("mask_a", lambda g: bgan_jax.forward_pairs(g, kinds)),
+                     ("mask_b", lambda g: bgan_jax.backward_pairs(g, kinds))):
+        p = fn(batch)
+        ok = np.asarray(p.allowed)
+        out[name] = (np.asarray(p.senders)[ok], np.asarray(p.receivers)[ok],
+                     np.flatnonzero(ok))
+    return out
+
+
+def run_torch(batch, impl: str, reps: int) -> dict:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    n, e = batch.nodes["kind"].shape[0], batch.senders.shape[0]
+    pairs = mechanism_pairs(batch)
+    x_in = torch.tensor(np.concatenate([batch.nodes["features"] * batch.nodes["feature_mask"],
+                                        batch.nodes["feature_mask"]], -1), device=dev)
+    e_in = torch.tensor(np.concatenate([batch.edges["features"], batch.edges["feature_mask"]], -1),
+                        device=dev)
+    nid = torch.tensor(np.maximum(batch.nodes["neuron_id"], 0), device=dev, dtype=torch.long)
+    is_comp = torch.tensor(np.isin(batch.nodes["kind"], [2, 3, 4]), device=dev)[:, None]
+
+    def tensors(name):
+        s, r, row = pairs[name]
+        return (torch.tensor(np.stack([s, r]), device=dev, dtype=torch.long),
+                torch.tensor(row, device=dev, dtype=torch.long))
+
+    graph = {name: tensors(name) for name in pairs}
+
+    class PygAttention(nn.Module):
+        def __init__(self, heads):
+            super().__init__()
+            from torch_geometric.nn import TransformerConv
+            self.conv = TransformerConv(HIDDEN, HIDDEN // HEADS, heads=heads, edge_dim=EDGE_HIDDEN,
+                                        root_weight=False)
+
+        def forward(self, x, edge_emb, name):
+            index, row = graph[name]
+            return self.conv(x, index, edge_emb[row])
+
+    class SdpaAttention(nn.Module):
+        def __init__(self, heads):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(HIDDEN, 3 * heads * (HIDDEN // HEADS))
+
+        def forward(self, x, edge_emb, name):
+            q, k, v = self.qkv(x).view(n, 3, self.heads, -1).permute(1, 2, 0, 3)
+            out = torch.nn.functional.scaled_dot_product_attention(
+                q[None], k[None], v[None], attn_mask=masks[name])
+            return out[0].permute(1, 0, 2).reshape(n, -1)
+
+    masks = {}
+    if impl == "sdpa":
+        for name, (index, _) in graph.items():
+            m = torch.zeros(n, n, dtype=torch.bool, device=dev)
+            m[index[1], index[0]] = True
+            masks[name] = m
+    attention = PygAttention if impl == "pyg" else SdpaAttention
+
+    class Mechanism(nn.Module):
+        def __init__(self, heads):
+            super().__init__()
+            self.attn, self.out = attention(heads), nn.Linear(heads * (HIDDEN // HEADS), HIDDEN,
+                                                              bias=False)
+
+        def forward(self, x, edge_emb, name):
+            return self.out(self.attn(x, edge_emb, name))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.node_embed = nn.Linear(x_in.shape[1], HIDDEN)
+            self.edge_embed = nn.Linear(e_in.shape[1], EDGE_HIDDEN)
+            self.ln = nn.ModuleList([nn.LayerNorm(HIDDEN) for _ in range(4)])
+            self.low, self.up = Mechanism(HEADS), Mechanism(HEADS)
+            self.gate, self.down = nn.Linear(2 * HIDDEN, HIDDEN), nn.Linear(HIDDEN, HIDDEN, bias=False)
+            self.a, self.b = attention(HEADS // 2), attention(HEADS - HEADS // 2)
+            self.mix = nn.Linear(HIDDEN, HIDDEN, bias=False)
+            self.mlp = nn.Sequential(nn.Linear(HIDDEN, 2 * HIDDEN), nn.GELU(), nn.Linear(2 * HIDDEN, HIDDEN))
+
+        def forward(self):
+            h = self.node_embed(x_in)
+            edge_emb = nn.functional.gelu(self.edge_embed(e_in))
+            edge_emb = torch.cat([edge_emb, edge_emb.new_zeros(n, EDGE_HIDDEN)])  # self rows
+            y = self.ln[0](h)
+            x = y + self.low(y, edge_emb, "ganlow")
+            up = self.up(x, edge_emb, "ganup")
+            parent = torch.where(is_comp, (x + up)[nid], 0.0)
+            gate = torch.sigmoid(self.gate(torch.cat([x, parent], -1)))
+            h = h + (x - y) + up + torch.where(is_comp, gate * self.down(parent), 0.0)
+            y = self.ln[1](h)
+            h = h + self.mix(torch.cat([self.a(y, edge_emb, "mask_a"), self.b(y, edge_emb, "mask_b")], -1))
+            h = h + self.mlp(self.ln[2](h))
+            return self.ln[3](h)
+
+    block = Block().to(dev)
+
+    def once():
+        block.zero_grad(set_to_none=True)
+        loss = block().square().mean()
+        loss.backward()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def peak():
+        return torch.cuda.max_memory_allocated() if dev.type == "cuda" else None
+
+    return time_it(once, reps, device_peak=peak)
+
+
+def time_it(once, reps: int, device_peak) -> dict:
+    t0 = time.perf_counter()
+    once()  # compile / warm-up
+    first = time.perf_counter() - t0
+    once()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    return {"time_s": float(np.median(times)), "first_call_s": first,
+            "device_peak_bytes": device_peak()}
+
+
+def child(impl: str, n_nodes: int, reps: int) -> dict:
+    """One measurement in this (fresh) process: time, RSS growth, device peak."""
+    batch = synthetic_graph(n_nodes)
+    rss0 = _current_rss_mb()
+    if impl.startswith("bgan"):
+        res = run_ours(batch, impl.split("_")[1], reps)
+    else:
+        res = run_torch(batch, impl, reps)
+    res.update(nodes=int(np.sum(batch.nodes["valid"])), edges=int(np.sum(batch.edges["valid"])),
+               rss_growth_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0)
+    return res
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def in_child(impl: str, n_nodes: int, reps: int, timeout: float) -> dict:
+    try:
+        out = subprocess.run([sys.executable, __file__, "--child", impl, str(n_nodes), str(reps)],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout {timeout:.0f}s"}
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["killed"])[-1]
+        return {"error": f"exit {out.returncode}: {tail[:80]}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def dense_bytes(n: int) -> float:
+    """Rough peak of the dense path: ~6 live [H, N, N] float32 tensors per mechanism."""
+    return 4 * 6 * HEADS * float(n) ** 2 * 4
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1k and 2k nodes only")
+    ap.add_argument("--sizes", type=int, nargs="*", help="node counts to run")
+    ap.add_argument("--impls", nargs="*", default=list(IMPLS), choices=IMPLS)
+    ap.add_argument("--dense-max-gb", type=float, default=8.0,
+                    help="skip dense runs whose estimated peak exceeds this")
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        impl, n, reps = args.child
+        print(json.dumps(child(impl, int(n), int(reps))))
+        return
+    sizes = args.sizes or ([1000, 2000] if args.quick else [1000, 4000, 16000, 64000])
+    reps = args.reps or (3 if args.quick else 5)
+    import jax
+    import torch
+    print(f"# one BGAN block fwd+bwd, hidden {HIDDEN}, heads {HEADS}, edge hidden {EDGE_HIDDEN}, "
+          f"~10 edges/node; jax {jax.__version__} on {jax.devices()[0].platform}, torch "
+          f"{torch.__version__}, {os.cpu_count()} CPU cores")
+    print(f"{'impl':<12}{'nodes':>9}{'edges':>10}{'ms':>11}{'first s':>9}{'RSS+ MB':>9}"
+          f"{'dev MB':>9}  vs ours sparse")
+    results = {}
+    for n in sizes:
+        for impl in args.impls:
+            dense = impl in ("bgan_dense", "sdpa")
+            if dense and dense_bytes(n) > args.dense_max_gb * 2 ** 30:
+                res = {"error": "skipped (dense estimate over --dense-max-gb)"}
+            else:
+                res = in_child(impl, n, reps, args.timeout)
+            results[(impl, n)] = res
+            ours = results.get(("bgan_sparse", n), {}).get("time_s")
+            if "error" in res:
+                print(f"{impl:<12}{n:>9}  {res['error']}", flush=True)
+                continue
+            dev = res["device_peak_bytes"]
+            ratio = f"{res['time_s'] / ours:.2f}x" if ours else "-"
+            print(f"{impl:<12}{res['nodes']:>9}{res['edges']:>10}{res['time_s'] * 1e3:>11.1f}"
+                  f"{res['first_call_s']:>9.1f}{res['rss_growth_mb']:>9.0f}"
+                  f"{(dev / 2 ** 20 if dev else float('nan')):>9.0f}  {ratio}", flush=True)
+    common = [n for n in sizes if "time_s" in results.get(("pyg", n), {})
+              and "time_s" in results.get(("bgan_sparse", n), {})]
+    if common:
+        n = common[-1]
+        speedup = results[("pyg", n)]["time_s"] / results[("bgan_sparse", n)]["time_s"]
+        print(f"speedup_vs_pyg={speedup:.2f}")
+    else:
+        print("speedup_vs_pyg=nan")
+
+
+if __name__ == "__main__":
+    main()
