@@ -131,17 +131,20 @@ def _jax_peak():
 
 
 def mechanism_pairs(batch):
-    """Allowed (sender, receiver, row) triples of the four mechanisms, as numpy."""
+    """Allowed (senders, receivers, rows) of the four mechanisms as numpy, self pairs
+    included (row E + n = node n attending to itself, which has no edge)."""
     import bgan_jax
     kinds = config("sparse").signal_edge_kinds
+    e = batch.senders.shape[0]
     out = {}
     for name, fn in (("ganlow", bgan_jax.ganlow_pairs), ("ganup", bgan_jax.ganup_pairs),
                      ("mask_a", lambda g: bgan_jax.forward_pairs(g, kinds)),
                      ("mask_b", lambda g: bgan_jax.backward_pairs(g, kinds))):
         p = fn(batch)
-        ok = np.asarray(p.allowed)
-        out[name] = (np.asarray(p.senders)[ok], np.asarray(p.receivers)[ok],
-                     np.flatnonzero(ok))
+        ok, me = np.flatnonzero(np.asarray(p.allowed)), np.flatnonzero(np.asarray(p.self_allowed))
+        out[name] = (np.concatenate([np.asarray(p.senders)[ok], me]),
+                     np.concatenate([np.asarray(p.receivers)[ok], me]),
+                     np.concatenate([ok, e + me]))
     return out
 
 
@@ -151,7 +154,7 @@ def run_torch(batch, impl: str, reps: int) -> dict:
 
     torch.manual_seed(0)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    n, e = batch.nodes["kind"].shape[0], batch.senders.shape[0]
+    n = batch.nodes["kind"].shape[0]
     pairs = mechanism_pairs(batch)
     x_in = torch.tensor(np.concatenate([batch.nodes["features"] * batch.nodes["feature_mask"],
                                         batch.nodes["feature_mask"]], -1), device=dev)
