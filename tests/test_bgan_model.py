@@ -240,3 +240,19 @@ def test_losses_ignore_what_is_masked_and_never_nan():
     loss = bgan_jax.reconstruction_loss(masked.nodes["features"], batch.nodes["features"], hidden)
     expected = np.mean(np.asarray(batch.nodes["features"])[hidden] ** 2)
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_model_attention_sums_to_one_over_each_receivers_allowed_set(batch):
+    model, params = init_apply(SMALL, batch)
+    _, attention = model.apply(params, batch, return_attention=True)
+    kinds = SMALL.signal_edge_kinds
+    pairs = {"ganup": bgan_jax.ganup_pairs(batch), "mask_a": bgan_jax.forward_pairs(batch, kinds),
+             "mask_b": bgan_jax.backward_pairs(batch, kinds)}
+    n = batch.nodes["kind"].shape[0]
+    for block in attention:
+        checks = [(bgan_jax.ganlow_pairs(batch), w) for w in block["ganlow"]]
+        checks += [(pairs[name], block[name]) for name in pairs]
+        for p, w in checks:
+            total = jax.ops.segment_sum(w.edges, p.receivers, n) + w.self  # [N, H]
+            expected = np.asarray(bgan_jax.receives(p), np.float32)[:, None]
+            np.testing.assert_allclose(total, np.broadcast_to(expected, total.shape), atol=1e-6)
