@@ -1,0 +1,18 @@
+"""bnnsim: a vectorized JAX simulator of NeuroML point-neuron models.
+
+It labels the canonical dataset by really simulating the generated networks
+(DESIGN.md section 3), and is checked against jNeuroML on the same NeuroML
+files. Equations are those of the NeuroML2 core types (izhikevich2007Cell,
+adExIaFCell, iafCell, iafRefCell), forward Euler with a fixed step as in
+jNeuroML. Units inside: mV, ms, pA, pF, nS (consistent: nS * mV = pA,
+pA / pF = mV / ms).
+
+It reads parameter arrays, never XML: ``graphs.canonical`` writes the NeuroML
+file and hands the same numbers to the simulator.
+"""
+
+from bnnsim.cells import CELL_FAMILIES, CellParams, cell_params
+from bnnsim.simulate import PulseInputs, SimResult, pulse_inputs, simulate
+
+__all__ = ["CELL_FAMILIES", "CellParams", "PulseInputs", "SimResult", "cell_params",
+           "pulse_inputs", "simulate"]

@@ -1,0 +1,162 @@
+"""Canonical point-neuron models as NeuroML2, from the same numbers the simulator uses.
+
+A neuron is a dict ``{"family": <NeuroML component type>, <param>: value}``
+with values in mV, ms, pA, pF, nS (``bnnsim.cells``). ``cell_component``
+turns it into the libNeuroML object; ``single_cell_model`` and
+``write_lems_run`` build a one-population network with pulse inputs and the
+LEMS simulation that jNeuroML runs, so the JAX simulator can be checked
+against jNeuroML on exactly the files of the dataset.
+
+Published firing-type parameter sets:
+* ``IZHIKEVICH_2007``: Izhikevich (2007) Dynamical Systems in Neuroscience,
+  ch. 8 (RS, IB, CH, LTS with the linear u of NeuroML's izhikevich2007Cell).
+* ``ADEX_NAUD_2008``: Naud, Marcille, Clopath, Gerstner (2008) Biol Cybern
+  99:335, Table 1 (tonic, adapting, initial burst, bursting, irregular,
+  transient, delayed), spike detection at VT + 5 delT, no refractory period;
+  ``current`` is the step amplitude (pA) that shows the pattern.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import neuroml
+import neuroml.writers
+
+IZHIKEVICH_2007: Dict[str, Dict] = {
+    "RS": dict(C=100, k=0.7, vr=-60, vt=-40, vpeak=35, a=0.03, b=-2, c=-50, d=100, current=70),
+    "IB": dict(C=150, k=1.2, vr=-75, vt=-45, vpeak=50, a=0.01, b=5, c=-56, d=130, current=500),
+    "CH": dict(C=50, k=1.5, vr=-60, vt=-40, vpeak=25, a=0.03, b=1, c=-40, d=150, current=300),
+    "LTS": dict(C=100, k=1.0, vr=-56, vt=-42, vpeak=40, a=0.03, b=8, c=-53, d=20, current=100),
+}
+
+ADEX_NAUD_2008: Dict[str, Dict] = {
+    "tonic": dict(C=200, gL=10, EL=-70, VT=-50, delT=2, a=2, tauw=30, b=0, reset=-58, current=500),
+    "adapting": dict(C=200, gL=12, EL=-70, VT=-50, delT=2, a=2, tauw=300, b=60, reset=-58,
+                     current=500),
+    "initial_burst": dict(C=130, gL=18, EL=-58, VT=-50, delT=2, a=4, tauw=150, b=120,
+                          reset=-50, current=400),
+    "bursting": dict(C=200, gL=10, EL=-58, VT=-50, delT=2, a=2, tauw=120, b=100, reset=-46,
+                     current=210),
+    "irregular": dict(C=100, gL=12, EL=-60, VT=-50, delT=2, a=-11, tauw=130, b=30, reset=-48,
+                      current=160),
+    "transient": dict(C=100, gL=10, EL=-65, VT=-50, delT=2, a=10, tauw=90, b=100, reset=-47,
+                      current=350),
+    "delayed": dict(C=100, gL=12, EL=-65, VT=-50, delT=2, a=-10, tauw=90, b=30, reset=-47,
+                    current=110),
+}
+
+
+def izhikevich_cell(kind: str) -> Dict:
+    """An izhikevich2007Cell neuron dict of a published firing type (v0 = vr)."""
+    p = {k: v for k, v in IZHIKEVICH_2007[kind].items() if k != "current"}
+    return dict(family="izhikevich2007Cell", v0=p["vr"], **p)
+
+
+def adex_cell(kind: str) -> Dict:
+    """An adExIaFCell neuron dict of a published firing type."""
+    p = {k: v for k, v in ADEX_NAUD_2008[kind].items() if k != "current"}
+    return dict(family="adExIaFCell", thresh=p["VT"] + 5 * p["delT"], refract=0.0, **p)
+
+
+def _q(value: float, unit: str) -> str:
+    return f"{float(value):.10g}{unit}"
+
+
+def cell_component(cell: Dict, cell_id: str):
+    """The libNeuroML object of one neuron dict."""
+    fam, p = cell["family"], cell
+    if fam == "izhikevich2007Cell":
+        return neuroml.Izhikevich2007Cell(
+            id=cell_id, C=_q(p["C"], "pF"), v0=_q(p["v0"], "mV"), k=_q(p["k"], "nS_per_mV"),
+            vr=_q(p["vr"], "mV"), vt=_q(p["vt"], "mV"), vpeak=_q(p["vpeak"], "mV"),
+            a=_q(p["a"], "per_ms"), b=_q(p["b"], "nS"), c=_q(p["c"], "mV"), d=_q(p["d"], "pA"))
+    if fam == "adExIaFCell":
+        return neuroml.AdExIaFCell(
+            id=cell_id, C=_q(p["C"], "pF"), g_l=_q(p["gL"], "nS"), EL=_q(p["EL"], "mV"),
+            reset=_q(p["reset"], "mV"), VT=_q(p["VT"], "mV"), thresh=_q(p["thresh"], "mV"),
+            del_t=_q(p["delT"], "mV"), tauw=_q(p["tauw"], "ms"), refract=_q(p["refract"], "ms"),
+            a=_q(p["a"], "nS"), b=_q(p["b"], "pA"))
+    common = dict(id=cell_id, C=_q(p["C"], "pF"), thresh=_q(p["thresh"], "mV"),
+                  reset=_q(p["reset"], "mV"), leak_conductance=_q(p["leak_conductance"], "nS"),
+                  leak_reversal=_q(p["leak_reversal"], "mV"))
+    if fam == "iafCell":
+        return neuroml.IafCell(**common)
+    if fam == "iafRefCell":
+        return neuroml.IafRefCell(refract=_q(p["refract"], "ms"), **common)
+    raise ValueError(f"no NeuroML writer for cell family {fam!r}")
+
+
+def single_cell_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
+                      doc_id: str = "cells") -> neuroml.NeuroMLDocument:
+    """One population of size 1 per neuron, its pulses as explicit inputs."""
+    doc = neuroml.NeuroMLDocument(id=doc_id)
+    net = neuroml.Network(id="net")
+    doc.networks.append(net)
+    for i, (cell, plist) in enumerate(zip(cells, pulses)):
+        comp = cell_component(cell, f"cell{i}")
+        getattr(doc, _DOC_LIST[cell["family"]]).append(comp)
+        net.populations.append(neuroml.Population(id=f"pop{i}", component=comp.id, size=1))
+        for j, pulse in enumerate(plist):
+            pg = neuroml.PulseGenerator(id=f"pulse{i}_{j}", delay=_q(pulse["delay"], "ms"),
+                                        duration=_q(pulse["duration"], "ms"),
+                                        amplitude=_q(pulse["amplitude"], "pA"))
+            doc.pulse_generators.append(pg)
+            net.explicit_inputs.append(neuroml.ExplicitInput(target=f"pop{i}[0]", input=pg.id))
+    return doc
+
+
+_DOC_LIST = {"izhikevich2007Cell": "izhikevich2007_cells", "adExIaFCell": "ad_ex_ia_f_cells",
+             "iafCell": "iaf_cells", "iafRefCell": "iaf_ref_cells"}
+
+
+def write_lems_run(doc: neuroml.NeuroMLDocument, out_dir: Path, duration: float,
+                   dt: float) -> Path:
+    """Write ``doc`` and a LEMS simulation recording every population's spikes."""
+    from pyneuroml.lems import LEMSSimulation
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nml = out_dir / f"{doc.id}.net.nml"
+    neuroml.writers.NeuroMLWriter.write(doc, str(nml))
+    net = doc.networks[0]
+    sim = LEMSSimulation(f"sim_{doc.id}", duration, dt, target=net.id)
+    sim.include_neuroml2_file(nml.name, relative_to_dir=str(out_dir))
+    sim.create_event_output_file("spikes", "spikes.spikes", format="ID_TIME")
+    for i, pop in enumerate(net.populations):
+        sim.add_selection_to_event_output_file("spikes", i, f"{pop.id}[0]", "spike")
+    return Path(sim.save_to_file(str(out_dir / f"LEMS_{doc.id}.xml")))
+
+
+def read_spikes(path: Path, n: int) -> List[List[float]]:
+    """jLEMS ID_TIME spike file -> per neuron, spike times in ms."""
+    times: List[List[float]] = [[] for _ in range(n)]
+    for line in Path(path).read_text().split("\n"):
+        if line.strip():
+            idx, t = line.split()
+            times[int(idx)].append(float(t) * 1e3)
+    return times
+
+
+class JNeuroMLError(RuntimeError):
+    """jNeuroML (Java) is missing or the simulation failed."""
+
+
+def run_jneuroml(lems: Path, max_memory: str = "1G", timeout: float = 600) -> None:
+    """Run a LEMS file with the jNeuroML jar that pyNeuroML ships (needs ``java``)."""
+    import shutil
+    import subprocess
+
+    from graphs.examples import jnml_jar
+
+    java = shutil.which("java")
+    if java is None:
+        raise JNeuroMLError("java is not installed; jNeuroML needs a Java runtime")
+    lems = Path(lems)
+    out = subprocess.run([java, f"-Xmx{max_memory}", "-Djava.awt.headless=true", "-jar",
+                          str(jnml_jar()), lems.name, "-nogui"], cwd=lems.parent,
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-5:])
+        raise JNeuroMLError(f"jNeuroML failed on {lems} (exit {out.returncode}):\n{tail}")
