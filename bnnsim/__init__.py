@@ -12,7 +12,10 @@ file and hands the same numbers to the simulator.
 """
 
 from bnnsim.cells import CELL_FAMILIES, CellParams, cell_params
-from bnnsim.simulate import PulseInputs, SimResult, pulse_inputs, simulate
+from bnnsim.simulate import Network, PulseInputs, SimResult, pulse_inputs, simulate
+from bnnsim.synapses import (SYNAPSE_KINDS, GapParams, SynapseParams, gap_params,
+                             synapse_params, waveform_factor)
 
-__all__ = ["CELL_FAMILIES", "CellParams", "PulseInputs", "SimResult", "cell_params",
-           "pulse_inputs", "simulate"]
+__all__ = ["CELL_FAMILIES", "CellParams", "GapParams", "Network", "PulseInputs", "SYNAPSE_KINDS",
+           "SimResult", "SynapseParams", "cell_params", "gap_params", "pulse_inputs", "simulate",
+           "synapse_params", "waveform_factor"]

@@ -1,22 +1,26 @@
-"""Forward-Euler simulation of point neurons with pulse inputs, jit-compiled.
+"""Forward-Euler simulation of point-neuron networks, jit-compiled.
 
 Step order follows jLEMS (jNeuroML's reference simulator): derivatives from
-the current state and the input current set at the end of the previous step,
-Euler update, time advances, then the spike/regime conditions are tested on
-the new state and their assignments applied. All neurons of all families
-step together; each family's update is selected with ``jnp.where``.
+the current state (synaptic and gap currents from the current synapse states
+and potentials, input current set at the end of the previous step), Euler
+update, time advances, then the spike/regime conditions are tested on the new
+state and their assignments applied; synapses then step and receive the events
+that have arrived. All neurons of all families step together; each family's
+update is selected with ``jnp.where``.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from bnnsim.cells import FAMILY_INDEX, CellParams
+from bnnsim.synapses import (ALPHA, EXP1, EXP2, GapParams, SynapseParams, gap_params,
+                             synapse_params)
 
 IAF, IAF_REF = FAMILY_INDEX["iafCell"], FAMILY_INDEX["iafRefCell"]
 IZH, ADEX = FAMILY_INDEX["izhikevich2007Cell"], FAMILY_INDEX["adExIaFCell"]
@@ -35,6 +39,7 @@ class SimResult(NamedTuple):
     spikes: np.ndarray  # [T, N] bool, spike detected in step t (from t*dt to (t+1)*dt)
     v: np.ndarray  # [T, N] mV after each step (after resets)
     dt: float  # ms
+    g: Optional[np.ndarray] = None  # [T, S] nS synaptic conductances, if recorded
 
     def spike_times(self, neuron: int) -> np.ndarray:
         """Spike times (ms) of one neuron, stamped like jLEMS: the start of the step."""
@@ -52,12 +57,26 @@ def pulse_inputs(pulses: Sequence[Sequence[dict]]) -> PulseInputs:
     return PulseInputs(**arr)
 
 
+class Network(NamedTuple):
+    """Everything one simulation needs, as arrays."""
+
+    cells: CellParams
+    inputs: PulseInputs
+    synapses: SynapseParams
+    gaps: GapParams
+
+
 class _State(NamedTuple):
     v: jnp.ndarray  # [N] mV
     u: jnp.ndarray  # [N] pA: Izhikevich u or AdEx w
     last_spike: jnp.ndarray  # [N] ms
     refractory: jnp.ndarray  # [N] bool
     i_in: jnp.ndarray  # [N] pA, input current set at the end of the previous step
+    x1: jnp.ndarray  # [S] expTwo A (1) or alpha A (nS); unused for expOne
+    x2: jnp.ndarray  # [S] expOne g (nS), expTwo B (1) or alpha g (nS)
+    R: jnp.ndarray  # [S] STP resources
+    U: jnp.ndarray  # [S] STP release probability
+    history: jnp.ndarray  # [L, N] bool, spikes of the last L steps (ring buffer)
 
 
 def _input_current(inputs: PulseInputs, t) -> jnp.ndarray:
@@ -65,10 +84,23 @@ def _input_current(inputs: PulseInputs, t) -> jnp.ndarray:
     return jnp.sum(jnp.where(on, inputs.amplitude, 0.0), axis=-1)  # [N]
 
 
-def _step(p: CellParams, inputs: PulseInputs, dt: float, state: _State, t):
-    """One Euler step from time t to t + dt -> (new state, spiked [N])."""
-    v, u, i = state.v, state.u, state.i_in
-    fam = p.family
+def _conductance(syn: SynapseParams, state: _State) -> jnp.ndarray:
+    return jnp.where(syn.kind == EXP2, syn.gbase * (state.x2 - state.x1), state.x2)  # [S] nS
+
+
+def _synaptic_current(net: Network, state: _State) -> jnp.ndarray:
+    """[N] pA from every synapse instance and gap junction, at the current state."""
+    syn, gap, v = net.synapses, net.gaps, state.v
+    n = v.shape[0]
+    g = _conductance(syn, state)  # [S] nS
+    i_syn = jax.ops.segment_sum(g * (syn.erev - v[syn.post]), syn.post, n)
+    flow = gap.weight * gap.conductance * (v[gap.b] - v[gap.a])  # [G] pA into a
+    return i_syn + jax.ops.segment_sum(flow, gap.a, n) - jax.ops.segment_sum(flow, gap.b, n)
+
+
+def _cell_step(p: CellParams, state: _State, i, dt: float, t):
+    """One Euler step of every neuron -> (v, u, last_spike, refractory, spiked)."""
+    v, u, fam = state.v, state.u, p.family
     # Derivatives (mV/ms and pA/ms) of every family, then pick by family.
     dv_iaf = (p.g * (p.E - v) + i) / p.C
     dv_izh = (p.k * (v - p.E) * (v - p.vt) - u + i) / p.C
@@ -88,31 +120,85 @@ def _step(p: CellParams, inputs: PulseInputs, dt: float, state: _State, t):
     u = u + jnp.where(spiked & (fam == IZH), p.d, 0.0) + jnp.where(spiked & (fam == ADEX), p.b, 0.0)
     last = jnp.where(to_refractory, t, state.last_spike)
     refractory = (state.refractory & ~(t > last + p.refract)) | to_refractory
+    return v, u, last, refractory, spiked
+
+
+def _synapse_step(syn: SynapseParams, state: _State, arrived, dt: float):
+    """Euler step of synapse and STP states, then the events that arrived -> x1, x2, R, U."""
+    x1, x2, R, U = state.x1, state.x2, state.R, state.U
+    alpha = syn.kind == ALPHA
+    dx1 = -x1 / jnp.where(alpha, syn.tau_decay, syn.tau_rise)
+    dx2 = jnp.where(alpha, (np.e * x1 - x2), -x2) / syn.tau_decay
+    dR = (1.0 - R) / syn.tau_rec
+    dU = jnp.where(syn.stp == 2, (syn.u0 - U) / syn.tau_fac, 0.0)
+    x1, x2, R, U = x1 + dt * dx1, x2 + dt * dx2, R + dt * dR, U + dt * dU
+    # Events: the release factor R*U (1 without STP) scales each event.
+    release = jnp.where(syn.stp > 0, R * U, 1.0)
+    amount = jnp.where(arrived, syn.weight * release, 0.0)  # [S]
+    x1 = x1 + jnp.select([syn.kind == EXP2, alpha], [amount * syn.factor, amount * syn.gbase], 0.0)
+    x2 = x2 + jnp.where(syn.kind == EXP2, amount * syn.factor,
+                        jnp.where(syn.kind == EXP1, amount * syn.gbase, 0.0))
+    R = jnp.where(arrived & (syn.stp > 0), R * (1.0 - U), R)
+    U = jnp.where(arrived & (syn.stp == 2), U + syn.u0 * (1.0 - U), U)
+    return x1, x2, R, U
+
+
+def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
+    """One step from t = k*dt -> (new state, spiked [N])."""
+    t = k * dt
+    i = state.i_in + _synaptic_current(net, state)
+    v, u, last, refractory, spiked = _cell_step(net.cells, state, i, dt, t)
+    size = state.history.shape[0]
+    slot = k.astype(jnp.int32) % size
+    history = state.history.at[slot].set(spiked)
+    syn = net.synapses
+    arrived = history[(slot - lag) % size, syn.pre]  # [S]
+    x1, x2, R, U = _synapse_step(syn, state, arrived, dt)
     new = _State(v=v, u=u, last_spike=last, refractory=refractory,
-                 i_in=_input_current(inputs, t))
+                 i_in=_input_current(net.inputs, t + dt), x1=x1, x2=x2, R=R, U=U,
+                 history=history)
     return new, spiked
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "dt"))
-def _run(p: CellParams, inputs: PulseInputs, dt: float, steps: int):
-    n = p.family.shape[0]
-    init = _State(v=p.v0, u=jnp.zeros(n), last_spike=jnp.full(n, -1e9),
-                  refractory=jnp.zeros(n, bool), i_in=_input_current(inputs, 0.0))
+@functools.partial(jax.jit, static_argnames=("steps", "dt", "history", "record_g"))
+def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool):
+    n, s = net.cells.family.shape[0], net.synapses.pre.shape[0]
+    init = _State(v=net.cells.v0, u=jnp.zeros(n), last_spike=jnp.full(n, -1e9),
+                  refractory=jnp.zeros(n, bool), i_in=_input_current(net.inputs, 0.0),
+                  x1=jnp.zeros(s), x2=jnp.zeros(s), R=jnp.ones(s), U=net.synapses.u0,
+                  history=jnp.zeros((history, n), bool))
 
     def body(state, k):
-        new, spiked = _step(p, inputs, dt, state, k * dt)
-        return new, (spiked, new.v)
+        new, spiked = _step(net, lag, dt, state, k)
+        return new, (spiked, new.v, _conductance(net.synapses, new) if record_g else None)
 
-    _, (spikes, v) = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.float32))
-    return spikes, v
+    _, out = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.float32))
+    return out
 
 
-def simulate(params: CellParams, inputs: PulseInputs, duration: float,
-             dt: float = 0.025) -> SimResult:
-    """Simulate ``duration`` ms in steps of ``dt`` ms; returns the spike raster and v."""
+# A spike detected in step k reaches its synapses after round(delay / dt) steps
+# plus this many (matches jNeuroML's event timing; see tests/test_bnnsim.py).
+EVENT_LAG = 0
+
+
+def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float = 0.025,
+             synapses: Optional[SynapseParams] = None, gaps: Optional[GapParams] = None,
+             record_conductance: bool = False) -> SimResult:
+    """Simulate ``duration`` ms in steps of ``dt`` ms; returns the spike raster, v and,
+    if asked, every synapse's conductance after each step."""
     if dt <= 0 or duration <= 0:
         raise ValueError(f"duration ({duration}) and dt ({dt}) must be positive")
+    synapses = synapse_params([]) if synapses is None else synapses
+    gaps = gap_params([]) if gaps is None else gaps
+    n = cells.family.shape[0]
+    for name, idx in (("synapse pre", synapses.pre), ("synapse post", synapses.post),
+                      ("gap", np.concatenate([gaps.a, gaps.b]))):
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(f"{name} index out of range for {n} neurons")
     steps = int(round(duration / dt))
-    p = jax.tree.map(jnp.asarray, params)
-    spikes, v = _run(p, jax.tree.map(jnp.asarray, inputs), float(dt), steps)
-    return SimResult(spikes=np.asarray(spikes), v=np.asarray(v), dt=float(dt))
+    lag = np.rint(np.asarray(synapses.delay) / dt).astype(np.int32) + EVENT_LAG
+    history = int(lag.max(initial=0)) + 1
+    net = jax.tree.map(jnp.asarray, Network(cells, inputs, synapses, gaps))
+    spikes, v, g = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
+    return SimResult(spikes=np.asarray(spikes), v=np.asarray(v), dt=float(dt),
+                     g=None if g is None else np.asarray(g))

@@ -2,9 +2,9 @@
 
 A neuron is a dict ``{"family": <NeuroML component type>, <param>: value}``
 with values in mV, ms, pA, pF, nS (``bnnsim.cells``). ``cell_component``
-turns it into the libNeuroML object; ``single_cell_model`` and
-``write_lems_run`` build a one-population network with pulse inputs and the
-LEMS simulation that jNeuroML runs, so the JAX simulator can be checked
+turns it into the libNeuroML object; ``network_model`` and ``write_lems_run``
+build a network (cells, synapses with short-term plasticity, gap junctions,
+pulse inputs) and the LEMS simulation that jNeuroML runs, so the JAX simulator can be checked
 against jNeuroML on exactly the files of the dataset.
 
 Published firing-type parameter sets:
@@ -19,7 +19,7 @@ Published firing-type parameter sets:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import neuroml
 import neuroml.writers
@@ -88,34 +88,133 @@ def cell_component(cell: Dict, cell_id: str):
     raise ValueError(f"no NeuroML writer for cell family {fam!r}")
 
 
-def single_cell_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
-                      doc_id: str = "cells") -> neuroml.NeuroMLDocument:
-    """One population of size 1 per neuron, its pulses as explicit inputs."""
+def _freeze(d: Dict) -> tuple:
+    return tuple(sorted((k, _freeze(v) if isinstance(v, dict) else v) for k, v in d.items()))
+
+
+def synapse_component(syn: Dict, syn_id: str):
+    """The libNeuroML object of a synapse dict (``bnnsim.synapse_params`` format).
+
+    Short-term plasticity is written as a blockingPlasticSynapse (an expTwo
+    synapse with a Tsodyks-Markram mechanism), the NeuroML2 core way.
+    """
+    kind, q = syn["kind"], dict(gbase=_q(syn["gbase"], "nS"), erev=_q(syn["erev"], "mV"))
+    stp = syn.get("stp")
+    if stp and kind != "expTwoSynapse":
+        raise ValueError("short-term plasticity is only written for expTwoSynapse "
+                         f"(NeuroML blockingPlasticSynapse), not {kind}")
+    if kind == "expOneSynapse":
+        return neuroml.ExpOneSynapse(id=syn_id, tau_decay=_q(syn["tauDecay"], "ms"), **q)
+    if kind == "alphaSynapse":
+        return neuroml.AlphaSynapse(id=syn_id, tau=_q(syn["tau"], "ms"), **q)
+    if kind != "expTwoSynapse":
+        raise ValueError(f"no NeuroML writer for synapse kind {kind!r}")
+    times = dict(tau_rise=_q(syn["tauRise"], "ms"), tau_decay=_q(syn["tauDecay"], "ms"))
+    if not stp:
+        return neuroml.ExpTwoSynapse(id=syn_id, **times, **q)
+    mech = neuroml.PlasticityMechanism(
+        type=stp["kind"], init_release_prob=f"{float(stp['initReleaseProb']):.10g}",
+        tau_rec=_q(stp["tauRec"], "ms"),
+        tau_fac=_q(stp["tauFac"], "ms") if "tauFac" in stp else None)
+    return neuroml.BlockingPlasticSynapse(id=syn_id, plasticity_mechanism=mech, **times, **q)
+
+
+class NetworkModel(NamedTuple):
+    doc: neuroml.NeuroMLDocument
+    neurons: List[Tuple[str, int]]  # neuron i -> (population id, index in it)
+
+
+def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
+                  connections: Sequence[Dict] = (), gaps: Sequence[Dict] = (),
+                  doc_id: str = "net") -> NetworkModel:
+    """A NeuroML network of ``cells`` (one population per distinct cell definition).
+
+    ``connections`` and ``gaps`` use neuron indices into ``cells`` (the format
+    of ``bnnsim.synapse_params`` / ``gap_params``); pulses become explicit
+    inputs. Population ``pop<k>`` holds the neurons of the k-th distinct
+    definition, in order of appearance.
+    """
     doc = neuroml.NeuroMLDocument(id=doc_id)
     net = neuroml.Network(id="net")
     doc.networks.append(net)
-    for i, (cell, plist) in enumerate(zip(cells, pulses)):
-        comp = cell_component(cell, f"cell{i}")
-        getattr(doc, _DOC_LIST[cell["family"]]).append(comp)
-        net.populations.append(neuroml.Population(id=f"pop{i}", component=comp.id, size=1))
+    where, pops = [], {}  # neuron -> (population id, index); definition -> population
+    for cell in cells:
+        key = _freeze(cell)
+        if key not in pops:
+            comp = cell_component(cell, f"cell{len(pops)}")
+            getattr(doc, _DOC_LIST[cell["family"]]).append(comp)
+            pops[key] = neuroml.Population(id=f"pop{len(pops)}", component=comp.id, size=0)
+            net.populations.append(pops[key])
+        pop = pops[key]
+        where.append((pop.id, pop.size))
+        pop.size += 1
+    for i, plist in enumerate(pulses):
         for j, pulse in enumerate(plist):
             pg = neuroml.PulseGenerator(id=f"pulse{i}_{j}", delay=_q(pulse["delay"], "ms"),
                                         duration=_q(pulse["duration"], "ms"),
                                         amplitude=_q(pulse["amplitude"], "pA"))
             doc.pulse_generators.append(pg)
-            net.explicit_inputs.append(neuroml.ExplicitInput(target=f"pop{i}[0]", input=pg.id))
-    return doc
+            net.explicit_inputs.append(
+                neuroml.ExplicitInput(target=f"{where[i][0]}[{where[i][1]}]", input=pg.id))
+    syns, projs = {}, {}
+    for c in connections:
+        key = _freeze(c["synapse"])
+        if key not in syns:
+            syns[key] = synapse_component(c["synapse"], f"syn{len(syns)}")
+            comp = syns[key]
+            doc.blocking_plastic_synapses.append(comp) if isinstance(
+                comp, neuroml.BlockingPlasticSynapse) else getattr(
+                doc, _SYN_LIST[c["synapse"]["kind"]]).append(comp)
+        (pre_pop, pre_i), (post_pop, post_i) = where[c["pre"]], where[c["post"]]
+        pkey = (pre_pop, post_pop, syns[key].id)
+        if pkey not in projs:
+            projs[pkey] = neuroml.Projection(id=f"proj{len(projs)}", presynaptic_population=pre_pop,
+                                             postsynaptic_population=post_pop,
+                                             synapse=syns[key].id)
+            net.projections.append(projs[pkey])
+        proj = projs[pkey]
+        proj.connection_wds.append(neuroml.ConnectionWD(
+            id=len(proj.connection_wds), pre_cell_id=f"../{pre_pop}[{pre_i}]",
+            post_cell_id=f"../{post_pop}[{post_i}]",
+            weight=float(c.get("weight", 1.0)), delay=_q(c.get("delay", 0.0), "ms")))
+    _gap_projections(doc, net, where, gaps)
+    return NetworkModel(doc, where)
+
+
+def _gap_projections(doc, net, where, gaps) -> None:
+    comps, projs = {}, {}
+    for g in gaps:
+        if float(g.get("weight", 1.0)) != 1.0:
+            raise ValueError("gap junction weights other than 1 are not written; scale the "
+                             "conductance instead")
+        cond = float(g["conductance"])
+        if cond not in comps:
+            comps[cond] = neuroml.GapJunction(id=f"gap{len(comps)}", conductance=_q(cond, "nS"))
+            doc.gap_junctions.append(comps[cond])
+        (a_pop, a_i), (b_pop, b_i) = where[g["a"]], where[g["b"]]
+        if (a_pop, b_pop) not in projs:
+            projs[(a_pop, b_pop)] = neuroml.ElectricalProjection(
+                id=f"eproj{len(projs)}", presynaptic_population=a_pop,
+                postsynaptic_population=b_pop)
+            net.electrical_projections.append(projs[(a_pop, b_pop)])
+        proj = projs[(a_pop, b_pop)]
+        proj.electrical_connections.append(neuroml.ElectricalConnection(
+            id=len(proj.electrical_connections), pre_cell=str(a_i), post_cell=str(b_i),
+            synapse=comps[cond].id))
 
 
 _DOC_LIST = {"izhikevich2007Cell": "izhikevich2007_cells", "adExIaFCell": "ad_ex_ia_f_cells",
              "iafCell": "iaf_cells", "iafRefCell": "iaf_ref_cells"}
+_SYN_LIST = {"expOneSynapse": "exp_one_synapses", "expTwoSynapse": "exp_two_synapses",
+             "alphaSynapse": "alpha_synapses"}
 
 
-def write_lems_run(doc: neuroml.NeuroMLDocument, out_dir: Path, duration: float,
-                   dt: float) -> Path:
-    """Write ``doc`` and a LEMS simulation recording every population's spikes."""
+def write_lems_run(model: NetworkModel, out_dir: Path, duration: float, dt: float) -> Path:
+    """Write the model and a LEMS simulation recording every neuron's spikes (event id =
+    neuron index)."""
     from pyneuroml.lems import LEMSSimulation
 
+    doc = model.doc
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nml = out_dir / f"{doc.id}.net.nml"
@@ -124,8 +223,8 @@ def write_lems_run(doc: neuroml.NeuroMLDocument, out_dir: Path, duration: float,
     sim = LEMSSimulation(f"sim_{doc.id}", duration, dt, target=net.id)
     sim.include_neuroml2_file(nml.name, relative_to_dir=str(out_dir))
     sim.create_event_output_file("spikes", "spikes.spikes", format="ID_TIME")
-    for i, pop in enumerate(net.populations):
-        sim.add_selection_to_event_output_file("spikes", i, f"{pop.id}[0]", "spike")
+    for i, (pop, index) in enumerate(model.neurons):
+        sim.add_selection_to_event_output_file("spikes", i, f"{pop}[{index}]", "spike")
     return Path(sim.save_to_file(str(out_dir / f"LEMS_{doc.id}.xml")))
 
 

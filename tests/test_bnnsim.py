@@ -86,7 +86,7 @@ def check_against_jneuroml(tmp_path, specs, duration=600.0, dt=0.01):
         pytest.skip("java is not installed: jNeuroML cannot run here")
     cells, currents = zip(*(canonical(*s) for s in specs))
     pulses = [[dict(delay=50, duration=500, amplitude=c)] for c in currents]
-    lems = cn.write_lems_run(cn.single_cell_model(cells, pulses), tmp_path, duration, dt)
+    lems = cn.write_lems_run(cn.network_model(cells, pulses), tmp_path, duration, dt)
     cn.run_jneuroml(lems)
     ref = cn.read_spikes(tmp_path / "spikes.spikes", len(cells))
     ours = run(list(cells), pulses, duration, dt)
@@ -105,3 +105,83 @@ def test_agrees_with_jneuroml_on_a_few_cells(tmp_path):
 @pytest.mark.slow
 def test_agrees_with_jneuroml_on_every_canonical_cell(tmp_path):
     check_against_jneuroml(tmp_path, ALL_CELLS)
+
+
+def small_network():
+    """Seven neurons: every synapse kind, delays, STP and a gap junction."""
+    iaf = dict(IAF, C=250, reset=-65)
+    cells = [cn.izhikevich_cell("RS"), iaf, dict(iaf, family="iafRefCell", refract=3.0),
+             cn.adex_cell("tonic"), dict(iaf, C=200), cn.izhikevich_cell("CH"), dict(iaf, C=300)]
+    pulses = [[dict(delay=20, duration=300, amplitude=200)], [], [], [], [],
+              [dict(delay=20, duration=300, amplitude=300)], []]
+    e2 = dict(kind="expTwoSynapse", gbase=20, erev=0, tauRise=0.5, tauDecay=5)
+    stp = dict(kind="tsodyksMarkramDepFacMechanism", initReleaseProb=0.5, tauRec=120, tauFac=50)
+    conns = [dict(pre=0, post=1, synapse=e2, weight=1.0, delay=2.0),
+             dict(pre=0, post=2, synapse=dict(kind="expOneSynapse", gbase=30, erev=0, tauDecay=3),
+                  weight=1.0, delay=0.0),
+             dict(pre=0, post=3, synapse=dict(kind="alphaSynapse", gbase=40, erev=0, tau=2),
+                  weight=1.5, delay=5.0),
+             dict(pre=0, post=4, synapse=dict(e2, stp=stp), weight=2.0, delay=1.0)]
+    return cells, pulses, conns, [dict(a=5, b=6, conductance=20)]
+
+
+def test_network_agrees_with_jneuroml(tmp_path):
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed: jNeuroML cannot run here")
+    cells, pulses, conns, gaps = small_network()
+    lems = cn.write_lems_run(cn.network_model(cells, pulses, conns, gaps), tmp_path, 400, 0.01)
+    cn.run_jneuroml(lems)
+    ref = cn.read_spikes(tmp_path / "spikes.spikes", len(cells))
+    ours = bnnsim.simulate(bnnsim.cell_params(cells), bnnsim.pulse_inputs(pulses), 400.0, 0.01,
+                           synapses=bnnsim.synapse_params(conns), gaps=bnnsim.gap_params(gaps))
+    for i in range(len(cells)):
+        agreement = match_spikes(ref[i], ours.spike_times(i), tol=2.0)
+        assert agreement.count_ref > 0, i  # every neuron fires, driven or through synapses
+        assert agreement.count_error <= 0.05 and agreement.matched >= 0.9, (i, agreement)
+
+
+def test_exp_two_synapse_peaks_at_gbase_times_weight():
+    rise, decay = 0.5, 5.0
+    t = np.linspace(0, 30, 300001)
+    wave = waveform = bnnsim.waveform_factor(rise, decay) * (np.exp(-t / decay) - np.exp(-t / rise))
+    assert wave.max() == pytest.approx(1.0, rel=1e-6) and waveform.argmax() > 0
+
+
+def test_depression_only_stp_scales_successive_events():
+    """Spikes through a depressing and a plain synapse (conductance only accumulates):
+    event n of the depressing one is U * R_n, with R_(n+1) = R_n (1 - U) recovering as
+    (1 - R) / tauRec in between (forward Euler, as in the simulator)."""
+    cells = [dict(IAF, C=100), dict(IAF, thresh=100.0)]  # the second cell never fires
+    u0, tau_rec, dt = 0.5, 100.0, 0.01
+    stp = dict(kind="tsodyksMarkramDepMechanism", initReleaseProb=u0, tauRec=tau_rec)
+    syn = dict(kind="expOneSynapse", gbase=1.0, erev=0.0, tauDecay=1e9)
+    conns = [dict(pre=0, post=1, synapse=dict(syn, stp=stp)), dict(pre=0, post=1, synapse=syn)]
+    r = bnnsim.simulate(bnnsim.cell_params(cells),
+                        bnnsim.pulse_inputs([[dict(delay=0, duration=100, amplitude=5000)], []]),
+                        30.0, dt, synapses=bnnsim.synapse_params(conns), record_conductance=True)
+    steps = np.flatnonzero(r.spikes[:, 0])
+    assert steps.size >= 3
+    jumps = np.diff(np.concatenate([[[0.0, 0.0]], r.g]), axis=0)[steps]  # [spikes, 2]
+    np.testing.assert_allclose(jumps[:, 1], 1.0, rtol=1e-4)  # plain synapse: gbase * weight
+    R, expected, last = 1.0, [], None
+    for k in steps:
+        if last is not None:
+            for _ in range(k - last):
+                R += dt * (1 - R) / tau_rec
+        expected.append(u0 * R)
+        R *= 1 - u0
+        last = k
+    np.testing.assert_allclose(jumps[:, 0], expected, rtol=2e-3)
+
+
+def test_out_of_range_connections_are_clear_errors():
+    with pytest.raises(ValueError, match="synapse post index out of range for 1 neurons"):
+        bnnsim.simulate(bnnsim.cell_params([IAF]), bnnsim.pulse_inputs([[]]), 10.0,
+                        synapses=bnnsim.synapse_params([dict(
+                            pre=0, post=3, synapse=dict(kind="expOneSynapse", gbase=1, erev=0,
+                                                        tauDecay=2))]))
+    with pytest.raises(ValueError, match="unknown synapse kind 'nmda'"):
+        bnnsim.synapse_params([dict(pre=0, post=0, synapse=dict(kind="nmda"))])
+    with pytest.raises(ValueError, match="only written for expTwoSynapse"):
+        cn.synapse_component(dict(kind="expOneSynapse", gbase=1, erev=0, tauDecay=2,
+                                  stp=dict(kind="tsodyksMarkramDepMechanism")), "s")
