@@ -35,6 +35,23 @@ class PulseInputs(NamedTuple):
     amplitude: np.ndarray  # pA
 
 
+class SpikeSources(NamedTuple):
+    """Predetermined spike trains (NeuroML spikeArray): [K, M] times in ms, +inf padded.
+
+    Source k is presynaptic unit N + k for synapses (after the N neurons).
+    """
+
+    times: np.ndarray
+
+
+def spike_sources(trains: Sequence[Sequence[float]]) -> SpikeSources:
+    width = max([len(t) for t in trains] + [1])
+    times = np.full((len(trains), width), np.inf, np.float32)
+    for k, train in enumerate(trains):
+        times[k, :len(train)] = np.sort(np.asarray(train, np.float32))
+    return SpikeSources(times)
+
+
 class SimResult(NamedTuple):
     spikes: np.ndarray  # [T, N] bool, spike detected in step t (from t*dt to (t+1)*dt)
     v: np.ndarray  # [T, N] mV after each step (after resets)
@@ -64,6 +81,7 @@ class Network(NamedTuple):
     inputs: PulseInputs
     synapses: SynapseParams
     gaps: GapParams
+    source_steps: np.ndarray  # [K, M] int32, step in which each source spike fires (-1: none)
 
 
 class _State(NamedTuple):
@@ -76,7 +94,7 @@ class _State(NamedTuple):
     x2: jnp.ndarray  # [S] expOne g (nS), expTwo B (1) or alpha g (nS)
     R: jnp.ndarray  # [S] STP resources
     U: jnp.ndarray  # [S] STP release probability
-    history: jnp.ndarray  # [L, N] bool, spikes of the last L steps (ring buffer)
+    history: jnp.ndarray  # [L, N + K] bool, spikes of neurons and sources, last L steps
 
 
 def _input_current(inputs: PulseInputs, t) -> jnp.ndarray:
@@ -148,9 +166,10 @@ def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
     t = k * dt
     i = state.i_in + _synaptic_current(net, state)
     v, u, last, refractory, spiked = _cell_step(net.cells, state, i, dt, t)
+    src = jnp.any(net.source_steps == k.astype(jnp.int32), axis=-1)  # [K]
     size = state.history.shape[0]
     slot = k.astype(jnp.int32) % size
-    history = state.history.at[slot].set(spiked)
+    history = state.history.at[slot].set(jnp.concatenate([spiked, src]))
     syn = net.synapses
     arrived = history[(slot - lag) % size, syn.pre]  # [S]
     x1, x2, R, U = _synapse_step(syn, state, arrived, dt)
@@ -163,10 +182,11 @@ def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
 @functools.partial(jax.jit, static_argnames=("steps", "dt", "history", "record_g"))
 def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool):
     n, s = net.cells.family.shape[0], net.synapses.pre.shape[0]
+    units = n + net.source_steps.shape[0]
     init = _State(v=net.cells.v0, u=jnp.zeros(n), last_spike=jnp.full(n, -1e9),
                   refractory=jnp.zeros(n, bool), i_in=_input_current(net.inputs, 0.0),
                   x1=jnp.zeros(s), x2=jnp.zeros(s), R=jnp.ones(s), U=net.synapses.u0,
-                  history=jnp.zeros((history, n), bool))
+                  history=jnp.zeros((history, units), bool))
 
     def body(state, k):
         new, spiked = _step(net, lag, dt, state, k)
@@ -176,6 +196,13 @@ def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool)
     return out
 
 
+def _source_steps(sources: SpikeSources, dt: float) -> np.ndarray:
+    """A source spikes in the first step whose end reaches its time (integer, so no
+    spike is lost to float rounding of t)."""
+    t = np.asarray(sources.times, np.float64)
+    return np.where(np.isfinite(t), np.ceil(t / dt - 1e-6) - 1, -1).astype(np.int32)
+
+
 # A spike detected in step k reaches its synapses after round(delay / dt) steps
 # plus this many (matches jNeuroML's event timing; see tests/test_bnnsim.py).
 EVENT_LAG = 0
@@ -183,6 +210,7 @@ EVENT_LAG = 0
 
 def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float = 0.025,
              synapses: Optional[SynapseParams] = None, gaps: Optional[GapParams] = None,
+             sources: Optional[SpikeSources] = None,
              record_conductance: bool = False) -> SimResult:
     """Simulate ``duration`` ms in steps of ``dt`` ms; returns the spike raster, v and,
     if asked, every synapse's conductance after each step."""
@@ -190,15 +218,17 @@ def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float 
         raise ValueError(f"duration ({duration}) and dt ({dt}) must be positive")
     synapses = synapse_params([]) if synapses is None else synapses
     gaps = gap_params([]) if gaps is None else gaps
-    n = cells.family.shape[0]
-    for name, idx in (("synapse pre", synapses.pre), ("synapse post", synapses.post),
-                      ("gap", np.concatenate([gaps.a, gaps.b]))):
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"{name} index out of range for {n} neurons")
+    sources = spike_sources([]) if sources is None else sources
+    n, k = cells.family.shape[0], sources.times.shape[0]
+    for name, idx, limit in (("synapse pre", synapses.pre, n + k), ("synapse post", synapses.post, n),
+                             ("gap", np.concatenate([gaps.a, gaps.b]), n)):
+        if idx.size and (idx.min() < 0 or idx.max() >= limit):
+            raise ValueError(f"{name} index out of range for {n} neurons and {k} sources")
     steps = int(round(duration / dt))
     lag = np.rint(np.asarray(synapses.delay) / dt).astype(np.int32) + EVENT_LAG
     history = int(lag.max(initial=0)) + 1
-    net = jax.tree.map(jnp.asarray, Network(cells, inputs, synapses, gaps))
+    net = jax.tree.map(jnp.asarray, Network(cells, inputs, synapses, gaps,
+                                            _source_steps(sources, dt)))
     spikes, v, g = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
     return SimResult(spikes=np.asarray(spikes), v=np.asarray(v), dt=float(dt),
                      g=None if g is None else np.asarray(g))

@@ -126,13 +126,15 @@ class NetworkModel(NamedTuple):
 
 def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
                   connections: Sequence[Dict] = (), gaps: Sequence[Dict] = (),
-                  doc_id: str = "net") -> NetworkModel:
+                  sources: Sequence[Sequence[float]] = (), doc_id: str = "net") -> NetworkModel:
     """A NeuroML network of ``cells`` (one population per distinct cell definition).
 
     ``connections`` and ``gaps`` use neuron indices into ``cells`` (the format
     of ``bnnsim.synapse_params`` / ``gap_params``); pulses become explicit
     inputs. Population ``pop<k>`` holds the neurons of the k-th distinct
-    definition, in order of appearance.
+    definition, in order of appearance. ``sources`` are spike trains (ms), each a
+    spikeArray population ``src<k>``; as a presynaptic index, source k is
+    ``len(cells) + k``.
     """
     doc = neuroml.NeuroMLDocument(id=doc_id)
     net = neuroml.Network(id="net")
@@ -156,6 +158,13 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
             doc.pulse_generators.append(pg)
             net.explicit_inputs.append(
                 neuroml.ExplicitInput(target=f"{where[i][0]}[{where[i][1]}]", input=pg.id))
+    pre_of = list(where)
+    for k, train in enumerate(sources):
+        arr = neuroml.SpikeArray(id=f"spikes{k}", spikes=[
+            neuroml.Spike(id=j, time=_q(t, "ms")) for j, t in enumerate(sorted(train))])
+        doc.spike_arrays.append(arr)
+        net.populations.append(neuroml.Population(id=f"src{k}", component=arr.id, size=1))
+        pre_of.append((f"src{k}", 0))
     syns, projs = {}, {}
     for c in connections:
         key = _freeze(c["synapse"])
@@ -165,7 +174,7 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
             doc.blocking_plastic_synapses.append(comp) if isinstance(
                 comp, neuroml.BlockingPlasticSynapse) else getattr(
                 doc, _SYN_LIST[c["synapse"]["kind"]]).append(comp)
-        (pre_pop, pre_i), (post_pop, post_i) = where[c["pre"]], where[c["post"]]
+        (pre_pop, pre_i), (post_pop, post_i) = pre_of[c["pre"]], where[c["post"]]
         pkey = (pre_pop, post_pop, syns[key].id)
         if pkey not in projs:
             projs[pkey] = neuroml.Projection(id=f"proj{len(projs)}", presynaptic_population=pre_pop,

@@ -108,12 +108,15 @@ def test_agrees_with_jneuroml_on_every_canonical_cell(tmp_path):
 
 
 def small_network():
-    """Seven neurons: every synapse kind, delays, STP and a gap junction."""
+    """Nine neurons: every synapse kind, delays, STP, a gap junction, spike sources."""
     iaf = dict(IAF, C=250, reset=-65)
     cells = [cn.izhikevich_cell("RS"), iaf, dict(iaf, family="iafRefCell", refract=3.0),
-             cn.adex_cell("tonic"), dict(iaf, C=200), cn.izhikevich_cell("CH"), dict(iaf, C=300)]
+             cn.adex_cell("tonic"), dict(iaf, C=200), cn.izhikevich_cell("CH"), dict(iaf, C=300),
+             dict(IAF, C=100), dict(IAF, C=100, family="iafRefCell", refract=2.0)]
     pulses = [[dict(delay=20, duration=300, amplitude=200)], [], [], [], [],
-              [dict(delay=20, duration=300, amplitude=300)], []]
+              [dict(delay=20, duration=300, amplitude=300)], [], [], []]
+    rng = np.random.default_rng(0)
+    sources = [np.round(np.sort(rng.uniform(10, 390, 40)), 3).tolist(), [50.0, 50.5, 51.0, 150.0]]
     e2 = dict(kind="expTwoSynapse", gbase=20, erev=0, tauRise=0.5, tauDecay=5)
     stp = dict(kind="tsodyksMarkramDepFacMechanism", initReleaseProb=0.5, tauRec=120, tauFac=50)
     conns = [dict(pre=0, post=1, synapse=e2, weight=1.0, delay=2.0),
@@ -121,19 +124,24 @@ def small_network():
                   weight=1.0, delay=0.0),
              dict(pre=0, post=3, synapse=dict(kind="alphaSynapse", gbase=40, erev=0, tau=2),
                   weight=1.5, delay=5.0),
-             dict(pre=0, post=4, synapse=dict(e2, stp=stp), weight=2.0, delay=1.0)]
-    return cells, pulses, conns, [dict(a=5, b=6, conductance=20)]
+             dict(pre=0, post=4, synapse=dict(e2, stp=stp), weight=2.0, delay=1.0),
+             dict(pre=9, post=7, synapse=dict(e2, gbase=5), weight=1.0, delay=1.0),  # source 0
+             dict(pre=10, post=8, synapse=dict(kind="expOneSynapse", gbase=50, erev=0,
+                                               tauDecay=2), weight=1.0, delay=0.0)]
+    return cells, pulses, conns, [dict(a=5, b=6, conductance=20)], sources
 
 
 def test_network_agrees_with_jneuroml(tmp_path):
     if shutil.which("java") is None:
         pytest.skip("java is not installed: jNeuroML cannot run here")
-    cells, pulses, conns, gaps = small_network()
-    lems = cn.write_lems_run(cn.network_model(cells, pulses, conns, gaps), tmp_path, 400, 0.01)
+    cells, pulses, conns, gaps, sources = small_network()
+    lems = cn.write_lems_run(cn.network_model(cells, pulses, conns, gaps, sources), tmp_path,
+                             400, 0.01)
     cn.run_jneuroml(lems)
     ref = cn.read_spikes(tmp_path / "spikes.spikes", len(cells))
     ours = bnnsim.simulate(bnnsim.cell_params(cells), bnnsim.pulse_inputs(pulses), 400.0, 0.01,
-                           synapses=bnnsim.synapse_params(conns), gaps=bnnsim.gap_params(gaps))
+                           synapses=bnnsim.synapse_params(conns), gaps=bnnsim.gap_params(gaps),
+                           sources=bnnsim.spike_sources(sources))
     for i in range(len(cells)):
         agreement = match_spikes(ref[i], ours.spike_times(i), tol=2.0)
         assert agreement.count_ref > 0, i  # every neuron fires, driven or through synapses
@@ -175,7 +183,7 @@ def test_depression_only_stp_scales_successive_events():
 
 
 def test_out_of_range_connections_are_clear_errors():
-    with pytest.raises(ValueError, match="synapse post index out of range for 1 neurons"):
+    with pytest.raises(ValueError, match="synapse post index out of range for 1 neurons and 0 sources"):
         bnnsim.simulate(bnnsim.cell_params([IAF]), bnnsim.pulse_inputs([[]]), 10.0,
                         synapses=bnnsim.synapse_params([dict(
                             pre=0, post=3, synapse=dict(kind="expOneSynapse", gbase=1, erev=0,
