@@ -1,0 +1,128 @@
+"""The canonical dataset: generated NeuroML networks, converted to CGs, labelled by
+simulating them with bnnsim.
+
+For network i of a run with seed S (network seed S * 100000 + i):
+``DIR/nml/net<i>.net.nml`` (the model), ``DIR/graphs/net<i>.npz`` (its CG,
+labels in ``meta["labels"]``), ``DIR/report.json`` (every network's outcome,
+the split sizes and the class balance per task and split) and
+``DIR/manifest.json`` (schema, sources, checksums).
+
+Labels (``meta["labels"]``; node arrays are aligned with the CG's nodes, -1 /
+NaN where a node is not a neuron):
+* ``firing_pattern``: class index into ``labels.FIRING_PATTERNS`` per node;
+* ``rate_hz``: firing rate per node;
+* ``regime``: index into ``labels.REGIMES``; ``mean_rate_hz``, ``synchrony``.
+Activity is never written into the node features, so no task sees its label.
+
+Splits: networks of ``ood_family`` (default ``adex``) form the ``ood`` split
+(a parameter family never seen in training); the rest go to train / val /
+test by network seed (70 / 15 / 15).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+import bnnsim
+from bnnsim.generate import FAMILIES, NetworkSpec, random_network
+from bnnsim.labels import FIRING_PATTERNS, REGIMES, firing_pattern, network_regime, spike_stats
+
+SPLITS = ("train", "val", "test", "ood")
+
+
+def split_of(spec: NetworkSpec, ood_family: Optional[str]) -> str:
+    if ood_family and spec.meta["family"] == ood_family:
+        return "ood"
+    h = int(hashlib.sha256(str(spec.meta["seed"]).encode()).hexdigest(), 16) % 100
+    return "train" if h < 70 else "val" if h < 85 else "test"
+
+
+def simulate_spec(spec: NetworkSpec, dt: float = 0.05) -> bnnsim.SimResult:
+    return bnnsim.simulate(bnnsim.cell_params(spec.cells), bnnsim.pulse_inputs(spec.pulses),
+                           spec.meta["duration_ms"], dt,
+                           synapses=bnnsim.synapse_params(spec.connections),
+                           gaps=bnnsim.gap_params(spec.gaps),
+                           sources=bnnsim.spike_sources(spec.sources))
+
+
+def network_labels(spec: NetworkSpec, result: bnnsim.SimResult) -> Dict:
+    """Per-neuron patterns and rates, the network regime (indices into the class lists)."""
+    window = spec.meta["duration_ms"]
+    trains = [result.spike_times(i) for i in range(len(spec.cells))]
+    regime = network_regime(result.spikes, result.v, result.dt)
+    return {"firing_pattern": [FIRING_PATTERNS.index(firing_pattern(t, window)) for t in trains],
+            "rate_hz": [spike_stats(t, window)["rate"] for t in trains],
+            "regime": REGIMES.index(regime["regime"]), "mean_rate_hz": regime["mean_rate"],
+            "synchrony": regime["synchrony"]}
+
+
+def build_one(spec: NetworkSpec, name: str, out: Path, dt: float, split: str) -> Dict:
+    """Write, convert, simulate and label one network -> its report entry."""
+    from graphs import canonical, convert_file, save_cg
+
+    model = canonical.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps,
+                                    spec.sources, doc_id=name)
+    nml = out / "nml" / f"{name}.net.nml"
+    nml.parent.mkdir(parents=True, exist_ok=True)
+    import neuroml.writers
+    neuroml.writers.NeuroMLWriter.write(model.doc, str(nml))
+    cg = convert_file(nml)
+    labels = network_labels(spec, simulate_spec(spec, dt))
+    node_of = {f"{pop}/{i}": k for k, (pop, i) in enumerate(model.neurons)}
+    index = [node_of.get(str(nm), -1) for nm in cg.node_name]  # CG node -> neuron or -1
+    node_labels = {key: [labels[key][j] if j >= 0 else (-1 if key == "firing_pattern" else None)
+                         for j in index] for key in ("firing_pattern", "rate_hz")}
+    meta = dict(cg.meta, generator=spec.meta, types=spec.types, split=split,
+                labels={**node_labels, **{k: labels[k] for k in
+                                          ("regime", "mean_rate_hz", "synchrony")}})
+    npz = out / "graphs" / f"{name}.npz"
+    save_cg(dataclasses.replace(cg, meta=meta), npz)
+    return {"file": str(nml), "npz": str(npz), "status": "ok", "n_nodes": cg.n_nodes,
+            "n_edges": cg.n_edges, "labels": labels}
+
+
+def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
+                  ood_family: Optional[str] = "adex", dt: float = 0.05,
+                  progress: bool = True) -> Dict:
+    """Generate, simulate and label ``n`` networks; every network's outcome is reported."""
+    from graphs.storage import write_manifest
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: List[Dict] = []
+    for i in tqdm(range(n), desc="networks", disable=not progress):
+        spec = random_network(seed * 100000 + i, families=families)
+        name, split = f"net{i:05d}", split_of(spec, ood_family)
+        try:
+            row = build_one(spec, name, out, dt, split)
+        except Exception as err:  # keep going; the report says what failed
+            row = {"file": name, "status": "error",
+                   "error": {"type": type(err).__name__, "message": str(err)}}
+        row.update(split=split, generator=spec.meta)
+        rows.append(row)
+    report = {"n": n, "seed": seed, "ood_family": ood_family, "networks": rows,
+              "splits": dict(Counter(r["split"] for r in rows if r["status"] == "ok")),
+              "class_balance": class_balance(rows)}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_manifest(out, [{k: r.get(k) for k in ("file", "npz", "status", "error")} for r in rows])
+    return report
+
+
+def class_balance(rows: Sequence[Dict]) -> Dict:
+    """Counts per class, per task and split (node firing pattern, graph regime)."""
+    out: Dict = {"firing_pattern": {}, "regime": {}}
+    for split in SPLITS:
+        ok = [r for r in rows if r["status"] == "ok" and r["split"] == split]
+        pats = Counter(FIRING_PATTERNS[p] for r in ok for p in r["labels"]["firing_pattern"])
+        regs = Counter(REGIMES[r["labels"]["regime"]] for r in ok)
+        out["firing_pattern"][split] = {c: pats.get(c, 0) for c in FIRING_PATTERNS}
+        out["regime"][split] = {c: regs.get(c, 0) for c in REGIMES}
+    return out

@@ -1,0 +1,69 @@
+"""The canonical dataset: generated networks, labels aligned with the CG, jNeuroML agreement."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from bnnsim.compare import match_spikes
+from bnnsim.dataset import simulate_spec
+from bnnsim.generate import random_network
+from bnnsim.labels import FIRING_PATTERNS, REGIMES
+from graphs import canonical as cn
+from graphs import load_cg
+from graphs.cli import main
+from graphs.schema import NodeKind
+
+
+def test_synth_command_writes_labelled_graphs(tmp_path):
+    out = tmp_path / "ds"
+    assert main(["synth", "--out", str(out), "--n", "3", "--seed", "7"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [r["status"] for r in report["networks"]] == ["ok"] * 3
+    assert set(report["class_balance"]["firing_pattern"]["train"]) == set(FIRING_PATTERNS)
+    for row in report["networks"]:
+        cg = load_cg(row["npz"])
+        labels = cg.meta["labels"]
+        pattern = np.asarray(labels["firing_pattern"])
+        assert pattern.shape == (cg.n_nodes,)
+        neurons = cg.node_kind == NodeKind.NEURON
+        cells = np.array([not str(n).startswith("src") for n in cg.node_name])
+        # every generated neuron has a label; CLS, compartments and sources do not
+        assert np.all(pattern[neurons & cells] >= 0) and np.all(pattern[~(neurons & cells)] == -1)
+        assert (neurons & cells).sum() == row["generator"]["n_neurons"]
+        assert 0 <= labels["regime"] < len(REGIMES)
+        assert cg.meta["split"] == row["split"]
+        # no activity leaks into the features
+        from graphs.schema import NODE_GROUPS, NODE_INDEX
+        for name in ("rate", "isi_cv", "burst_fraction"):
+            if name in NODE_INDEX:
+                assert not cg.node_feature_mask[:, NODE_INDEX[name]].any()
+        assert NODE_GROUPS  # schema imported
+
+
+def test_same_seed_same_network():
+    a, b = random_network(11), random_network(11)
+    assert a.cells == b.cells and a.connections == b.connections and a.sources == b.sources
+    assert random_network(12).cells != a.cells
+
+
+@pytest.mark.parametrize("seed, families, drive", [
+    (3, ["lif"], "pulse"),
+    pytest.param(4, ["izhikevich"], "poisson", marks=pytest.mark.slow),
+    pytest.param(5, ["adex"], "pulse", marks=pytest.mark.slow)])
+def test_generated_network_agrees_with_jneuroml(tmp_path, seed, families, drive):
+    """Per network: every neuron's spike count within 5% and >= 90% of all spikes matched
+    within 2 ms (recurrent networks can amplify a one-step difference for a few spikes)."""
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed: jNeuroML cannot run here")
+    spec = random_network(seed, n_neurons=12, families=families, drive=drive, duration=400.0)
+    model = cn.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps, spec.sources)
+    cn.run_jneuroml(cn.write_lems_run(model, tmp_path, spec.meta["duration_ms"], 0.025))
+    ref = cn.read_spikes(tmp_path / "spikes.spikes", len(spec.cells))
+    ours = simulate_spec(spec, 0.025)
+    agreements = [match_spikes(ref[i], ours.spike_times(i)) for i in range(len(spec.cells))]
+    total = sum(a.count_ref for a in agreements)
+    assert total > 0
+    assert all(abs(a.count_ours - a.count_ref) <= max(1, 0.05 * a.count_ref) for a in agreements)
+    assert sum(a.matched * a.count_ref for a in agreements) / total >= 0.9
