@@ -28,7 +28,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
 import bnnsim
