@@ -11,7 +11,9 @@ Labels (``meta["labels"]``; node arrays are aligned with the CG's nodes, -1 /
 NaN where a node is not a neuron):
 * ``firing_pattern``: class index into ``labels.FIRING_PATTERNS`` per node;
 * ``rate_hz``: firing rate per node;
-* ``regime``: index into ``labels.REGIMES``; ``mean_rate_hz``, ``synchrony``.
+* ``regime``: index into ``labels.REGIMES``; ``mean_rate_hz``, ``synchrony``;
+* ``stdp_dw``: per node, the STDP weight change over the run of a plastic
+  synapse node (final - initial weight; None elsewhere): the learning process.
 Activity is never written into the node features, so no task sees its label.
 
 Splits: networks of ``ood_family`` (default ``adex``) form the ``ood`` split
@@ -53,12 +55,15 @@ def simulate_spec(spec: NetworkSpec, dt: float = 0.05) -> bnnsim.SimResult:
 
 
 def network_labels(spec: NetworkSpec, result: bnnsim.SimResult) -> Dict:
-    """Per-neuron patterns and rates, the network regime (indices into the class lists)."""
+    """Per-neuron patterns and rates, per-connection STDP weight change (None if not
+    plastic), the network regime (indices into the class lists)."""
     window = spec.meta["duration_ms"]
+    dw = [float(w - c.get("weight", 1.0)) if c["synapse"].get("stdp") else None
+          for w, c in zip(result.weights, spec.connections)]
     trains = [result.spike_times(i) for i in range(len(spec.cells))]
     regime = network_regime(result.spikes, result.v, result.dt)
     return {"firing_pattern": [FIRING_PATTERNS.index(firing_pattern(t, window)) for t in trains],
-            "rate_hz": [spike_stats(t, window)["rate"] for t in trains],
+            "rate_hz": [spike_stats(t, window)["rate"] for t in trains], "stdp_dw": dw,
             "regime": REGIMES.index(regime["regime"]), "mean_rate_hz": regime["mean_rate"],
             "synchrony": regime["synchrony"]}
 
@@ -79,6 +84,9 @@ def build_one(spec: NetworkSpec, name: str, out: Path, dt: float, split: str) ->
     index = [node_of.get(str(nm), -1) for nm in cg.node_name]  # CG node -> neuron or -1
     node_labels = {key: [labels[key][j] if j >= 0 else (-1 if key == "firing_pattern" else None)
                          for j in index] for key in ("firing_pattern", "rate_hz")}
+    syn_of = {name: k for k, name in enumerate(model.connections)}
+    node_labels["stdp_dw"] = [labels["stdp_dw"][syn_of[str(nm)]] if str(nm) in syn_of else None
+                              for nm in cg.node_name]
     meta = dict(cg.meta, generator=spec.meta, types=spec.types, split=split,
                 labels={**node_labels, **{k: labels[k] for k in
                                           ("regime", "mean_rate_hz", "synchrony")}})

@@ -9,8 +9,8 @@ Families (published parameter sets with +-``jitter`` relative noise on every
 parameter except potentials): Izhikevich 2007 RS/IB/CH (excitatory) and LTS
 (inhibitory), AdEx (Naud 2008) firing types, LIF (iafCell / iafRefCell).
 Synapses: excitatory expTwo (AMPA-like, some with Tsodyks-Markram STP) or
-expOne, inhibitory alpha/expTwo (GABA-like); gap junctions between inhibitory
-neurons. Connectivity: ``random`` (Erdos-Renyi), ``small_world``
+expOne, inhibitory alpha (GABA-like); pair-based STDP on half of the E -> E
+synapses; gap junctions between inhibitory neurons. Connectivity: ``random`` (Erdos-Renyi), ``small_world``
 (Watts-Strogatz), ``distance`` (exponential fall-off with distance in a
 500 um cube). Coupling strength is drawn log-uniformly. Drive, drawn per
 network: ``pulse`` (a step current per neuron around its type's published
@@ -35,6 +35,9 @@ LIF = dict(family="iafRefCell", C=200.0, leak_conductance=10.0, leak_reversal=-7
            thresh=-50.0, reset=-65.0, refract=2.0)
 AMPA = dict(kind="expTwoSynapse", gbase=1.0, erev=0.0, tauRise=0.5, tauDecay=5.0)
 GABA = dict(kind="alphaSynapse", gbase=2.0, erev=-80.0, tau=8.0)
+# pair-based STDP on half of the E -> E synapses (Song, Miller & Abbott 2000 style,
+# slightly depression-dominated), weights bounded to [0, 2]
+STDP = dict(A_plus=0.01, A_minus=0.0105, tau_plus=20.0, tau_minus=20.0, w_max=2.0)
 
 
 class NetworkSpec(NamedTuple):
@@ -128,6 +131,8 @@ def random_network(seed: int, n_neurons: Optional[int] = None, families: Sequenc
             syn = dict(AMPA, gbase=round(float(AMPA["gbase"] * 6 * scale), 4))
             if rng.uniform() < 0.3:
                 syn["stp"] = stp
+            if not inhibitory[post] and rng.uniform() < 0.5:
+                syn["stdp"] = STDP
         connections.append(dict(pre=int(pre), post=int(post), synapse=syn,
                                 weight=round(float(rng.uniform(0.5, 1.5)), 3),
                                 delay=round(float(rng.uniform(0.5, 5.0)), 2)))

@@ -57,6 +57,7 @@ class SimResult(NamedTuple):
     v: np.ndarray  # [T, N] mV after each step (after resets)
     dt: float  # ms
     g: Optional[np.ndarray] = None  # [T, S] nS synaptic conductances, if recorded
+    weights: Optional[np.ndarray] = None  # [S] connection weights at the end (STDP)
 
     def spike_times(self, neuron: int) -> np.ndarray:
         """Spike times (ms) of one neuron, stamped like jLEMS: the start of the step."""
@@ -94,6 +95,9 @@ class _State(NamedTuple):
     x2: jnp.ndarray  # [S] expOne g (nS), expTwo B (1) or alpha g (nS)
     R: jnp.ndarray  # [S] STP resources
     U: jnp.ndarray  # [S] STP release probability
+    w: jnp.ndarray  # [S] connection weight (changes under STDP)
+    x_pre: jnp.ndarray  # [S] STDP presynaptic trace
+    y_post: jnp.ndarray  # [S] STDP postsynaptic trace
     history: jnp.ndarray  # [L, N + K] bool, spikes of neurons and sources, last L steps
 
 
@@ -141,6 +145,17 @@ def _cell_step(p: CellParams, state: _State, i, dt: float, t):
     return v, u, last, refractory, spiked
 
 
+def _stdp_step(syn: SynapseParams, state: _State, arrived, post_spiked, dt: float):
+    """Pair-based STDP: traces decay, pre events depress, post spikes potentiate."""
+    x = state.x_pre * (1.0 - dt / syn.tau_plus)
+    y = state.y_post * (1.0 - dt / syn.tau_minus)
+    w = state.w - jnp.where(arrived & syn.stdp, syn.a_minus * y, 0.0)
+    x = x + arrived.astype(x.dtype)
+    w = w + jnp.where(post_spiked & syn.stdp, syn.a_plus * x, 0.0)
+    y = y + post_spiked.astype(y.dtype)
+    return jnp.where(syn.stdp, jnp.clip(w, 0.0, syn.w_max), state.w), x, y
+
+
 def _synapse_step(syn: SynapseParams, state: _State, arrived, dt: float):
     """Euler step of synapse and STP states, then the events that arrived -> x1, x2, R, U."""
     x1, x2, R, U = state.x1, state.x2, state.R, state.U
@@ -152,7 +167,7 @@ def _synapse_step(syn: SynapseParams, state: _State, arrived, dt: float):
     x1, x2, R, U = x1 + dt * dx1, x2 + dt * dx2, R + dt * dR, U + dt * dU
     # Events: the release factor R*U (1 without STP) scales each event.
     release = jnp.where(syn.stp > 0, R * U, 1.0)
-    amount = jnp.where(arrived, syn.weight * release, 0.0)  # [S]
+    amount = jnp.where(arrived, state.w * release, 0.0)  # [S]
     x1 = x1 + jnp.select([syn.kind == EXP2, alpha], [amount * syn.factor, amount * syn.gbase], 0.0)
     x2 = x2 + jnp.where(syn.kind == EXP2, amount * syn.factor,
                         jnp.where(syn.kind == EXP1, amount * syn.gbase, 0.0))
@@ -173,9 +188,10 @@ def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
     syn = net.synapses
     arrived = history[(slot - lag) % size, syn.pre]  # [S]
     x1, x2, R, U = _synapse_step(syn, state, arrived, dt)
+    w, x_pre, y_post = _stdp_step(syn, state, arrived, spiked[syn.post], dt)
     new = _State(v=v, u=u, last_spike=last, refractory=refractory,
                  i_in=_input_current(net.inputs, t + dt), x1=x1, x2=x2, R=R, U=U,
-                 history=history)
+                 w=w, x_pre=x_pre, y_post=y_post, history=history)
     return new, spiked
 
 
@@ -186,14 +202,15 @@ def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool)
     init = _State(v=net.cells.v0, u=jnp.zeros(n), last_spike=jnp.full(n, -1e9),
                   refractory=jnp.zeros(n, bool), i_in=_input_current(net.inputs, 0.0),
                   x1=jnp.zeros(s), x2=jnp.zeros(s), R=jnp.ones(s), U=net.synapses.u0,
+                  w=net.synapses.weight, x_pre=jnp.zeros(s), y_post=jnp.zeros(s),
                   history=jnp.zeros((history, units), bool))
 
     def body(state, k):
         new, spiked = _step(net, lag, dt, state, k)
         return new, (spiked, new.v, _conductance(net.synapses, new) if record_g else None)
 
-    _, out = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.float32))
-    return out
+    final, out = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.float32))
+    return out + (final.w,)
 
 
 def _source_steps(sources: SpikeSources, dt: float) -> np.ndarray:
@@ -229,6 +246,6 @@ def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float 
     history = int(lag.max(initial=0)) + 1
     net = jax.tree.map(jnp.asarray, Network(cells, inputs, synapses, gaps,
                                             _source_steps(sources, dt)))
-    spikes, v, g = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
+    spikes, v, g, w = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
     return SimResult(spikes=np.asarray(spikes), v=np.asarray(v), dt=float(dt),
-                     g=None if g is None else np.asarray(g))
+                     g=None if g is None else np.asarray(g), weights=np.asarray(w))

@@ -96,8 +96,23 @@ def synapse_component(syn: Dict, syn_id: str):
     """The libNeuroML object of a synapse dict (``bnnsim.synapse_params`` format).
 
     Short-term plasticity is written as a blockingPlasticSynapse (an expTwo
-    synapse with a Tsodyks-Markram mechanism), the NeuroML2 core way.
+    synapse with a Tsodyks-Markram mechanism), the NeuroML2 core way. Pair-based
+    STDP has no NeuroML2 core element: it is written as ``<property tag="stdp"
+    value="pair-based"/>`` plus ``stdp_A_plus``, ``stdp_A_minus``,
+    ``stdp_tau_plus`` (ms), ``stdp_tau_minus`` (ms), ``stdp_w_max`` properties on
+    the synapse; jNeuroML ignores them (fixed weights), the CG converter sets the
+    synapse's ``syn_plastic`` flag.
     """
+    comp = _synapse_object(syn, syn_id)
+    stdp = syn.get("stdp")
+    if stdp:  # NeuroML2 core has no STDP element: parameters ride along as properties
+        comp.properties = [neuroml.Property(tag="stdp", value="pair-based")] + [
+            neuroml.Property(tag=f"stdp_{k}", value=f"{float(v):.10g}")
+            for k, v in sorted(stdp.items())]
+    return comp
+
+
+def _synapse_object(syn: Dict, syn_id: str):
     kind, q = syn["kind"], dict(gbase=_q(syn["gbase"], "nS"), erev=_q(syn["erev"], "mV"))
     stp = syn.get("stp")
     if stp and kind != "expTwoSynapse":
@@ -122,6 +137,7 @@ def synapse_component(syn: Dict, syn_id: str):
 class NetworkModel(NamedTuple):
     doc: neuroml.NeuroMLDocument
     neurons: List[Tuple[str, int]]  # neuron i -> (population id, index in it)
+    connections: List[str]  # connection i -> "projection id/connection id" (CG synapse name)
 
 
 def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
@@ -165,7 +181,7 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
         doc.spike_arrays.append(arr)
         net.populations.append(neuroml.Population(id=f"src{k}", component=arr.id, size=1))
         pre_of.append((f"src{k}", 0))
-    syns, projs = {}, {}
+    syns, projs, names = {}, {}, []
     for c in connections:
         key = _freeze(c["synapse"])
         if key not in syns:
@@ -182,12 +198,13 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
                                              synapse=syns[key].id)
             net.projections.append(projs[pkey])
         proj = projs[pkey]
+        names.append(f"{proj.id}/{len(proj.connection_wds)}")
         proj.connection_wds.append(neuroml.ConnectionWD(
             id=len(proj.connection_wds), pre_cell_id=f"../{pre_pop}[{pre_i}]",
             post_cell_id=f"../{post_pop}[{post_i}]",
             weight=float(c.get("weight", 1.0)), delay=_q(c.get("delay", 0.0), "ms")))
     _gap_projections(doc, net, where, gaps)
-    return NetworkModel(doc, where)
+    return NetworkModel(doc, where, names)
 
 
 def _gap_projections(doc, net, where, gaps) -> None:

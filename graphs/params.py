@@ -135,7 +135,9 @@ def synapse_features(comp: Component, components: Dict[str, Component]) -> Dict[
     if plastic is not None:
         sub = Component("plasticityMechanism", plastic, comp.file)
         feats.update(_columns(sub, _SYNAPSE_COLUMNS))
-    feats["syn_plastic"] = float(plastic is not None or model_class(comp.tag) == "plasticSynapse")
+    stdp = any(getattr(p, "tag", None) == "stdp" for p in getattr(obj, "properties", None) or [])
+    feats["syn_plastic"] = float(plastic is not None or stdp
+                                 or model_class(comp.tag) == "plasticSynapse")
     feats["syn_block"] = float(getattr(obj, "block_mechanism", None) is not None)
     if comp.tag == "doubleSynapse":  # kinetics of the first constituent synapse
         first = components.get(obj.synapse1)

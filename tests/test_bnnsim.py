@@ -193,3 +193,43 @@ def test_out_of_range_connections_are_clear_errors():
     with pytest.raises(ValueError, match="only written for expTwoSynapse"):
         cn.synapse_component(dict(kind="expOneSynapse", gbase=1, erev=0, tauDecay=2,
                                   stp=dict(kind="tsodyksMarkramDepMechanism")), "s")
+
+
+@pytest.mark.parametrize("lead, sign", [(5.0, 1), (-5.0, -1)])
+def test_stdp_potentiates_causal_and_depresses_anticausal_pairs(lead, sign):
+    """Pre spikes `lead` ms before (after) the post spikes: the weight grows (shrinks) by
+    the pair-based rule, computed here independently from the spike steps."""
+    dt, a_plus, a_minus, tau_p, tau_m = 0.01, 0.01, 0.012, 20.0, 20.0
+    post_drive = [50.0, 150.0, 250.0]  # source 1 makes the neuron fire right after these
+    post_cell = dict(IAF, family="iafRefCell", C=10, thresh=-64.0, reset=-70.0, refract=20.0)
+    fire = dict(kind="expOneSynapse", gbase=500.0, erev=0.0, tauDecay=0.5)
+    stdp = dict(A_plus=a_plus, A_minus=a_minus, tau_plus=tau_p, tau_minus=tau_m, w_max=2.0)
+    weak = dict(kind="expOneSynapse", gbase=1e-6, erev=0.0, tauDecay=2.0, stdp=stdp)
+    # neuron 0 = post; source 0 (unit 1) = pre, source 1 (unit 2) = drive
+    r = bnnsim.simulate(
+        bnnsim.cell_params([post_cell]), bnnsim.pulse_inputs([[]]), 400.0, dt,
+        synapses=bnnsim.synapse_params([dict(pre=1, post=0, synapse=weak, weight=1.0),
+                                        dict(pre=2, post=0, synapse=fire, weight=1.0)]),
+        sources=bnnsim.spike_sources([[t - 1.0 for t in post_drive], post_drive]))
+    post_steps = np.flatnonzero(r.spikes[:, 0])
+    assert post_steps.size == 3
+    pre_steps = post_steps - int(round(lead / dt))
+    sources = bnnsim.spike_sources([list(pre_steps * dt + dt / 2), post_drive])
+    r = bnnsim.simulate(
+        bnnsim.cell_params([post_cell]), bnnsim.pulse_inputs([[]]), 400.0, dt,
+        synapses=bnnsim.synapse_params([dict(pre=1, post=0, synapse=weak, weight=1.0),
+                                        dict(pre=2, post=0, synapse=fire, weight=1.0)]),
+        sources=sources)
+    np.testing.assert_array_equal(np.flatnonzero(r.spikes[:, 0]), post_steps)
+    w, x, y = 1.0, 0.0, 0.0  # the rule, step by step
+    for k in range(r.spikes.shape[0]):
+        x, y = x * (1 - dt / tau_p), y * (1 - dt / tau_m)
+        if k in pre_steps:
+            w -= a_minus * y
+            x += 1
+        if k in post_steps:
+            w += a_plus * x
+            y += 1
+    assert np.sign(w - 1.0) == sign
+    np.testing.assert_allclose(r.weights[0], w, rtol=1e-5)
+    assert r.weights[1] == 1.0  # no STDP on the driving synapse

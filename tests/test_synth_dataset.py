@@ -67,3 +67,23 @@ def test_generated_network_agrees_with_jneuroml(tmp_path, seed, families, drive)
     assert total > 0
     assert all(abs(a.count_ours - a.count_ref) <= max(1, 0.05 * a.count_ref) for a in agreements)
     assert sum(a.matched * a.count_ref for a in agreements) / total >= 0.9
+
+
+def test_stdp_labels_sit_on_plastic_synapse_nodes(tmp_path):
+    from bnnsim.dataset import build_dataset
+    from graphs.schema import NODE_INDEX
+    report = build_dataset(tmp_path, 2, seed=3, families=["lif"], ood_family=None,
+                           progress=False)
+    n_plastic = 0
+    for row in report["networks"]:
+        cg = load_cg(row["npz"])
+        dw = cg.meta["labels"]["stdp_dw"]
+        plastic = cg.node_feature_mask[:, NODE_INDEX["syn_plastic"]] * cg.node_features[
+            :, NODE_INDEX["syn_plastic"]] > 0
+        has = np.array([d is not None for d in dw])
+        assert np.all(plastic[has])  # STDP synapses carry the plastic flag (STP ones too)
+        assert np.all(cg.node_kind[has] == NodeKind.SYNAPSE)
+        n_plastic += int(has.sum())
+        changes = np.array([d for d in dw if d is not None])
+        assert np.all(np.isfinite(changes)) and np.all(np.abs(changes) <= 2.0)
+    assert n_plastic > 0
