@@ -12,11 +12,12 @@ file and hands the same numbers to the simulator.
 """
 
 from bnnsim.cells import CELL_FAMILIES, CellParams, cell_params
-from bnnsim.simulate import (Network, PulseInputs, SimResult, SpikeSources, pulse_inputs, simulate,
-                             spike_sources)
+from bnnsim.simulate import (Model, Network, PulseInputs, SimResult, SpikeSources, pulse_inputs,
+                             simulate, simulate_many, spike_sources)
 from bnnsim.synapses import (SYNAPSE_KINDS, GapParams, SynapseParams, gap_params,
                              synapse_params, waveform_factor)
 
 __all__ = ["CELL_FAMILIES", "CellParams", "GapParams", "Network", "PulseInputs", "SYNAPSE_KINDS",
-           "SimResult", "SpikeSources", "SynapseParams", "cell_params", "gap_params", "pulse_inputs",
-           "simulate", "spike_sources", "synapse_params", "waveform_factor"]
+           "Model", "SimResult", "SpikeSources", "SynapseParams", "cell_params", "gap_params",
+           "pulse_inputs", "simulate", "simulate_many", "spike_sources", "synapse_params",
+           "waveform_factor"]

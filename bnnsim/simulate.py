@@ -12,13 +12,13 @@ update is selected with ``jnp.where``.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bnnsim.cells import FAMILY_INDEX, CellParams
+from bnnsim.cells import FAMILY_INDEX, CellParams, cell_params
 from bnnsim.synapses import (ALPHA, EXP1, EXP2, GapParams, SynapseParams, gap_params,
                              synapse_params)
 
@@ -225,27 +225,115 @@ def _source_steps(sources: SpikeSources, dt: float) -> np.ndarray:
 EVENT_LAG = 0
 
 
+class Model(NamedTuple):
+    """One network's arrays, as ``simulate`` takes them."""
+
+    cells: CellParams
+    inputs: PulseInputs
+    synapses: Optional[SynapseParams] = None
+    gaps: Optional[GapParams] = None
+    sources: Optional[SpikeSources] = None
+
+
+def _checked(model: Model) -> Model:
+    synapses = synapse_params([]) if model.synapses is None else model.synapses
+    gaps = gap_params([]) if model.gaps is None else model.gaps
+    sources = spike_sources([]) if model.sources is None else model.sources
+    n, k = model.cells.family.shape[0], sources.times.shape[0]
+    for name, idx, limit in (("synapse pre", synapses.pre, n + k), ("synapse post", synapses.post, n),
+                             ("gap", np.concatenate([gaps.a, gaps.b]), n)):
+        if idx.size and (idx.min() < 0 or idx.max() >= limit):
+            raise ValueError(f"{name} index out of range for {n} neurons and {k} sources")
+    return Model(model.cells, model.inputs, synapses, gaps, sources)
+
+
+def _steps(duration: float, dt: float) -> int:
+    if dt <= 0 or duration <= 0:
+        raise ValueError(f"duration ({duration}) and dt ({dt}) must be positive")
+    return int(round(duration / dt))
+
+
+def _results(spikes, v, g, w, dt) -> SimResult:
+    return SimResult(spikes=np.asarray(spikes), v=np.asarray(v), dt=float(dt),
+                     g=None if g is None else np.asarray(g), weights=np.asarray(w))
+
+
 def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float = 0.025,
              synapses: Optional[SynapseParams] = None, gaps: Optional[GapParams] = None,
              sources: Optional[SpikeSources] = None,
              record_conductance: bool = False) -> SimResult:
     """Simulate ``duration`` ms in steps of ``dt`` ms; returns the spike raster, v and,
     if asked, every synapse's conductance after each step."""
-    if dt <= 0 or duration <= 0:
-        raise ValueError(f"duration ({duration}) and dt ({dt}) must be positive")
-    synapses = synapse_params([]) if synapses is None else synapses
-    gaps = gap_params([]) if gaps is None else gaps
-    sources = spike_sources([]) if sources is None else sources
-    n, k = cells.family.shape[0], sources.times.shape[0]
-    for name, idx, limit in (("synapse pre", synapses.pre, n + k), ("synapse post", synapses.post, n),
-                             ("gap", np.concatenate([gaps.a, gaps.b]), n)):
-        if idx.size and (idx.min() < 0 or idx.max() >= limit):
-            raise ValueError(f"{name} index out of range for {n} neurons and {k} sources")
-    steps = int(round(duration / dt))
-    lag = np.rint(np.asarray(synapses.delay) / dt).astype(np.int32) + EVENT_LAG
+    steps = _steps(duration, dt)
+    m = _checked(Model(cells, inputs, synapses, gaps, sources))
+    lag = np.rint(np.asarray(m.synapses.delay) / dt).astype(np.int32) + EVENT_LAG
     history = int(lag.max(initial=0)) + 1
-    net = jax.tree.map(jnp.asarray, Network(cells, inputs, synapses, gaps,
-                                            _source_steps(sources, dt)))
-    spikes, v, g, w = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
-    return SimResult(spikes=np.asarray(spikes), v=np.asarray(v), dt=float(dt),
-                     g=None if g is None else np.asarray(g), weights=np.asarray(w))
+    net = jax.tree.map(jnp.asarray, Network(m.cells, m.inputs, m.synapses, m.gaps,
+                                            _source_steps(m.sources, dt)))
+    out = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
+    return _results(*out, dt)
+
+
+def _pad_rows(x: np.ndarray, rows: int, fill) -> np.ndarray:
+    pad = np.full((rows - x.shape[0],) + x.shape[1:], fill, x.dtype)
+    return np.concatenate([x, pad])
+
+
+def _pad_model(m: Model, n: int, s: int, g: int, k: int, width: int, pulses: int) -> Model:
+    """Pad to n neurons (silent), s synapses and g gaps (zero conductance), k sources of
+    ``width`` spikes (none) and ``pulses`` pulses per neuron (zero amplitude)."""
+    n0 = m.cells.family.shape[0]
+    silent = cell_params([dict(family="iafCell", C=1.0, leak_conductance=1.0, leak_reversal=0.0,
+                               thresh=1e9, reset=0.0)])
+    cells = CellParams(*(np.concatenate([a, np.repeat(b, n - n0)]) for a, b in zip(m.cells, silent)))
+    inputs = PulseInputs(*(np.pad(_pad_rows(a, n, 0), ((0, 0), (0, pulses - a.shape[1])))
+                           for a in m.inputs))
+    syn = m.synapses._replace(pre=np.where(m.synapses.pre >= n0, m.synapses.pre - n0 + n,
+                                           m.synapses.pre).astype(np.int32))
+    dummy = synapse_params([dict(pre=0, post=0, weight=0.0, synapse=dict(
+        kind="expOneSynapse", gbase=0.0, erev=0.0, tauDecay=1.0))])
+    syn = SynapseParams(*(np.concatenate([a, np.repeat(b, s - a.shape[0])])
+                          for a, b in zip(syn, dummy)))
+    gaps = GapParams(*(np.concatenate([a, np.zeros(g - a.shape[0], a.dtype)]) for a in m.gaps))
+    times = np.full((k, width), np.inf, np.float32)
+    times[:m.sources.times.shape[0], :m.sources.times.shape[1]] = m.sources.times
+    return Model(cells, inputs, syn, gaps, SpikeSources(times))
+
+
+def simulate_many(models: Sequence[Model], duration: float, dt: float = 0.025,
+                  round_to: int = 8) -> List[SimResult]:
+    """Simulate many networks at once: padded to common sizes (rounded up to multiples
+    of ``round_to`` so batches share compilations) and vmapped over the networks."""
+    steps = _steps(duration, dt)
+    models = [_checked(m) for m in models]
+    if not models:
+        return []
+
+    def size(values):
+        return max(1, -(-max(values) // round_to) * round_to)
+
+    n = size([m.cells.family.shape[0] for m in models])
+    s = size([m.synapses.pre.shape[0] for m in models])
+    g = size([m.gaps.a.shape[0] for m in models])
+    k = size([m.sources.times.shape[0] for m in models])
+    width = size([m.sources.times.shape[1] for m in models])
+    pulses = max(m.inputs.amplitude.shape[1] for m in models)
+    padded = [_pad_model(m, n, s, g, k, width, pulses) for m in models]
+    lags = np.stack([np.rint(p.synapses.delay / dt).astype(np.int32) + EVENT_LAG for p in padded])
+    history = size([int(lags.max(initial=0)) + 1])
+    nets = [Network(p.cells, p.inputs, p.synapses, p.gaps, _source_steps(p.sources, dt))
+            for p in padded]
+    batch = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *nets)
+    spikes, v, _, w = _run_many(batch, jnp.asarray(lags), float(dt), steps, history)
+    out = []
+    for i, m in enumerate(models):
+        n0, s0 = m.cells.family.shape[0], m.synapses.pre.shape[0]
+        out.append(_results(spikes[i, :, :n0], v[i, :, :n0], None, w[i, :s0], dt))
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "dt", "history"))
+def _run_many(batch: Network, lags, dt: float, steps: int, history: int):
+    run = functools.partial(_run.__wrapped__, dt=dt, steps=steps, history=history,
+                            record_g=False)
+    return jax.vmap(lambda net, lag: run(net, lag))(batch, lags)

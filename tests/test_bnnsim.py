@@ -233,3 +233,16 @@ def test_stdp_potentiates_causal_and_depresses_anticausal_pairs(lead, sign):
     assert np.sign(w - 1.0) == sign
     np.testing.assert_allclose(r.weights[0], w, rtol=1e-5)
     assert r.weights[1] == 1.0  # no STDP on the driving synapse
+
+
+def test_simulate_many_equals_one_by_one():
+    from bnnsim.dataset import simulate_spec, spec_model
+    from bnnsim.generate import random_network
+    specs = [random_network(s, n_neurons=8 + 3 * s, duration=200.0) for s in range(3)]
+    many = bnnsim.simulate_many([spec_model(s) for s in specs], 200.0, 0.05)
+    for spec, a in zip(specs, many):
+        b = simulate_spec(spec, 0.05)
+        assert a.spikes.shape == b.spikes.shape
+        np.testing.assert_array_equal(a.spikes, b.spikes)
+        np.testing.assert_allclose(a.v, b.v, atol=1e-2)  # padding reorders float sums
+        np.testing.assert_allclose(a.weights, b.weights, atol=1e-6)
