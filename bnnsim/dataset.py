@@ -163,3 +163,32 @@ def class_balance(rows: Sequence[Dict]) -> Dict:
         out["firing_pattern"][split] = {c: pats.get(c, 0) for c in FIRING_PATTERNS}
         out["regime"][split] = {c: regs.get(c, 0) for c in REGIMES}
     return out
+
+
+DEFAULT_NETWORKS = 200
+DEFAULT_VERSION = "canonical-v1"
+
+
+def default_cache_dir() -> Path:
+    """``$BGAN_JAX_CACHE`` or ``~/.cache/bgan-jax``."""
+    import os
+    return Path(os.environ.get("BGAN_JAX_CACHE", Path.home() / ".cache" / "bgan-jax"))
+
+
+def default_dataset(cache_dir=None, n: int = DEFAULT_NETWORKS, progress: bool = True) -> Path:
+    """The embedded default dataset: built on first use (about 3 minutes on 2 CPU cores
+    for 200 networks), then reused. Returns its directory.
+
+    The directory name holds the version and size; a build that did not finish (no
+    ``report.json``) is rebuilt.
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    out = root / f"{DEFAULT_VERSION}-n{n}"
+    if not (out / "report.json").is_file():
+        tmp = out.with_name(out.name + ".partial")
+        if tmp.exists():
+            import shutil
+            shutil.rmtree(tmp)
+        build_dataset(tmp, n, seed=0, progress=progress)
+        tmp.rename(out)
+    return out

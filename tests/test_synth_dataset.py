@@ -87,3 +87,12 @@ def test_stdp_labels_sit_on_plastic_synapse_nodes(tmp_path):
         changes = np.array([d for d in dw if d is not None])
         assert np.all(np.isfinite(changes)) and np.all(np.abs(changes) <= 2.0)
     assert n_plastic > 0
+
+
+def test_default_dataset_is_built_once_then_reused(tmp_path):
+    from bnnsim.dataset import default_dataset
+    first = default_dataset(tmp_path, n=2, progress=False)
+    stamp = (first / "report.json").stat().st_mtime_ns
+    assert len(list((first / "graphs").glob("*.npz"))) == 2
+    again = default_dataset(tmp_path, n=2, progress=False)
+    assert again == first and (again / "report.json").stat().st_mtime_ns == stamp
