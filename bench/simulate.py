@@ -18,7 +18,7 @@ neuron dynamics are (50 neurons with Poisson sources: 135 s for 200 ms). Last li
 ``speedup_vs_jneuroml=<jax single-network neuron-steps/s / jnml's>`` at the
 largest size both ran.
 
-    python bench/simulate.py            # 10 .. 500 neurons
+    python bench/simulate.py            # 10 .. 200 neurons (jNeuroML takes ~200 s at 200)
     python bench/simulate.py --quick    # 10 and 50 neurons, under a minute
 """
 
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", type=int, nargs="*")
     ap.add_argument("--duration", type=float, default=None, help="ms (default 500; quick 200)")
     args = ap.parse_args(argv)
-    sizes = args.sizes or ([10, 50] if args.quick else [10, 50, 100, 200, 500])
+    sizes = args.sizes or ([10, 50] if args.quick else [10, 50, 100, 200])
     duration = args.duration or (200.0 if args.quick else 500.0)
     import jax
 
