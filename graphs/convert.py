@@ -86,6 +86,10 @@ def _connections(proj, *attrs) -> list:
     return [c for a in attrs for c in getattr(proj, a, None) or []]
 
 
+# A spike-source "cell": no compartments, every segment maps to the input node itself.
+_SOURCE = Template({}, [], [], [], np.zeros((0, 3)), [], {})
+
+
 def _weight(conn, file) -> float:
     """A connection's weight; 1 when the element has none (NeuroML's default)."""
     w = getattr(conn, "weight", None)
@@ -172,6 +176,9 @@ class _Converter:
     # -- building blocks -------------------------------------------------------
     def population(self, pop_id: str, comp_id: str, comp: Component, instances,
                    pop_index: int, n_pops: int) -> None:
+        if model_class(comp.tag) in INPUT_CLASSES:  # e.g. spikeArray populations
+            self.input_population(pop_id, comp, instances)
+            return
         tmpl = self.template(comp_id, comp)
         b = self.b
         n_inst = len(instances)
@@ -197,6 +204,17 @@ class _Converter:
                                 {"distance": dist})
             b.add_edge_pair(neuron, self.cls, EdgeKind.CLS, True)
             self.cells[(pop_id, int(inst_id))] = (neuron, first, tmpl)
+
+    def input_population(self, pop_id: str, comp: Component, instances) -> None:
+        """A population of spike sources: one input node per instance, no neuron. Its
+        projections start at the input node."""
+        feats = self.component_features("input", comp)
+        for inst_id, loc in instances:
+            f = dict(feats)
+            if loc is not None:
+                f.update(x=loc[0] * UM, y=loc[1] * UM, z=loc[2] * UM)
+            node = self.b.add_node(NodeKind.INPUT, -1, f"{pop_id}/{inst_id}", f)
+            self.cells[(pop_id, int(inst_id))] = (node, node, _SOURCE)
 
     def synapse(self, syn: Component, name: str, pre: int, post: int,
                 weight: float = 1.0, delay: Optional[float] = None) -> None:

@@ -101,3 +101,26 @@ def test_zero_weight_is_kept(write_nml):
     cg = convert_file(write_nml("w0.nml", body))
     weights = cg.edge_feature("weight")[cg.edge_kind == EdgeKind.SYNAPTIC]
     assert sorted(weights)[:2] == [0, 0]
+
+
+def test_spike_array_populations_become_input_nodes(write_nml):
+    from graphs.schema import EdgeKind, NodeKind
+    body = """
+      <iafCell id="iaf" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leak_conductance="10nS"/>
+      <expOneSynapse id="syn" gbase="1nS" erev="0mV" tauDecay="2ms"/>
+      <spikeArray id="train"><spike id="0" time="10ms"/><spike id="1" time="20ms"/></spikeArray>
+      <network id="net">
+        <population id="cells" component="iaf" size="2"/>
+        <population id="src" component="train" size="3"/>
+        <projection id="drive" presynapticPopulation="src" postsynapticPopulation="cells" synapse="syn">
+          <connectionWD id="0" preCellId="../src[2]" postCellId="../cells[1]" weight="1" delay="1ms"/>
+        </projection>
+      </network>"""
+    cg = convert_file(write_nml("src.nml", body))
+    by_kind = cg.nodes_by_kind()
+    assert by_kind["neuron"] == 2 and by_kind["input"] == 3
+    src2 = list(cg.node_name).index("src/2")
+    assert cg.node_kind[src2] == NodeKind.INPUT and cg.neuron_id[src2] == -1
+    syn = int(np.flatnonzero(cg.node_kind == NodeKind.SYNAPSE)[0])
+    into = (cg.receivers == syn) & (cg.edge_kind == EdgeKind.SYNAPTIC)
+    assert cg.senders[into].tolist() == [src2]

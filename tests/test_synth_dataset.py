@@ -28,10 +28,11 @@ def test_synth_command_writes_labelled_graphs(tmp_path):
         pattern = np.asarray(labels["firing_pattern"])
         assert pattern.shape == (cg.n_nodes,)
         neurons = cg.node_kind == NodeKind.NEURON
-        cells = np.array([not str(n).startswith("src") for n in cg.node_name])
-        # every generated neuron has a label; CLS, compartments and sources do not
-        assert np.all(pattern[neurons & cells] >= 0) and np.all(pattern[~(neurons & cells)] == -1)
-        assert (neurons & cells).sum() == row["generator"]["n_neurons"]
+        # every generated neuron has a label; CLS, compartments, synapses, inputs do not
+        assert np.all(pattern[neurons] >= 0) and np.all(pattern[~neurons] == -1)
+        assert neurons.sum() == row["generator"]["n_neurons"]
+        if row["generator"]["drive"] == "poisson":  # spike sources are input nodes
+            assert (cg.node_kind == NodeKind.INPUT).sum() == neurons.sum()
         assert 0 <= labels["regime"] < len(REGIMES)
         assert cg.meta["split"] == row["split"]
         # no activity leaks into the features
