@@ -120,7 +120,7 @@ def _simulate_chunk(specs: Sequence[NetworkSpec], dt: float) -> List:
 
 def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
                   ood_family: Optional[str] = "adex", dt: float = 0.05, chunk: int = 8,
-                  progress: bool = True) -> Dict:
+                  neuron_range=(10, 60), progress: bool = True) -> Dict:
     """Generate, simulate (``chunk`` networks vmapped together) and label ``n`` networks;
     every network's outcome is reported."""
     from graphs.storage import write_manifest
@@ -131,7 +131,8 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
     bar = tqdm(total=n, desc="networks", disable=not progress)
     for start in range(0, n, chunk):
         ids = range(start, min(start + chunk, n))
-        specs = [random_network(seed * 100000 + i, families=families) for i in ids]
+        specs = [random_network(seed * 100000 + i, families=families, neuron_range=neuron_range)
+                 for i in ids]
         for i, spec, result in zip(ids, specs, _simulate_chunk(specs, dt)):
             name, split = f"net{i:05d}", split_of(spec, ood_family)
             try:

@@ -20,7 +20,7 @@ spike trains through AMPA-like synapses, log-uniform 30-1500 Hz).
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -102,13 +102,14 @@ def poisson_train(rng, rate_hz: float, duration: float) -> List[float]:
 
 
 def random_network(seed: int, n_neurons: Optional[int] = None, families: Sequence[str] = FAMILIES,
+                   neuron_range: Tuple[int, int] = (10, 60),
                    connectivity: Optional[str] = None, drive: Optional[str] = None,
                    frac_inhibitory: float = 0.2, p_connect: float = 0.1,
                    coupling: Optional[float] = None, drive_rate: Optional[float] = None,
                    duration: float = 1000.0, jitter: float = 0.1) -> NetworkSpec:
     """A random canonical network; unspecified choices are drawn from ``seed``."""
     rng = np.random.default_rng(seed)
-    n = int(n_neurons or rng.integers(10, 61))
+    n = int(n_neurons or rng.integers(neuron_range[0], neuron_range[1] + 1))
     connectivity = connectivity or str(rng.choice(CONNECTIVITY))
     drive = drive or str(rng.choice(DRIVES))
     if drive not in DRIVES:

@@ -42,6 +42,8 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     synth.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     synth.add_argument("--family", action="append", choices=("izhikevich", "adex", "lif"),
                        help="cell families to draw from (repeatable; default: all)")
+    synth.add_argument("--neurons", type=int, nargs=2, default=(10, 60), metavar=("MIN", "MAX"),
+                       help="neurons per network, drawn uniformly (default: 10 60)")
     synth.add_argument("--ood-family", default="adex",
                        help="family held out as the out-of-distribution split ('' for none)")
     return parser.parse_args(argv)
@@ -52,11 +54,13 @@ def synth_command(args) -> int:
     from bnnsim.dataset import build_dataset
     from bnnsim.generate import FAMILIES
 
-    if args.n < 1:
-        print("error: --n must be >= 1", file=sys.stderr)
+    if args.n < 1 or not 1 <= args.neurons[0] <= args.neurons[1]:
+        print("error: --n must be >= 1 and --neurons MIN MAX with 1 <= MIN <= MAX",
+              file=sys.stderr)
         return 2
     report = build_dataset(args.out, args.n, args.seed, families=args.family or FAMILIES,
-                           ood_family=args.ood_family or None)
+                           ood_family=args.ood_family or None,
+                           neuron_range=tuple(args.neurons))
     failed = [r for r in report["networks"] if r["status"] != "ok"]
     print(f"{args.n - len(failed)}/{args.n} networks written to {args.out} "
           f"(splits {report['splits']}); class balance in {args.out}/report.json")

@@ -18,7 +18,8 @@ from graphs.schema import NodeKind
 
 def test_synth_command_writes_labelled_graphs(tmp_path):
     out = tmp_path / "ds"
-    assert main(["synth", "--out", str(out), "--n", "3", "--seed", "7"]) == 0
+    assert main(["synth", "--out", str(out), "--n", "3", "--seed", "7", "--neurons", "5", "12"]) == 0
+    assert main(["synth", "--out", str(out), "--neurons", "9", "3"]) == 2
     report = json.loads((out / "report.json").read_text())
     assert [r["status"] for r in report["networks"]] == ["ok"] * 3
     assert set(report["class_balance"]["firing_pattern"]["train"]) == set(FIRING_PATTERNS)
@@ -30,7 +31,7 @@ def test_synth_command_writes_labelled_graphs(tmp_path):
         neurons = cg.node_kind == NodeKind.NEURON
         # every generated neuron has a label; CLS, compartments, synapses, inputs do not
         assert np.all(pattern[neurons] >= 0) and np.all(pattern[~neurons] == -1)
-        assert neurons.sum() == row["generator"]["n_neurons"]
+        assert neurons.sum() == row["generator"]["n_neurons"] and 5 <= neurons.sum() <= 12
         if row["generator"]["drive"] == "poisson":  # spike sources are input nodes
             assert (cg.node_kind == NodeKind.INPUT).sum() == neurons.sum()
         assert 0 <= labels["regime"] < len(REGIMES)
@@ -41,6 +42,24 @@ def test_synth_command_writes_labelled_graphs(tmp_path):
             if name in NODE_INDEX:
                 assert not cg.node_feature_mask[:, NODE_INDEX[name]].any()
         assert NODE_GROUPS  # schema imported
+
+
+def test_generated_files_are_valid_neuroml(tmp_path):
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed: jNeuroML's validator cannot run here")
+    from pyneuroml import pynml
+
+    from bnnsim.dataset import build_dataset
+    report = build_dataset(tmp_path, 3, seed=5, ood_family=None, progress=False)
+    kinds = set()
+    for row in report["networks"]:
+        text = open(row["file"]).read()
+        kinds |= {k for k in ("spikeArray", "blockingPlasticSynapse", 'tag="stdp"',
+                              "electricalProjection") if k in text}
+        ok, message = pynml.validate_neuroml2(row["file"], verbose_validate=False,
+                                              return_string=True)
+        assert ok and "All valid" in message, message
+    assert len(kinds) >= 3, kinds  # the files exercise the unusual elements
 
 
 def test_same_seed_same_network():
