@@ -78,7 +78,8 @@ def main(argv=None) -> None:
     speedup = None
     for n in sizes:
         specs = [random_network(100 * n + k, n_neurons=n, families=["izhikevich"],
-                                drive="pulse", duration=duration) for k in range(8)]
+                                drive="pulse", duration=duration, p_connect=0.1)
+                 for k in range(8)]
         m = spec_model(specs[0])
 
         def one():

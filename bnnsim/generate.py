@@ -12,7 +12,8 @@ Synapses: excitatory expTwo (AMPA-like, some with Tsodyks-Markram STP) or
 expOne, inhibitory alpha (GABA-like); pair-based STDP on half of the E -> E
 synapses; gap junctions between inhibitory neurons. Connectivity: ``random`` (Erdos-Renyi), ``small_world``
 (Watts-Strogatz), ``distance`` (exponential fall-off with distance in a
-500 um cube). Coupling strength is drawn log-uniformly. Drive, drawn per
+500 um cube), with a connection probability drawn from ``P_CONNECT``.
+Coupling strength is drawn log-uniformly. Drive, drawn per
 network: ``pulse`` (a step current per neuron around its type's published
 current, so intrinsic patterns show) or ``poisson`` (independent Poisson
 spike trains through AMPA-like synapses, log-uniform 30-1500 Hz).
@@ -28,6 +29,9 @@ from graphs.canonical import ADEX_NAUD_2008, IZHIKEVICH_2007, adex_cell, izhikev
 
 CONNECTIVITY = ("random", "small_world", "distance")
 DRIVES = ("pulse", "poisson")
+# connection probability, drawn per network: sparse networks tend to fire
+# asynchronously, dense strongly coupled ones in synchronous population bursts
+P_CONNECT = (0.05, 0.1, 0.2, 0.3, 0.5)
 FAMILIES = ("izhikevich", "adex", "lif")
 _POTENTIALS = {"vr", "vt", "vpeak", "c", "v0", "EL", "VT", "reset", "thresh", "leak_reversal",
                "erev"}
@@ -104,7 +108,7 @@ def poisson_train(rng, rate_hz: float, duration: float) -> List[float]:
 def random_network(seed: int, n_neurons: Optional[int] = None, families: Sequence[str] = FAMILIES,
                    neuron_range: Tuple[int, int] = (10, 60),
                    connectivity: Optional[str] = None, drive: Optional[str] = None,
-                   frac_inhibitory: float = 0.2, p_connect: float = 0.1,
+                   frac_inhibitory: float = 0.2, p_connect: Optional[float] = None,
                    coupling: Optional[float] = None, drive_rate: Optional[float] = None,
                    duration: float = 1000.0, jitter: float = 0.1) -> NetworkSpec:
     """A random canonical network; unspecified choices are drawn from ``seed``."""
@@ -115,6 +119,7 @@ def random_network(seed: int, n_neurons: Optional[int] = None, families: Sequenc
     if drive not in DRIVES:
         raise ValueError(f"drive must be one of {DRIVES}, got {drive!r}")
     family = str(rng.choice(list(families)))
+    p_connect = float(p_connect if p_connect is not None else rng.choice(P_CONNECT))
     coupling = float(coupling if coupling is not None else np.exp(rng.uniform(np.log(0.2),
                                                                               np.log(5.0))))
     inhibitory = np.arange(n) >= int(round(n * (1 - frac_inhibitory)))

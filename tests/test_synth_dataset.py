@@ -77,7 +77,8 @@ def test_generated_network_agrees_with_jneuroml(tmp_path, seed, families, drive)
     within 2 ms (recurrent networks can amplify a one-step difference for a few spikes)."""
     if shutil.which("java") is None:
         pytest.skip("java is not installed: jNeuroML cannot run here")
-    spec = random_network(seed, n_neurons=12, families=families, drive=drive, duration=400.0)
+    spec = random_network(seed, n_neurons=12, families=families, drive=drive, duration=400.0,
+                          p_connect=0.1)
     model = cn.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps, spec.sources)
     cn.run_jneuroml(cn.write_lems_run(model, tmp_path, spec.meta["duration_ms"], 0.025))
     ref = cn.read_spikes(tmp_path / "spikes.spikes", len(spec.cells))
