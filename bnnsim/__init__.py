@@ -12,8 +12,8 @@ file and hands the same numbers to the simulator.
 """
 
 from bnnsim.cells import CELL_FAMILIES, CellParams, cell_params
-from bnnsim.simulate import (Model, Network, PulseInputs, SimResult, SpikeSources, pulse_inputs,
-                             simulate, simulate_many, spike_sources)
+from bnnsim.inputs import PulseInputs, SpikeSources, pulse_inputs, spike_sources
+from bnnsim.simulate import Model, Network, SimResult, simulate, simulate_many
 from bnnsim.synapses import (SYNAPSE_KINDS, GapParams, SynapseParams, gap_params,
                              synapse_params, waveform_factor)
 

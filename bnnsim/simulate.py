@@ -19,37 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from bnnsim.cells import FAMILY_INDEX, CellParams, cell_params
+from bnnsim.inputs import (PulseInputs, SpikeSources, input_current, source_steps,
+                           spike_sources)
 from bnnsim.synapses import (ALPHA, EXP1, EXP2, GapParams, SynapseParams, gap_params,
                              synapse_params)
 
 IAF, IAF_REF = FAMILY_INDEX["iafCell"], FAMILY_INDEX["iafRefCell"]
 IZH, ADEX = FAMILY_INDEX["izhikevich2007Cell"], FAMILY_INDEX["adExIaFCell"]
 _MAX_EXP = 80.0  # AdEx exp argument cap: exp(80) is finite in float32; v is far past threshold
-
-
-class PulseInputs(NamedTuple):
-    """Square current pulses, up to P per neuron: [N, P] arrays (amplitude 0 = none)."""
-
-    delay: np.ndarray  # ms
-    duration: np.ndarray  # ms
-    amplitude: np.ndarray  # pA
-
-
-class SpikeSources(NamedTuple):
-    """Predetermined spike trains (NeuroML spikeArray): [K, M] times in ms, +inf padded.
-
-    Source k is presynaptic unit N + k for synapses (after the N neurons).
-    """
-
-    times: np.ndarray
-
-
-def spike_sources(trains: Sequence[Sequence[float]]) -> SpikeSources:
-    width = max([len(t) for t in trains] + [1])
-    times = np.full((len(trains), width), np.inf, np.float32)
-    for k, train in enumerate(trains):
-        times[k, :len(train)] = np.sort(np.asarray(train, np.float32))
-    return SpikeSources(times)
 
 
 class SimResult(NamedTuple):
@@ -62,17 +39,6 @@ class SimResult(NamedTuple):
     def spike_times(self, neuron: int) -> np.ndarray:
         """Spike times (ms) of one neuron, stamped like jLEMS: the start of the step."""
         return np.flatnonzero(self.spikes[:, neuron]) * self.dt
-
-
-def pulse_inputs(pulses: Sequence[Sequence[dict]]) -> PulseInputs:
-    """Per neuron, a list of ``{"delay", "duration", "amplitude"}`` (ms, ms, pA)."""
-    width = max([len(p) for p in pulses] + [1])
-    arr = {k: np.zeros((len(pulses), width), np.float32) for k in PulseInputs._fields}
-    for i, plist in enumerate(pulses):
-        for j, p in enumerate(plist):
-            for k in PulseInputs._fields:
-                arr[k][i, j] = float(p[k])
-    return PulseInputs(**arr)
 
 
 class Network(NamedTuple):
@@ -99,11 +65,6 @@ class _State(NamedTuple):
     x_pre: jnp.ndarray  # [S] STDP presynaptic trace
     y_post: jnp.ndarray  # [S] STDP postsynaptic trace
     history: jnp.ndarray  # [L, N + K] bool, spikes of neurons and sources, last L steps
-
-
-def _input_current(inputs: PulseInputs, t) -> jnp.ndarray:
-    on = (t >= inputs.delay) & (t < inputs.delay + inputs.duration)
-    return jnp.sum(jnp.where(on, inputs.amplitude, 0.0), axis=-1)  # [N]
 
 
 def _conductance(syn: SynapseParams, state: _State) -> jnp.ndarray:
@@ -190,7 +151,7 @@ def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
     x1, x2, R, U = _synapse_step(syn, state, arrived, dt)
     w, x_pre, y_post = _stdp_step(syn, state, arrived, spiked[syn.post], dt)
     new = _State(v=v, u=u, last_spike=last, refractory=refractory,
-                 i_in=_input_current(net.inputs, t + dt), x1=x1, x2=x2, R=R, U=U,
+                 i_in=input_current(net.inputs, t + dt), x1=x1, x2=x2, R=R, U=U,
                  w=w, x_pre=x_pre, y_post=y_post, history=history)
     return new, spiked
 
@@ -200,7 +161,7 @@ def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool)
     n, s = net.cells.family.shape[0], net.synapses.pre.shape[0]
     units = n + net.source_steps.shape[0]
     init = _State(v=net.cells.v0, u=jnp.zeros(n), last_spike=jnp.full(n, -1e9),
-                  refractory=jnp.zeros(n, bool), i_in=_input_current(net.inputs, 0.0),
+                  refractory=jnp.zeros(n, bool), i_in=input_current(net.inputs, 0.0),
                   x1=jnp.zeros(s), x2=jnp.zeros(s), R=jnp.ones(s), U=net.synapses.u0,
                   w=net.synapses.weight, x_pre=jnp.zeros(s), y_post=jnp.zeros(s),
                   history=jnp.zeros((history, units), bool))
@@ -211,13 +172,6 @@ def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool)
 
     final, out = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.float32))
     return out + (final.w,)
-
-
-def _source_steps(sources: SpikeSources, dt: float) -> np.ndarray:
-    """A source spikes in the first step whose end reaches its time (integer, so no
-    spike is lost to float rounding of t)."""
-    t = np.asarray(sources.times, np.float64)
-    return np.where(np.isfinite(t), np.ceil(t / dt - 1e-6) - 1, -1).astype(np.int32)
 
 
 # A spike detected in step k reaches its synapses after round(delay / dt) steps
@@ -269,7 +223,7 @@ def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float 
     lag = np.rint(np.asarray(m.synapses.delay) / dt).astype(np.int32) + EVENT_LAG
     history = int(lag.max(initial=0)) + 1
     net = jax.tree.map(jnp.asarray, Network(m.cells, m.inputs, m.synapses, m.gaps,
-                                            _source_steps(m.sources, dt)))
+                                            source_steps(m.sources, dt)))
     out = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
     return _results(*out, dt)
 
@@ -321,7 +275,7 @@ def simulate_many(models: Sequence[Model], duration: float, dt: float = 0.025,
     padded = [_pad_model(m, n, s, g, k, width, pulses) for m in models]
     lags = np.stack([np.rint(p.synapses.delay / dt).astype(np.int32) + EVENT_LAG for p in padded])
     history = size([int(lags.max(initial=0)) + 1])
-    nets = [Network(p.cells, p.inputs, p.synapses, p.gaps, _source_steps(p.sources, dt))
+    nets = [Network(p.cells, p.inputs, p.synapses, p.gaps, source_steps(p.sources, dt))
             for p in padded]
     batch = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *nets)
     spikes, v, _, w = _run_many(batch, jnp.asarray(lags), float(dt), steps, history)
