@@ -21,7 +21,7 @@ edges per node). Every (implementation, size) runs in a fresh process so its
 peak RSS growth is its own. Dense runs are skipped above ``--dense-max``.
 
     python bench/attention.py            # 1k .. 64k nodes
-    python bench/attention.py --quick    # 1k and 2k nodes, under a minute
+    python bench/attention.py --quick    # 500 and 1k nodes, under a minute
 
 The last line is ``speedup_vs_pyg=<PyG time / our sparse time>`` at the
 largest size both ran (above 1 means bgan_jax is faster).
@@ -303,7 +303,7 @@ def dense_bytes(n: int) -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1k and 2k nodes only")
+    ap.add_argument("--quick", action="store_true", help="500 and 1k nodes only")
     ap.add_argument("--sizes", type=int, nargs="*", help="node counts to run")
     ap.add_argument("--impls", nargs="*", default=list(IMPLS), choices=IMPLS)
     ap.add_argument("--dense-max-gb", type=float, default=8.0,
@@ -316,7 +316,7 @@ def main(argv=None) -> None:
         impl, n, reps = args.child
         print(json.dumps(child(impl, int(n), int(reps))))
         return
-    sizes = args.sizes or ([1000, 2000] if args.quick else [1000, 4000, 16000, 64000])
+    sizes = args.sizes or ([500, 1000] if args.quick else [1000, 4000, 16000, 64000])
     reps = args.reps or (3 if args.quick else 5)
     import jax
     import torch
