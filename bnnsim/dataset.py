@@ -14,7 +14,10 @@ NaN where a node is not a neuron):
 * ``regime``: index into ``labels.REGIMES``; ``mean_rate_hz``, ``synchrony``;
 * ``stdp_dw``: per node, the STDP weight change over the run of a plastic
   synapse node (final - initial weight; None elsewhere): the learning process.
-Activity is never written into the node features, so no task sees its label.
+Measured activity (rate, ISI CV, burst fraction, mean V) goes into the
+activity feature columns of neuron nodes only when asked for
+(``activity_features=True``, ``--activity-features``): hidden by default, so
+no task sees its own label.
 
 Splits: networks of ``ood_family`` (default ``adex``) form the ``ood`` split
 (a parameter family never seen in training); the rest go to train / val /
@@ -30,6 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 import bnnsim
@@ -72,8 +76,26 @@ def network_labels(spec: NetworkSpec, result: bnnsim.SimResult) -> Dict:
             "synchrony": regime["synchrony"]}
 
 
+def with_activity(cg, neuron_of_node: Sequence[int], spec: NetworkSpec,
+                  result: bnnsim.SimResult):
+    """The CG with measured rate, ISI CV, burst fraction and mean V on its neuron nodes."""
+    from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
+
+    window = spec.meta["duration_ms"]
+    features, mask = cg.node_features.copy(), cg.node_feature_mask.copy()
+    cols = [NODE_INDEX[c] for c in ("rate", "isi_cv", "burst_fraction", "mean_v")]
+    for node, j in enumerate(neuron_of_node):
+        if j < 0:
+            continue
+        st = spike_stats(result.spike_times(j), window)
+        values = [st["rate"], st["cv"], st["burst_fraction"], float(result.v[:, j].mean())]
+        features[node, cols] = encode_values(NODE_COLUMNS, np.asarray(cols), np.asarray(values))
+        mask[node, cols] = 1.0
+    return dataclasses.replace(cg, node_features=features, node_feature_mask=mask)
+
+
 def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
-              split: str) -> Dict:
+              split: str, activity_features: bool = False) -> Dict:
     """Write, convert and label one simulated network -> its report entry."""
     from graphs import canonical, convert_file, save_cg
 
@@ -95,6 +117,8 @@ def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
     meta = dict(cg.meta, generator=spec.meta, types=spec.types, split=split,
                 labels={**node_labels, **{k: labels[k] for k in
                                           ("regime", "mean_rate_hz", "synchrony")}})
+    if activity_features:
+        cg = with_activity(cg, index, spec, result)
     npz = out / "graphs" / f"{name}.npz"
     save_cg(dataclasses.replace(cg, meta=meta), npz)
     return {"file": str(nml), "npz": str(npz), "status": "ok", "n_nodes": cg.n_nodes,
@@ -120,7 +144,8 @@ def _simulate_chunk(specs: Sequence[NetworkSpec], dt: float) -> List:
 
 def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
                   ood_family: Optional[str] = "adex", dt: float = 0.05, chunk: int = 8,
-                  neuron_range=(10, 60), progress: bool = True) -> Dict:
+                  neuron_range=(10, 60), activity_features: bool = False,
+                  progress: bool = True) -> Dict:
     """Generate, simulate (``chunk`` networks vmapped together) and label ``n`` networks;
     every network's outcome is reported."""
     from graphs.storage import write_manifest
@@ -138,7 +163,7 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
             try:
                 if isinstance(result, Exception):
                     raise result
-                row = build_one(spec, name, out, result, split)
+                row = build_one(spec, name, out, result, split, activity_features)
             except Exception as err:  # keep going; the report says what failed
                 row = {"file": name, "status": "error",
                        "error": {"type": type(err).__name__, "message": str(err)}}

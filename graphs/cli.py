@@ -44,6 +44,9 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                        help="cell families to draw from (repeatable; default: all)")
     synth.add_argument("--neurons", type=int, nargs=2, default=(10, 60), metavar=("MIN", "MAX"),
                        help="neurons per network, drawn uniformly (default: 10 60)")
+    synth.add_argument("--activity-features", action="store_true",
+                       help="also write measured activity into the neuron nodes' activity "
+                       "features (off by default: it would leak the labels)")
     synth.add_argument("--ood-family", default="adex",
                        help="family held out as the out-of-distribution split ('' for none)")
     return parser.parse_args(argv)
@@ -60,7 +63,8 @@ def synth_command(args) -> int:
         return 2
     report = build_dataset(args.out, args.n, args.seed, families=args.family or FAMILIES,
                            ood_family=args.ood_family or None,
-                           neuron_range=tuple(args.neurons))
+                           neuron_range=tuple(args.neurons),
+                           activity_features=args.activity_features)
     failed = [r for r in report["networks"] if r["status"] != "ok"]
     print(f"{args.n - len(failed)}/{args.n} networks written to {args.out} "
           f"(splits {report['splits']}); class balance in {args.out}/report.json")

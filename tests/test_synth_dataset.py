@@ -117,3 +117,22 @@ def test_default_dataset_is_built_once_then_reused(tmp_path):
     assert len(list((first / "graphs").glob("*.npz"))) == 2
     again = default_dataset(tmp_path, n=2, progress=False)
     assert again == first and (again / "report.json").stat().st_mtime_ns == stamp
+
+
+def test_activity_features_only_when_asked(tmp_path):
+    from bnnsim.dataset import build_dataset
+    from graphs.schema import NODE_COLUMNS, NODE_INDEX, decode
+    build_dataset(tmp_path / "hidden", 1, seed=2, ood_family=None, progress=False)
+    report = build_dataset(tmp_path / "shown", 1, seed=2, ood_family=None,
+                           activity_features=True, progress=False)
+    hidden = load_cg(tmp_path / "hidden" / "graphs" / "net00000.npz")
+    shown = load_cg(report["networks"][0]["npz"])
+    cols = [NODE_INDEX[c] for c in ("rate", "isi_cv", "burst_fraction", "mean_v")]
+    neurons = shown.node_kind == NodeKind.NEURON
+    assert not hidden.node_feature_mask[:, cols].any()
+    assert shown.node_feature_mask[np.ix_(neurons, cols)].all()
+    assert not shown.node_feature_mask[np.ix_(~neurons, cols)].any()
+    j = NODE_INDEX["rate"]
+    rates = decode(NODE_COLUMNS[j], shown.node_features[neurons, j])
+    expected = [r for r, k in zip(shown.meta["labels"]["rate_hz"], shown.node_kind) if k == NodeKind.NEURON]
+    np.testing.assert_allclose(rates, expected, rtol=1e-4, atol=1e-4)
