@@ -17,7 +17,8 @@ from bgan_jax.config import BGANConfig
 from bgan_jax.losses import (accuracy, classification_loss, mask_node_features,
                              reconstruction_loss, regression_loss)
 from bgan_jax.masks import (DenseLayout, Pairs, backward_pairs, dense_block_size,
-                            dense_layout, forward_pairs, ganlow_pairs, ganup_pairs, receives)
+                            dense_layout, forward_pairs, ganlow_pairs, ganup_pairs, graph_index,
+                            receives)
 from bgan_jax.model import (BGAN, BMSA, NSA, Block, EdgeAttention,
                             MaskedAttention, bmsa_heads, cls_index, create_model)
 
@@ -25,7 +26,7 @@ __all__ = [
     "BGAN", "BGANConfig", "BMSA", "NSA", "AttentionWeights", "Block", "DenseLayout",
     "EdgeAttention", "MaskedAttention", "Pairs", "accuracy", "backward_pairs", "bmsa_heads",
     "classification_loss", "cls_index", "create_model", "dense_attention",
-    "dense_block_size", "dense_layout", "forward_pairs", "ganlow_pairs", "ganup_pairs",
+    "dense_block_size", "dense_layout", "forward_pairs", "ganlow_pairs", "ganup_pairs", "graph_index",
     "mask_node_features", "receives", "reconstruction_loss", "regression_loss",
     "pair_softmax", "sparse_attention",
 ]

@@ -29,6 +29,7 @@ from typing import NamedTuple, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import jraph
+import numpy as np
 
 from graphs.schema import EdgeKind, NodeKind
 
@@ -51,7 +52,7 @@ class DenseLayout(NamedTuple):
     size: int
 
 
-def _isin(x: jnp.ndarray, values: Sequence[int]) -> jnp.ndarray:
+def isin(x: jnp.ndarray, values: Sequence[int]) -> jnp.ndarray:
     return jnp.isin(x, jnp.asarray(tuple(int(v) for v in values), jnp.int32))
 
 
@@ -60,11 +61,17 @@ def _with_self(graph: jraph.GraphsTuple, senders, receivers, edge_ok, self_ok) -
                  allowed=edge_ok, self_allowed=self_ok & graph.nodes["valid"])
 
 
+def graph_index(graph: jraph.GraphsTuple) -> jnp.ndarray:
+    """[N] int32: the graph each node belongs to (jraph's padding graph included)."""
+    n, g = graph.nodes["kind"].shape[0], graph.n_node.shape[0]
+    return jnp.repeat(jnp.arange(g, dtype=jnp.int32), graph.n_node, total_repeat_length=n)
+
+
 def ganlow_pairs(graph: jraph.GraphsTuple) -> Pairs:
     """Inside-neuron attention: axial + membership edges of one neuron, plus self."""
     nid, kind = graph.nodes["neuron_id"], graph.edges["kind"]
     s, r = graph.senders, graph.receivers
-    ok = (graph.edges["valid"] & _isin(kind, (EdgeKind.AXIAL, EdgeKind.MEMBERSHIP))
+    ok = (graph.edges["valid"] & isin(kind, (EdgeKind.AXIAL, EdgeKind.MEMBERSHIP))
           & (nid[s] >= 0) & (nid[s] == nid[r]))
     return _with_self(graph, s, r, ok, nid >= 0)
 
@@ -88,14 +95,14 @@ def ganup_pairs(graph: jraph.GraphsTuple) -> Pairs:
     snd = jnp.select([out_syn, into_syn, gap], [pre_of[s], post_of[r], nid[s]], s)
     rcv = jnp.select([out_syn, into_syn, gap], [nid[r], nid[s], nid[r]], r)
     lifted = (out_syn | into_syn | gap) & (snd >= 0) & (rcv >= 0) & (snd != rcv)
-    self_ok = _isin(node_kind, (NodeKind.NEURON, NodeKind.CLS))
+    self_ok = isin(node_kind, (NodeKind.NEURON, NodeKind.CLS))
     return _with_self(graph, jnp.maximum(snd, 0), jnp.maximum(rcv, 0), lifted | cls, self_ok)
 
 
 def forward_pairs(graph: jraph.GraphsTuple, signal_kinds: Sequence[int]) -> Pairs:
     """MaskA: receiver i attends to j along forward signal-flow edges j -> i, plus self."""
     e = graph.edges
-    ok = e["valid"] & _isin(e["kind"], signal_kinds) & (e["forward"] > 0)
+    ok = e["valid"] & isin(e["kind"], signal_kinds) & (e["forward"] > 0)
     return _with_self(graph, graph.senders, graph.receivers, ok, graph.nodes["valid"])
 
 
@@ -122,17 +129,15 @@ def dense_layout(graph: jraph.GraphsTuple, size: Optional[int] = None) -> DenseL
     n = graph.nodes["kind"].shape[0]
     if size is None:
         return DenseLayout(jnp.zeros(n, jnp.int32), jnp.arange(n, dtype=jnp.int32), 1, n)
-    g = graph.n_node.shape[0]
-    graph_of = jnp.repeat(jnp.arange(g, dtype=jnp.int32), graph.n_node, total_repeat_length=n)
+    graph_of = graph_index(graph)
     offsets = jnp.cumsum(graph.n_node) - graph.n_node
     _check_block_size(graph, size)
-    return DenseLayout(graph_of, jnp.arange(n, dtype=jnp.int32) - offsets[graph_of], g, size)
+    return DenseLayout(graph_of, jnp.arange(n, dtype=jnp.int32) - offsets[graph_of],
+                       graph.n_node.shape[0], size)
 
 
 def dense_block_size(graph: jraph.GraphsTuple) -> int:
     """Host helper: the largest real graph's node count (for ``dense_graph_nodes``)."""
-    import numpy as np
-
     real = np.asarray(graph.n_node)[np.asarray(graph.globals["valid"], bool)]
     return int(real.max()) if real.size else 1
 

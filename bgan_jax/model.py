@@ -138,7 +138,7 @@ class Block(nn.Module):
 def cls_index(graph: jraph.GraphsTuple) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """([G] index of each graph's CLS node, [G] bool graph has one and is real)."""
     n, g = graph.nodes["kind"].shape[0], graph.n_node.shape[0]
-    graph_of = jnp.repeat(jnp.arange(g), graph.n_node, total_repeat_length=n)
+    graph_of = masks.graph_index(graph)
     is_cls = (graph.nodes["kind"] == NodeKind.CLS) & graph.nodes["valid"]
     first = jax.ops.segment_min(jnp.where(is_cls, jnp.arange(n), n), graph_of, g)
     found = (first < n) & graph.globals["valid"]
@@ -159,8 +159,7 @@ class BGAN(nn.Module):
             fwd=masks.forward_pairs(graph, cfg.signal_edge_kinds),
             bwd=masks.backward_pairs(graph, cfg.signal_edge_kinds),
             neuron_id=nodes["neuron_id"],
-            is_compartment=jnp.isin(nodes["kind"], jnp.asarray([int(k) for k in COMPARTMENT_KINDS]))
-            & (nodes["neuron_id"] >= 0))
+            is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0))
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, *, return_attention: bool = False,

@@ -33,12 +33,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import neuroml.writers
 import numpy as np
 from tqdm import tqdm
 
 import bnnsim
+from graphs import canonical, convert_file, save_cg
+from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
+from graphs.storage import write_manifest
 from bnnsim.generate import FAMILIES, NetworkSpec, random_network
-from bnnsim.labels import FIRING_PATTERNS, REGIMES, firing_pattern, network_regime, spike_stats
+from bnnsim.labels import FIRING_PATTERNS, REGIMES, network_regime, pattern_of, spike_stats
 
 SPLITS = ("train", "val", "test", "ood")
 
@@ -62,32 +66,34 @@ def simulate_spec(spec: NetworkSpec, dt: float = 0.05) -> bnnsim.SimResult:
                            gaps=m.gaps, sources=m.sources)
 
 
-def network_labels(spec: NetworkSpec, result: bnnsim.SimResult) -> Dict:
+def neuron_stats(spec: NetworkSpec, result: bnnsim.SimResult) -> List[Dict[str, float]]:
+    """``spike_stats`` of every neuron (plus its spike count ``n``), computed once."""
+    trains = [result.spike_times(i) for i in range(len(spec.cells))]
+    return [dict(spike_stats(t, spec.meta["duration_ms"]), n=len(t)) for t in trains]
+
+
+def network_labels(spec: NetworkSpec, result: bnnsim.SimResult,
+                   stats: Sequence[Dict[str, float]]) -> Dict:
     """Per-neuron patterns and rates, per-connection STDP weight change (None if not
     plastic), the network regime (indices into the class lists)."""
-    window = spec.meta["duration_ms"]
     dw = [float(w - c.get("weight", 1.0)) if c["synapse"].get("stdp") else None
           for w, c in zip(result.weights, spec.connections)]
-    trains = [result.spike_times(i) for i in range(len(spec.cells))]
     regime = network_regime(result.spikes, result.v, result.dt)
-    return {"firing_pattern": [FIRING_PATTERNS.index(firing_pattern(t, window)) for t in trains],
-            "rate_hz": [spike_stats(t, window)["rate"] for t in trains], "stdp_dw": dw,
+    return {"firing_pattern": [FIRING_PATTERNS.index(pattern_of(st, st["n"])) for st in stats],
+            "rate_hz": [st["rate"] for st in stats], "stdp_dw": dw,
             "regime": REGIMES.index(regime["regime"]), "mean_rate_hz": regime["mean_rate"],
             "synchrony": regime["synchrony"]}
 
 
-def with_activity(cg, neuron_of_node: Sequence[int], spec: NetworkSpec,
+def with_activity(cg, neuron_of_node: Sequence[int], stats: Sequence[Dict[str, float]],
                   result: bnnsim.SimResult):
     """The CG with measured rate, ISI CV, burst fraction and mean V on its neuron nodes."""
-    from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
-
-    window = spec.meta["duration_ms"]
     features, mask = cg.node_features.copy(), cg.node_feature_mask.copy()
     cols = [NODE_INDEX[c] for c in ("rate", "isi_cv", "burst_fraction", "mean_v")]
     for node, j in enumerate(neuron_of_node):
         if j < 0:
             continue
-        st = spike_stats(result.spike_times(j), window)
+        st = stats[j]
         values = [st["rate"], st["cv"], st["burst_fraction"], float(result.v[:, j].mean())]
         features[node, cols] = encode_values(NODE_COLUMNS, np.asarray(cols), np.asarray(values))
         mask[node, cols] = 1.0
@@ -97,16 +103,14 @@ def with_activity(cg, neuron_of_node: Sequence[int], spec: NetworkSpec,
 def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
               split: str, activity_features: bool = False) -> Dict:
     """Write, convert and label one simulated network -> its report entry."""
-    from graphs import canonical, convert_file, save_cg
-
     model = canonical.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps,
                                     spec.sources, doc_id=name)
     nml = out / "nml" / f"{name}.net.nml"
     nml.parent.mkdir(parents=True, exist_ok=True)
-    import neuroml.writers
     neuroml.writers.NeuroMLWriter.write(model.doc, str(nml))
     cg = convert_file(nml)
-    labels = network_labels(spec, result)
+    stats = neuron_stats(spec, result)
+    labels = network_labels(spec, result, stats)
     node_of = {f"{pop}/{i}": k for k, (pop, i) in enumerate(model.neurons)}
     index = [node_of.get(str(nm), -1) for nm in cg.node_name]  # CG node -> neuron or -1
     node_labels = {key: [labels[key][j] if j >= 0 else (-1 if key == "firing_pattern" else None)
@@ -118,7 +122,7 @@ def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
                 labels={**node_labels, **{k: labels[k] for k in
                                           ("regime", "mean_rate_hz", "synchrony")}})
     if activity_features:
-        cg = with_activity(cg, index, spec, result)
+        cg = with_activity(cg, index, stats, result)
     npz = out / "graphs" / f"{name}.npz"
     save_cg(dataclasses.replace(cg, meta=meta), npz)
     return {"file": str(nml), "npz": str(npz), "status": "ok", "n_nodes": cg.n_nodes,
@@ -148,8 +152,6 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
                   progress: bool = True) -> Dict:
     """Generate, simulate (``chunk`` networks vmapped together) and label ``n`` networks;
     every network's outcome is reported."""
-    from graphs.storage import write_manifest
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: List[Dict] = []

@@ -76,8 +76,12 @@ def _burst_threshold(isi: np.ndarray) -> float:
 
 def firing_pattern(times: Sequence[float], window: float) -> str:
     """The firing-pattern class of one spike train (criteria in the module docstring)."""
-    s = spike_stats(times, window)
-    if len(times) < MIN_SPIKES:
+    return pattern_of(spike_stats(times, window), len(times))
+
+
+def pattern_of(s: Dict[str, float], n_spikes: int) -> str:
+    """The firing-pattern class from a train's ``spike_stats`` and spike count."""
+    if n_spikes < MIN_SPIKES:
         return "silent"
     if s["burst_groups"] >= BURST_MIN_GROUPS:
         return "bursting"

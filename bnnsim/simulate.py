@@ -156,8 +156,8 @@ def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
     return new, spiked
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "dt", "history", "record_g"))
-def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool):
+def _scan(net: Network, lag, dt: float, steps: int, history: int, record_g: bool):
+    """The whole run of one network: lax.scan over steps -> (spikes, v, g or None, w)."""
     n, s = net.cells.family.shape[0], net.synapses.pre.shape[0]
     units = n + net.source_steps.shape[0]
     init = _State(v=net.cells.v0, u=jnp.zeros(n), last_spike=jnp.full(n, -1e9),
@@ -172,6 +172,14 @@ def _run(net: Network, lag, dt: float, steps: int, history: int, record_g: bool)
 
     final, out = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.float32))
     return out + (final.w,)
+
+
+_run = jax.jit(_scan, static_argnames=("steps", "dt", "history", "record_g"))
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "dt", "history"))
+def _run_many(batch: Network, lags, dt: float, steps: int, history: int):
+    return jax.vmap(lambda net, lag: _scan(net, lag, dt, steps, history, False))(batch, lags)
 
 
 # A spike detected in step k reaches its synapses after round(delay / dt) steps
@@ -207,6 +215,15 @@ def _steps(duration: float, dt: float) -> int:
     return int(round(duration / dt))
 
 
+def _lags(synapses: SynapseParams, dt: float) -> np.ndarray:
+    """[S] int32 steps from a presynaptic spike to its arrival at the synapse."""
+    return np.rint(np.asarray(synapses.delay) / dt).astype(np.int32) + EVENT_LAG
+
+
+def _network(m: Model, dt: float) -> Network:
+    return Network(m.cells, m.inputs, m.synapses, m.gaps, source_steps(m.sources, dt))
+
+
 def _results(spikes, v, g, w, dt) -> SimResult:
     return SimResult(spikes=np.asarray(spikes), v=np.asarray(v), dt=float(dt),
                      g=None if g is None else np.asarray(g), weights=np.asarray(w))
@@ -220,10 +237,9 @@ def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float 
     if asked, every synapse's conductance after each step."""
     steps = _steps(duration, dt)
     m = _checked(Model(cells, inputs, synapses, gaps, sources))
-    lag = np.rint(np.asarray(m.synapses.delay) / dt).astype(np.int32) + EVENT_LAG
+    lag = _lags(m.synapses, dt)
     history = int(lag.max(initial=0)) + 1
-    net = jax.tree.map(jnp.asarray, Network(m.cells, m.inputs, m.synapses, m.gaps,
-                                            source_steps(m.sources, dt)))
+    net = jax.tree.map(jnp.asarray, _network(m, dt))
     out = _run(net, jnp.asarray(lag), float(dt), steps, history, record_conductance)
     return _results(*out, dt)
 
@@ -273,11 +289,9 @@ def simulate_many(models: Sequence[Model], duration: float, dt: float = 0.025,
     width = size([m.sources.times.shape[1] for m in models])
     pulses = max(m.inputs.amplitude.shape[1] for m in models)
     padded = [_pad_model(m, n, s, g, k, width, pulses) for m in models]
-    lags = np.stack([np.rint(p.synapses.delay / dt).astype(np.int32) + EVENT_LAG for p in padded])
+    lags = np.stack([_lags(p.synapses, dt) for p in padded])
     history = size([int(lags.max(initial=0)) + 1])
-    nets = [Network(p.cells, p.inputs, p.synapses, p.gaps, source_steps(p.sources, dt))
-            for p in padded]
-    batch = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *nets)
+    batch = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *(_network(p, dt) for p in padded))
     spikes, v, _, w = _run_many(batch, jnp.asarray(lags), float(dt), steps, history)
     out = []
     for i, m in enumerate(models):
@@ -285,9 +299,3 @@ def simulate_many(models: Sequence[Model], duration: float, dt: float = 0.025,
         out.append(_results(spikes[i, :, :n0], v[i, :, :n0], None, w[i, :s0], dt))
     return out
 
-
-@functools.partial(jax.jit, static_argnames=("steps", "dt", "history"))
-def _run_many(batch: Network, lags, dt: float, steps: int, history: int):
-    run = functools.partial(_run.__wrapped__, dt=dt, steps=steps, history=history,
-                            record_g=False)
-    return jax.vmap(lambda net, lag: run(net, lag))(batch, lags)

@@ -160,7 +160,7 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
         key = _freeze(cell)
         if key not in pops:
             comp = cell_component(cell, f"cell{len(pops)}")
-            getattr(doc, _DOC_LIST[cell["family"]]).append(comp)
+            doc.add(comp)
             pops[key] = neuroml.Population(id=f"pop{len(pops)}", component=comp.id, size=0)
             net.populations.append(pops[key])
         pop = pops[key]
@@ -171,14 +171,14 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
             pg = neuroml.PulseGenerator(id=f"pulse{i}_{j}", delay=_q(pulse["delay"], "ms"),
                                         duration=_q(pulse["duration"], "ms"),
                                         amplitude=_q(pulse["amplitude"], "pA"))
-            doc.pulse_generators.append(pg)
+            doc.add(pg)
             net.explicit_inputs.append(
                 neuroml.ExplicitInput(target=f"{where[i][0]}[{where[i][1]}]", input=pg.id))
     pre_of = list(where)
     for k, train in enumerate(sources):
         arr = neuroml.SpikeArray(id=f"spikes{k}", spikes=[
             neuroml.Spike(id=j, time=_q(t, "ms")) for j, t in enumerate(sorted(train))])
-        doc.spike_arrays.append(arr)
+        doc.add(arr)
         net.populations.append(neuroml.Population(id=f"src{k}", component=arr.id, size=1))
         pre_of.append((f"src{k}", 0))
     syns, projs, names = {}, {}, []
@@ -186,10 +186,7 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
         key = _freeze(c["synapse"])
         if key not in syns:
             syns[key] = synapse_component(c["synapse"], f"syn{len(syns)}")
-            comp = syns[key]
-            doc.blocking_plastic_synapses.append(comp) if isinstance(
-                comp, neuroml.BlockingPlasticSynapse) else getattr(
-                doc, _SYN_LIST[c["synapse"]["kind"]]).append(comp)
+            doc.add(syns[key])
         (pre_pop, pre_i), (post_pop, post_i) = pre_of[c["pre"]], where[c["post"]]
         pkey = (pre_pop, post_pop, syns[key].id)
         if pkey not in projs:
@@ -216,7 +213,7 @@ def _gap_projections(doc, net, where, gaps) -> None:
         cond = float(g["conductance"])
         if cond not in comps:
             comps[cond] = neuroml.GapJunction(id=f"gap{len(comps)}", conductance=_q(cond, "nS"))
-            doc.gap_junctions.append(comps[cond])
+            doc.add(comps[cond])
         (a_pop, a_i), (b_pop, b_i) = where[g["a"]], where[g["b"]]
         if (a_pop, b_pop) not in projs:
             projs[(a_pop, b_pop)] = neuroml.ElectricalProjection(
@@ -227,12 +224,6 @@ def _gap_projections(doc, net, where, gaps) -> None:
         proj.electrical_connections.append(neuroml.ElectricalConnection(
             id=len(proj.electrical_connections), pre_cell=str(a_i), post_cell=str(b_i),
             synapse=comps[cond].id))
-
-
-_DOC_LIST = {"izhikevich2007Cell": "izhikevich2007_cells", "adExIaFCell": "ad_ex_ia_f_cells",
-             "iafCell": "iaf_cells", "iafRefCell": "iaf_ref_cells"}
-_SYN_LIST = {"expOneSynapse": "exp_one_synapses", "expTwoSynapse": "exp_two_synapses",
-             "alphaSynapse": "alpha_synapses"}
 
 
 def write_lems_run(model: NetworkModel, out_dir: Path, duration: float, dt: float) -> Path:

@@ -151,8 +151,8 @@ def test_network_agrees_with_jneuroml(tmp_path):
 def test_exp_two_synapse_peaks_at_gbase_times_weight():
     rise, decay = 0.5, 5.0
     t = np.linspace(0, 30, 300001)
-    wave = waveform = bnnsim.waveform_factor(rise, decay) * (np.exp(-t / decay) - np.exp(-t / rise))
-    assert wave.max() == pytest.approx(1.0, rel=1e-6) and waveform.argmax() > 0
+    wave = bnnsim.waveform_factor(rise, decay) * (np.exp(-t / decay) - np.exp(-t / rise))
+    assert wave.max() == pytest.approx(1.0, rel=1e-6) and wave.argmax() > 0
 
 
 def test_depression_only_stp_scales_successive_events():
