@@ -80,7 +80,7 @@ def main(argv=None) -> None:
         specs = [random_network(100 * n + k, n_neurons=n, families=["izhikevich"],
                                 drive="pulse", duration=duration, p_connect=0.1)
                  for k in range(8)]
-        m = spec_model(specs[0])
+        m, _ = spec_model(specs[0])  # point neurons: one row per neuron
 
         def one():
             return bnnsim.simulate(m.cells, m.inputs, duration, DT, synapses=m.synapses,
@@ -88,7 +88,7 @@ def main(argv=None) -> None:
 
         first, _ = timed(one)
         ours, _ = timed(one)
-        models = [spec_model(s) for s in specs]
+        models = [spec_model(s)[0] for s in specs]
         timed(lambda: bnnsim.simulate_many(models, duration, DT))
         batch, _ = timed(lambda: bnnsim.simulate_many(models, duration, DT))
         peer = jnml_seconds(specs[0], duration)

@@ -1,24 +1,30 @@
-"""Point-neuron families and their parameters as arrays (one row per neuron).
+"""Neuron families and their parameters as arrays (one row per compartment).
 
-A neuron is ``{"family": name, <parameter>: value, ...}`` with values in mV,
-ms, pA, pF, nS (``graphs.canonical`` writes the same numbers into NeuroML).
-``cell_params`` stacks many neurons of any families into one ``CellParams``
-so a whole network steps as one vectorized update.
+A point neuron is ``{"family": name, <parameter>: value, ...}`` with values in
+mV, ms, pA, pF, nS (``graphs.canonical`` writes the same numbers into
+NeuroML); it is one row. A multi-compartment ``<cell>`` (family ``"cell"``,
+see ``bnnsim.morphology``) becomes one ``hhCompartment`` row per segment,
+coupled by axial conductances. ``cell_params`` stacks rows of any families
+into one ``CellParams`` so a whole network steps as one vectorized update.
 """
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-# family -> the NeuroML component type and its parameters (names as in NeuroML)
-CELL_FAMILIES: Dict[str, tuple] = {
+# family -> the NeuroML component type and its parameters (names as in NeuroML;
+# hhCompartment: one segment of a <cell> with the Hodgkin-Huxley squid Na/K and
+# leak channels, conductances in nS for the segment, as bnnsim.morphology makes it)
+CELL_FAMILIES: dict[str, tuple] = {
     "iafCell": ("C", "leak_conductance", "leak_reversal", "thresh", "reset"),
     "iafRefCell": ("C", "leak_conductance", "leak_reversal", "thresh", "reset", "refract"),
     "izhikevich2007Cell": ("C", "k", "vr", "vt", "vpeak", "a", "b", "c", "d", "v0"),
     "adExIaFCell": ("C", "gL", "EL", "VT", "delT", "tauw", "a", "b", "reset", "thresh",
                     "refract"),
+    "hhCompartment": ("C", "gl", "el", "gna", "gk", "ena", "ek", "thresh", "v0"),
 }
 FAMILY_INDEX = {name: i for i, name in enumerate(CELL_FAMILIES)}
 
@@ -28,9 +34,9 @@ class CellParams(NamedTuple):
 
     family: np.ndarray  # int32, index into CELL_FAMILIES
     C: np.ndarray  # pF
-    g: np.ndarray  # nS: leak_conductance (iaf) or gL (AdEx)
-    E: np.ndarray  # mV: leak_reversal (iaf), EL (AdEx), vr (Izhikevich)
-    thresh: np.ndarray  # mV: spike test: thresh (iaf, AdEx) or vpeak (Izhikevich)
+    g: np.ndarray  # nS: leak_conductance (iaf), gL (AdEx), leak (HH)
+    E: np.ndarray  # mV: leak_reversal (iaf), EL (AdEx), vr (Izhikevich), leak erev (HH)
+    thresh: np.ndarray  # mV: spike test: thresh (iaf, AdEx), vpeak (Izhikevich), spikeThresh (HH)
     reset: np.ndarray  # mV: reset (iaf, AdEx) or c (Izhikevich)
     refract: np.ndarray  # ms
     k: np.ndarray  # nS/mV (Izhikevich)
@@ -40,10 +46,14 @@ class CellParams(NamedTuple):
     d: np.ndarray  # pA (Izhikevich)
     delT: np.ndarray  # mV (AdEx)
     tauw: np.ndarray  # ms (AdEx)
+    gna: np.ndarray  # nS, maximal Na conductance (HH)
+    gk: np.ndarray  # nS, maximal K conductance (HH)
+    ena: np.ndarray  # mV (HH)
+    ek: np.ndarray  # mV (HH)
     v0: np.ndarray  # mV, initial potential
 
 
-def _row(cell: Dict) -> Dict[str, float]:
+def _row(cell: dict) -> dict[str, float]:
     fam = cell["family"]
     if fam not in CELL_FAMILIES:
         raise ValueError(f"unknown cell family {fam!r}; known: {sorted(CELL_FAMILIES)}")
@@ -57,12 +67,15 @@ def _row(cell: Dict) -> Dict[str, float]:
     if fam == "izhikevich2007Cell":
         return dict(C=p["C"], k=p["k"], E=p["vr"], vt=p["vt"], thresh=p["vpeak"], a=p["a"],
                     b=p["b"], reset=p["c"], d=p["d"], v0=p["v0"])
+    if fam == "hhCompartment":
+        return dict(C=p["C"], g=p["gl"], E=p["el"], gna=p["gna"], gk=p["gk"], ena=p["ena"],
+                    ek=p["ek"], thresh=p["thresh"], v0=p["v0"])
     return dict(C=p["C"], g=p["gL"], E=p["EL"], vt=p["VT"], delT=p["delT"], tauw=p["tauw"],
                 a=p["a"], b=p["b"], reset=p["reset"], thresh=p["thresh"], refract=p["refract"],
                 v0=p["EL"])
 
 
-def cell_params(cells: Sequence[Dict]) -> CellParams:
+def cell_params(cells: Sequence[dict]) -> CellParams:
     """Stack neuron dicts (any mix of families) into float32 arrays."""
     rows = [_row(c) for c in cells]
     fields = {f: np.array([r.get(f, 0.0) for r in rows], np.float32)

@@ -30,50 +30,58 @@ import dataclasses
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import neuroml.writers
 import numpy as np
 from tqdm import tqdm
 
 import bnnsim
+from bnnsim.generate import FAMILIES, NetworkSpec, random_network
+from bnnsim.labels import (
+    FIRING_PATTERNS,
+    REGIMES,
+    network_regime,
+    pattern_of,
+    spike_stats,
+)
+from bnnsim.morphology import network_rows, neuron_view
 from graphs import canonical, convert_file, save_cg
 from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
 from graphs.storage import write_manifest
-from bnnsim.generate import FAMILIES, NetworkSpec, random_network
-from bnnsim.labels import FIRING_PATTERNS, REGIMES, network_regime, pattern_of, spike_stats
 
 SPLITS = ("train", "val", "test", "ood")
 
 
-def split_of(spec: NetworkSpec, ood_family: Optional[str]) -> str:
+def split_of(spec: NetworkSpec, ood_family: str | None) -> str:
     if ood_family and spec.meta["family"] == ood_family:
         return "ood"
     h = int(hashlib.sha256(str(spec.meta["seed"]).encode()).hexdigest(), 16) % 100
     return "train" if h < 70 else "val" if h < 85 else "test"
 
 
-def spec_model(spec: NetworkSpec) -> bnnsim.Model:
-    return bnnsim.Model(bnnsim.cell_params(spec.cells), bnnsim.pulse_inputs(spec.pulses),
-                        bnnsim.synapse_params(spec.connections), bnnsim.gap_params(spec.gaps),
-                        bnnsim.spike_sources(spec.sources))
+def spec_model(spec: NetworkSpec):
+    """(simulator ``Model`` over compartment rows, [N] soma row per neuron)."""
+    return network_rows(spec.cells, spec.pulses, spec.connections, spec.gaps, spec.sources)
 
 
 def simulate_spec(spec: NetworkSpec, dt: float = 0.05) -> bnnsim.SimResult:
-    m = spec_model(spec)
-    return bnnsim.simulate(m.cells, m.inputs, spec.meta["duration_ms"], dt, synapses=m.synapses,
-                           gaps=m.gaps, sources=m.sources)
+    """One network's simulation, one column per neuron."""
+    m, soma = spec_model(spec)
+    r = bnnsim.simulate(m.cells, m.inputs, spec.meta["duration_ms"], dt, synapses=m.synapses,
+                        gaps=m.gaps, sources=m.sources)
+    return neuron_view(r, soma)
 
 
-def neuron_stats(spec: NetworkSpec, result: bnnsim.SimResult) -> List[Dict[str, float]]:
+def neuron_stats(spec: NetworkSpec, result: bnnsim.SimResult) -> list[dict[str, float]]:
     """``spike_stats`` of every neuron (plus its spike count ``n``), computed once."""
     trains = [result.spike_times(i) for i in range(len(spec.cells))]
     return [dict(spike_stats(t, spec.meta["duration_ms"]), n=len(t)) for t in trains]
 
 
 def network_labels(spec: NetworkSpec, result: bnnsim.SimResult,
-                   stats: Sequence[Dict[str, float]]) -> Dict:
+                   stats: Sequence[dict[str, float]]) -> dict:
     """Per-neuron patterns and rates, per-connection STDP weight change (None if not
     plastic), the network regime (indices into the class lists)."""
     dw = [float(w - c.get("weight", 1.0)) if c["synapse"].get("stdp") else None
@@ -85,7 +93,7 @@ def network_labels(spec: NetworkSpec, result: bnnsim.SimResult,
             "synchrony": regime["synchrony"]}
 
 
-def with_activity(cg, neuron_of_node: Sequence[int], stats: Sequence[Dict[str, float]],
+def with_activity(cg, neuron_of_node: Sequence[int], stats: Sequence[dict[str, float]],
                   result: bnnsim.SimResult):
     """The CG with measured rate, ISI CV, burst fraction and mean V on its neuron nodes."""
     features, mask = cg.node_features.copy(), cg.node_feature_mask.copy()
@@ -101,7 +109,7 @@ def with_activity(cg, neuron_of_node: Sequence[int], stats: Sequence[Dict[str, f
 
 
 def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
-              split: str, activity_features: bool = False) -> Dict:
+              split: str, activity_features: bool = False) -> dict:
     """Write, convert and label one simulated network -> its report entry."""
     model = canonical.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps,
                                     spec.sources, doc_id=name)
@@ -129,12 +137,14 @@ def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
             "n_edges": cg.n_edges, "labels": labels}
 
 
-def _simulate_chunk(specs: Sequence[NetworkSpec], dt: float) -> List:
+def _simulate_chunk(specs: Sequence[NetworkSpec], dt: float) -> list:
     """Results (or the exception) per network; vmapped together when all share a duration."""
     try:
         durations = {s.meta["duration_ms"] for s in specs}
         if len(durations) == 1:
-            return bnnsim.simulate_many([spec_model(s) for s in specs], durations.pop(), dt)
+            models, somas = zip(*(spec_model(s) for s in specs))
+            results = bnnsim.simulate_many(models, durations.pop(), dt)
+            return [neuron_view(r, soma) for r, soma in zip(results, somas)]
     except Exception:  # one bad network must not sink the chunk: fall back to one by one
         pass
     out = []
@@ -147,14 +157,14 @@ def _simulate_chunk(specs: Sequence[NetworkSpec], dt: float) -> List:
 
 
 def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
-                  ood_family: Optional[str] = "adex", dt: float = 0.05, chunk: int = 8,
+                  ood_family: str | None = "adex", dt: float = 0.05, chunk: int = 8,
                   neuron_range=(10, 60), activity_features: bool = False,
-                  progress: bool = True) -> Dict:
+                  progress: bool = True) -> dict:
     """Generate, simulate (``chunk`` networks vmapped together) and label ``n`` networks;
     every network's outcome is reported."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows: List[Dict] = []
+    rows: list[dict] = []
     bar = tqdm(total=n, desc="networks", disable=not progress)
     for start in range(0, n, chunk):
         ids = range(start, min(start + chunk, n))
@@ -181,9 +191,9 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
     return report
 
 
-def class_balance(rows: Sequence[Dict]) -> Dict:
+def class_balance(rows: Sequence[dict]) -> dict:
     """Counts per class, per task and split (node firing pattern, graph regime)."""
-    out: Dict = {"firing_pattern": {}, "regime": {}}
+    out: dict = {"firing_pattern": {}, "regime": {}}
     for split in SPLITS:
         ok = [r for r in rows if r["status"] == "ok" and r["split"] == split]
         pats = Counter(FIRING_PATTERNS[p] for r in ok for p in r["labels"]["firing_pattern"])
@@ -194,7 +204,7 @@ def class_balance(rows: Sequence[Dict]) -> Dict:
 
 
 DEFAULT_NETWORKS = 200
-DEFAULT_VERSION = "canonical-v1"
+DEFAULT_VERSION = "canonical-v2"  # v2: Hodgkin-Huxley family (single and ball-and-stick)
 
 
 def default_cache_dir() -> Path:

@@ -7,7 +7,10 @@ the file in the dataset and the simulation that labels it are the same model.
 
 Families (published parameter sets with +-``jitter`` relative noise on every
 parameter except potentials): Izhikevich 2007 RS/IB/CH (excitatory) and LTS
-(inhibitory), AdEx (Naud 2008) firing types, LIF (iafCell / iafRefCell).
+(inhibitory), AdEx (Naud 2008) firing types, LIF (iafCell / iafRefCell), and
+``hh``: Hodgkin-Huxley cells as NeuroML ``<cell>``s, excitatory ball-and-stick
+(active soma, passive 4-segment dendrite and axon; excitatory synapses land on
+a random dendrite segment) and inhibitory single-compartment cells.
 Synapses: excitatory expTwo (AMPA-like, some with Tsodyks-Markram STP) or
 expOne, inhibitory alpha (GABA-like); pair-based STDP on half of the E -> E
 synapses; gap junctions between inhibitory neurons. Connectivity: ``random`` (Erdos-Renyi), ``small_world``
@@ -21,18 +24,26 @@ spike trains through AMPA-like synapses, log-uniform 30-1500 Hz).
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from graphs.canonical import ADEX_NAUD_2008, IZHIKEVICH_2007, adex_cell, izhikevich_cell
+from graphs.canonical import (
+    ADEX_NAUD_2008,
+    FAMILIES,
+    IZHIKEVICH_2007,
+    adex_cell,
+    ball_and_stick_cell,
+    hh_single_cell,
+    izhikevich_cell,
+)
 
 CONNECTIVITY = ("random", "small_world", "distance")
 DRIVES = ("pulse", "poisson")
 # connection probability, drawn per network: sparse networks tend to fire
 # asynchronously, dense strongly coupled ones in synchronous population bursts
 P_CONNECT = (0.05, 0.1, 0.2, 0.3, 0.5)
-FAMILIES = ("izhikevich", "adex", "lif")
 _POTENTIALS = {"vr", "vt", "vpeak", "c", "v0", "EL", "VT", "reset", "thresh", "leak_reversal",
                "erev"}
 LIF = dict(family="iafRefCell", C=200.0, leak_conductance=10.0, leak_reversal=-70.0,
@@ -45,18 +56,18 @@ STDP = dict(A_plus=0.01, A_minus=0.0105, tau_plus=20.0, tau_minus=20.0, w_max=2.
 
 
 class NetworkSpec(NamedTuple):
-    cells: List[Dict]
-    types: List[str]  # e.g. "izhikevich/RS", "adex/bursting", "lif"
+    cells: list[dict]
+    types: list[str]  # e.g. "izhikevich/RS", "adex/bursting", "lif"
     inhibitory: np.ndarray  # [N] bool
     positions: np.ndarray  # [N, 3] um
-    connections: List[Dict]
-    gaps: List[Dict]
-    pulses: List[List[Dict]]
-    sources: List[List[float]]  # Poisson trains (ms); source k is presynaptic unit N + k
-    meta: Dict
+    connections: list[dict]
+    gaps: list[dict]
+    pulses: list[list[dict]]
+    sources: list[list[float]]  # Poisson trains (ms); source k is presynaptic unit N + k
+    meta: dict
 
 
-def _jittered(cell: Dict, rng, jitter: float) -> Dict:
+def _jittered(cell: dict, rng, jitter: float) -> dict:
     out = dict(cell)
     for k, v in cell.items():
         if k != "family" and k not in _POTENTIALS and isinstance(v, (int, float)) and v != 0:
@@ -66,6 +77,17 @@ def _jittered(cell: Dict, rng, jitter: float) -> Dict:
 
 def _neuron(rng, family: str, inhibitory: bool, jitter: float):
     """(cell dict, type name, the step current (pA) that shows its pattern)."""
+    def jit(v):
+        return round(float(v) * float(np.clip(1 + jitter * rng.normal(), 0.5, 1.5)), 4)
+
+    if family == "hh":
+        dens = dict(gna=jit(120.0), gk=jit(36.0), gl=jit(0.3))
+        if inhibitory:
+            area = jit(1000.0)
+            return hh_single_cell(area_um2=area, **dens), "hh/single", 0.1 * area
+        return (ball_and_stick_cell(soma_diam=jit(20.0), dend_length=jit(400.0),
+                                    dend_diam=jit(2.0), gl_dend=jit(0.3), **dens),
+                "hh/ball_and_stick", 300.0)
     if family == "izhikevich":
         kind = "LTS" if inhibitory else str(rng.choice(["RS", "IB", "CH"]))
         return (_jittered(izhikevich_cell(kind), rng, jitter), f"izhikevich/{kind}",
@@ -99,17 +121,17 @@ def _edges(rng, n: int, kind: str, p: float, positions: np.ndarray) -> np.ndarra
     return np.argwhere(mask)
 
 
-def poisson_train(rng, rate_hz: float, duration: float) -> List[float]:
+def poisson_train(rng, rate_hz: float, duration: float) -> list[float]:
     """Poisson spike times (ms) in (0, duration), rounded to 1 us."""
     n = rng.poisson(rate_hz * duration / 1e3)
     return np.round(np.sort(rng.uniform(0, duration, n)), 3).tolist()
 
 
-def random_network(seed: int, n_neurons: Optional[int] = None, families: Sequence[str] = FAMILIES,
-                   neuron_range: Tuple[int, int] = (10, 60),
-                   connectivity: Optional[str] = None, drive: Optional[str] = None,
-                   frac_inhibitory: float = 0.2, p_connect: Optional[float] = None,
-                   coupling: Optional[float] = None, drive_rate: Optional[float] = None,
+def random_network(seed: int, n_neurons: int | None = None, families: Sequence[str] = FAMILIES,
+                   neuron_range: tuple[int, int] = (10, 60),
+                   connectivity: str | None = None, drive: str | None = None,
+                   frac_inhibitory: float = 0.2, p_connect: float | None = None,
+                   coupling: float | None = None, drive_rate: float | None = None,
                    duration: float = 1000.0, jitter: float = 0.1) -> NetworkSpec:
     """A random canonical network; unspecified choices are drawn from ``seed``."""
     rng = np.random.default_rng(seed)
@@ -139,9 +161,14 @@ def random_network(seed: int, n_neurons: Optional[int] = None, families: Sequenc
                 syn["stp"] = stp
             if not inhibitory[post] and rng.uniform() < 0.5:
                 syn["stdp"] = STDP
-        connections.append(dict(pre=int(pre), post=int(post), synapse=syn,
-                                weight=round(float(rng.uniform(0.5, 1.5)), 3),
-                                delay=round(float(rng.uniform(0.5, 5.0)), 2)))
+        conn = dict(pre=int(pre), post=int(post), synapse=syn,
+                    weight=round(float(rng.uniform(0.5, 1.5)), 3),
+                    delay=round(float(rng.uniform(0.5, 5.0)), 2))
+        segs = cells[post].get("segments", ())
+        if not inhibitory[pre] and len(segs) > 1:  # excitatory input on the dendrite
+            dend = [k for k, seg in enumerate(segs) if seg[1] == "dendrite"]
+            conn["post_segment"] = int(rng.choice(dend))
+        connections.append(conn)
     inh = np.flatnonzero(inhibitory)
     gaps = [dict(a=int(a), b=int(b), conductance=0.5) for a, b in
             (rng.choice(inh, 2, replace=False) for _ in range(len(inh) // 2)) if a != b] \

@@ -6,26 +6,42 @@ and potentials, input current set at the end of the previous step), Euler
 update, time advances, then the spike/regime conditions are tested on the new
 state and their assignments applied; synapses then step and receive the events
 that have arrived. All neurons of all families step together; each family's
-update is selected with ``jnp.where``.
+update is selected with ``jnp.where``. Rows are compartments: a point neuron
+is one row, a multi-compartment cell one ``hhCompartment`` row per segment
+(``bnnsim.morphology``), its axial coupling passed as gap conductances.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import List, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from bnnsim.cells import FAMILY_INDEX, CellParams, cell_params
-from bnnsim.inputs import (PulseInputs, SpikeSources, input_current, source_steps,
-                           spike_sources)
-from bnnsim.synapses import (ALPHA, EXP1, EXP2, GapParams, SynapseParams, gap_params,
-                             synapse_params)
+from bnnsim.inputs import (
+    PulseInputs,
+    SpikeSources,
+    input_current,
+    source_steps,
+    spike_sources,
+)
+from bnnsim.synapses import (
+    ALPHA,
+    EXP1,
+    EXP2,
+    GapParams,
+    SynapseParams,
+    gap_params,
+    synapse_params,
+)
 
 IAF, IAF_REF = FAMILY_INDEX["iafCell"], FAMILY_INDEX["iafRefCell"]
 IZH, ADEX = FAMILY_INDEX["izhikevich2007Cell"], FAMILY_INDEX["adExIaFCell"]
+HH = FAMILY_INDEX["hhCompartment"]
 _MAX_EXP = 80.0  # AdEx exp argument cap: exp(80) is finite in float32; v is far past threshold
 
 
@@ -33,8 +49,8 @@ class SimResult(NamedTuple):
     spikes: np.ndarray  # [T, N] bool, spike detected in step t (from t*dt to (t+1)*dt)
     v: np.ndarray  # [T, N] mV after each step (after resets)
     dt: float  # ms
-    g: Optional[np.ndarray] = None  # [T, S] nS synaptic conductances, if recorded
-    weights: Optional[np.ndarray] = None  # [S] connection weights at the end (STDP)
+    g: np.ndarray | None = None  # [T, S] nS synaptic conductances, if recorded
+    weights: np.ndarray | None = None  # [S] connection weights at the end (STDP)
 
     def spike_times(self, neuron: int) -> np.ndarray:
         """Spike times (ms) of one neuron, stamped like jLEMS: the start of the step."""
@@ -54,6 +70,7 @@ class Network(NamedTuple):
 class _State(NamedTuple):
     v: jnp.ndarray  # [N] mV
     u: jnp.ndarray  # [N] pA: Izhikevich u or AdEx w
+    gates: jnp.ndarray  # [3, N] HH m, h, n (steady state at v0; unused by other families)
     last_spike: jnp.ndarray  # [N] ms
     refractory: jnp.ndarray  # [N] bool
     i_in: jnp.ndarray  # [N] pA, input current set at the end of the previous step
@@ -81,29 +98,62 @@ def _synaptic_current(net: Network, state: _State) -> jnp.ndarray:
     return i_syn + jax.ops.segment_sum(flow, gap.a, n) - jax.ops.segment_sum(flow, gap.b, n)
 
 
+def _exp_linear(x):
+    """x / (1 - exp(-x)), 1 at x = 0 (NeuroML HHExpLinearRate)."""
+    small = jnp.abs(x) < 1e-6
+    safe = jnp.where(small, 1.0, x)
+    return jnp.where(small, 1.0 + x / 2, safe / -jnp.expm1(-safe))
+
+
+def hh_rates(v):
+    """[3, N] opening and closing rates (1/ms) of the HH squid gates m, h, n at v (mV):
+    the rate forms and constants of NeuroML's NML2_SingleCompHHCell channels."""
+    alpha = jnp.stack([1.0 * _exp_linear((v + 40.0) / 10.0),
+                       0.07 * jnp.exp((v + 65.0) / -20.0),
+                       0.1 * _exp_linear((v + 55.0) / 10.0)])
+    beta = jnp.stack([4.0 * jnp.exp((v + 65.0) / -18.0),
+                      1.0 / (1.0 + jnp.exp(-(v + 35.0) / 10.0)),
+                      0.125 * jnp.exp((v + 65.0) / -80.0)])
+    return alpha, beta
+
+
+def hh_steady_state(v):
+    """[3, N] gate values at rest: alpha / (alpha + beta) (jLEMS starts gates there)."""
+    alpha, beta = hh_rates(v)
+    return alpha / (alpha + beta)
+
+
 def _cell_step(p: CellParams, state: _State, i, dt: float, t):
-    """One Euler step of every neuron -> (v, u, last_spike, refractory, spiked)."""
+    """One Euler step of every neuron -> (v, u, gates, last_spike, refractory, spiked)."""
     v, u, fam = state.v, state.u, p.family
     # Derivatives (mV/ms and pA/ms) of every family, then pick by family.
     dv_iaf = (p.g * (p.E - v) + i) / p.C
+    m, h, n = state.gates
+    i_ion = p.gna * m ** 3 * h * (p.ena - v) + p.gk * n ** 4 * (p.ek - v)
+    dv_hh = dv_iaf + i_ion / p.C
+    alpha, beta = hh_rates(v)
+    dgates = alpha * (1.0 - state.gates) - beta * state.gates
     dv_izh = (p.k * (v - p.E) * (v - p.vt) - u + i) / p.C
     du_izh = p.a * (p.b * (v - p.E) - u)
     delT = jnp.where(fam == ADEX, p.delT, 1.0)
     expo = jnp.exp(jnp.minimum((v - p.vt) / delT, _MAX_EXP))
     dv_adex = (-p.g * (v - p.E) + p.g * p.delT * expo - u + i) / p.C
     du_adex = (p.a * (v - p.E) - u) / jnp.where(fam == ADEX, p.tauw, 1.0)
-    dv = jnp.select([fam == IZH, fam == ADEX], [dv_izh, dv_adex], dv_iaf)
+    hh = fam == HH
+    dv = jnp.select([fam == IZH, fam == ADEX, hh], [dv_izh, dv_adex, dv_hh], dv_iaf)
     du = jnp.select([fam == IZH, fam == ADEX], [du_izh, du_adex], 0.0)
-    dv = jnp.where(state.refractory, 0.0, dv)  # v is held at reset while refractory
-    v, u, t = v + dt * dv, u + dt * du, t + dt
-    # Conditions on the new state.
+    # v is held at reset while refractory; for HH "refractory" means "above threshold"
+    dv = jnp.where(state.refractory & ~hh, 0.0, dv)
+    v, u, gates, t = v + dt * dv, u + dt * du, state.gates + dt * dgates, t + dt
+    # Conditions on the new state. HH (jLEMS): a spike when v first exceeds spikeThresh.
     spiked = ~state.refractory & (v > p.thresh)
     to_refractory = spiked & ((fam == IAF_REF) | (fam == ADEX))
-    v = jnp.where(spiked, p.reset, v)
+    v = jnp.where(spiked & ~hh, p.reset, v)
     u = u + jnp.where(spiked & (fam == IZH), p.d, 0.0) + jnp.where(spiked & (fam == ADEX), p.b, 0.0)
     last = jnp.where(to_refractory, t, state.last_spike)
     refractory = (state.refractory & ~(t > last + p.refract)) | to_refractory
-    return v, u, last, refractory, spiked
+    refractory = jnp.where(hh, v > p.thresh, refractory)
+    return v, u, gates, last, refractory, spiked
 
 
 def _stdp_step(syn: SynapseParams, state: _State, arrived, post_spiked, dt: float):
@@ -141,7 +191,7 @@ def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
     """One step from t = k*dt -> (new state, spiked [N])."""
     t = k * dt
     i = state.i_in + _synaptic_current(net, state)
-    v, u, last, refractory, spiked = _cell_step(net.cells, state, i, dt, t)
+    v, u, gates, last, refractory, spiked = _cell_step(net.cells, state, i, dt, t)
     src = jnp.any(net.source_steps == k.astype(jnp.int32), axis=-1)  # [K]
     size = state.history.shape[0]
     slot = k.astype(jnp.int32) % size
@@ -150,7 +200,7 @@ def _step(net: Network, lag: jnp.ndarray, dt: float, state: _State, k):
     arrived = history[(slot - lag) % size, syn.pre]  # [S]
     x1, x2, R, U = _synapse_step(syn, state, arrived, dt)
     w, x_pre, y_post = _stdp_step(syn, state, arrived, spiked[syn.post], dt)
-    new = _State(v=v, u=u, last_spike=last, refractory=refractory,
+    new = _State(v=v, u=u, gates=gates, last_spike=last, refractory=refractory,
                  i_in=input_current(net.inputs, t + dt), x1=x1, x2=x2, R=R, U=U,
                  w=w, x_pre=x_pre, y_post=y_post, history=history)
     return new, spiked
@@ -160,7 +210,9 @@ def _scan(net: Network, lag, dt: float, steps: int, history: int, record_g: bool
     """The whole run of one network: lax.scan over steps -> (spikes, v, g or None, w)."""
     n, s = net.cells.family.shape[0], net.synapses.pre.shape[0]
     units = n + net.source_steps.shape[0]
-    init = _State(v=net.cells.v0, u=jnp.zeros(n), last_spike=jnp.full(n, -1e9),
+    v0 = net.cells.v0
+    init = _State(v=v0, u=jnp.zeros(n), gates=hh_steady_state(v0),
+                  last_spike=jnp.full(n, -1e9),
                   refractory=jnp.zeros(n, bool), i_in=input_current(net.inputs, 0.0),
                   x1=jnp.zeros(s), x2=jnp.zeros(s), R=jnp.ones(s), U=net.synapses.u0,
                   w=net.synapses.weight, x_pre=jnp.zeros(s), y_post=jnp.zeros(s),
@@ -192,9 +244,9 @@ class Model(NamedTuple):
 
     cells: CellParams
     inputs: PulseInputs
-    synapses: Optional[SynapseParams] = None
-    gaps: Optional[GapParams] = None
-    sources: Optional[SpikeSources] = None
+    synapses: SynapseParams | None = None
+    gaps: GapParams | None = None
+    sources: SpikeSources | None = None
 
 
 def _checked(model: Model) -> Model:
@@ -230,8 +282,8 @@ def _results(spikes, v, g, w, dt) -> SimResult:
 
 
 def simulate(cells: CellParams, inputs: PulseInputs, duration: float, dt: float = 0.025,
-             synapses: Optional[SynapseParams] = None, gaps: Optional[GapParams] = None,
-             sources: Optional[SpikeSources] = None,
+             synapses: SynapseParams | None = None, gaps: GapParams | None = None,
+             sources: SpikeSources | None = None,
              record_conductance: bool = False) -> SimResult:
     """Simulate ``duration`` ms in steps of ``dt`` ms; returns the spike raster, v and,
     if asked, every synapse's conductance after each step."""
@@ -271,7 +323,7 @@ def _pad_model(m: Model, n: int, s: int, g: int, k: int, width: int, pulses: int
 
 
 def simulate_many(models: Sequence[Model], duration: float, dt: float = 0.025,
-                  round_to: int = 8) -> List[SimResult]:
+                  round_to: int = 8) -> list[SimResult]:
     """Simulate many networks at once: padded to common sizes (rounded up to multiples
     of ``round_to`` so batches share compilations) and vmapped over the networks."""
     steps = _steps(duration, dt)

@@ -14,24 +14,30 @@ Published firing-type parameter sets:
   99:335, Table 1 (tonic, adapting, initial burst, bursting, irregular,
   transient, delayed), spike detection at VT + 5 delT, no refractory period;
   ``current`` is the step amplitude (pA) that shows the pattern.
+* ``hh_single_cell`` / ``ball_and_stick_cell``: NeuroML ``<cell>``s with the
+  Hodgkin-Huxley squid channels of NeuroML's ``NML2_SingleCompHHCell`` example
+  (Na 120, K 36, leak 0.3 mS/cm2); the ball-and-stick cell has an active soma,
+  a passive dendrite of four segments and a passive axon segment
+  (``bnnsim.morphology`` gives the dict format and how it is simulated).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import NamedTuple
 
 import neuroml
 import neuroml.writers
 
-IZHIKEVICH_2007: Dict[str, Dict] = {
+IZHIKEVICH_2007: dict[str, dict] = {
     "RS": dict(C=100, k=0.7, vr=-60, vt=-40, vpeak=35, a=0.03, b=-2, c=-50, d=100, current=70),
     "IB": dict(C=150, k=1.2, vr=-75, vt=-45, vpeak=50, a=0.01, b=5, c=-56, d=130, current=500),
     "CH": dict(C=50, k=1.5, vr=-60, vt=-40, vpeak=25, a=0.03, b=1, c=-40, d=150, current=300),
     "LTS": dict(C=100, k=1.0, vr=-56, vt=-42, vpeak=40, a=0.03, b=8, c=-53, d=20, current=100),
 }
 
-ADEX_NAUD_2008: Dict[str, Dict] = {
+ADEX_NAUD_2008: dict[str, dict] = {
     "tonic": dict(C=200, gL=10, EL=-70, VT=-50, delT=2, a=2, tauw=30, b=0, reset=-58, current=500),
     "adapting": dict(C=200, gL=12, EL=-70, VT=-50, delT=2, a=2, tauw=300, b=60, reset=-58,
                      current=500),
@@ -48,13 +54,13 @@ ADEX_NAUD_2008: Dict[str, Dict] = {
 }
 
 
-def izhikevich_cell(kind: str) -> Dict:
+def izhikevich_cell(kind: str) -> dict:
     """An izhikevich2007Cell neuron dict of a published firing type (v0 = vr)."""
     p = {k: v for k, v in IZHIKEVICH_2007[kind].items() if k != "current"}
     return dict(family="izhikevich2007Cell", v0=p["vr"], **p)
 
 
-def adex_cell(kind: str) -> Dict:
+def adex_cell(kind: str) -> dict:
     """An adExIaFCell neuron dict of a published firing type."""
     p = {k: v for k, v in ADEX_NAUD_2008[kind].items() if k != "current"}
     return dict(family="adExIaFCell", thresh=p["VT"] + 5 * p["delT"], refract=0.0, **p)
@@ -64,9 +70,119 @@ def _q(value: float, unit: str) -> str:
     return f"{float(value):.10g}{unit}"
 
 
-def cell_component(cell: Dict, cell_id: str):
+# the canonical model families the dataset generator draws networks from
+FAMILIES = ("izhikevich", "adex", "lif", "hh")
+
+_HH = dict(family="cell", Cm=1.0, Ra=100.0, ena=50.0, ek=-77.0, el=-54.3, v0=-65.0,
+           thresh=-20.0)
+
+
+def hh_single_cell(area_um2: float = 1000.0, gna: float = 120.0, gk: float = 36.0,
+                   gl: float = 0.3) -> dict:
+    """A single-compartment HH cell: a spherical soma of the given area (um^2)."""
+    return dict(_HH, segments=(("soma", "soma", -1, 0.0, float((area_um2 / 3.141592653589793)
+                                                                ** 0.5)),),
+                density=(("soma", gna, gk, gl),))
+
+
+def ball_and_stick_cell(soma_diam: float = 20.0, dend_length: float = 400.0,
+                        dend_diam: float = 2.0, n_dend: int = 4, axon_length: float = 50.0,
+                        axon_diam: float = 1.0, gna: float = 120.0, gk: float = 36.0,
+                        gl: float = 0.3, gl_dend: float = 0.3) -> dict:
+    """Ball and stick: HH soma (sphere), passive dendrite in ``n_dend`` segments (um),
+    passive axon segment."""
+    segs = [("soma", "soma", -1, 0.0, soma_diam)]
+    segs += [(f"dend{k}", "dendrite", k, dend_length / n_dend, dend_diam) for k in range(n_dend)]
+    segs += [("axon", "axon", 0, axon_length, axon_diam)]
+    return dict(_HH, segments=tuple(segs),
+                density=(("soma", gna, gk, gl), ("dendrite", 0.0, 0.0, gl_dend),
+                         ("axon", 0.0, 0.0, gl_dend)))
+
+
+# (gate, instances, forward (type, rate 1/ms, midpoint mV, scale mV), reverse): the squid
+# axon channels of NeuroML's NML2_SingleCompHHCell example, which bnnsim.simulate.hh_rates
+# implements
+_HH_GATES = {
+    "na": (("m", 3, ("HHExpLinearRate", 1.0, -40, 10), ("HHExpRate", 4.0, -65, -18)),
+           ("h", 1, ("HHExpRate", 0.07, -65, -20), ("HHSigmoidRate", 1.0, -35, 10))),
+    "k": (("n", 4, ("HHExpLinearRate", 0.1, -55, 10), ("HHExpRate", 0.125, -65, -80)),),
+}
+_NLX_GROUP = {"soma": "GO:0043025", "dendrite": "GO:0030425", "axon": "GO:0030424"}
+
+
+def hh_channels() -> list:
+    """The ionChannelHH definitions a ``family="cell"`` neuron refers to."""
+    def rate(t):
+        return neuroml.HHRate(type=t[0], rate=_q(t[1], "per_ms"), midpoint=_q(t[2], "mV"),
+                              scale=_q(t[3], "mV"))
+
+    out = [neuroml.IonChannelHH(id="passiveChan", conductance="10pS")]
+    for species, gates in _HH_GATES.items():
+        out.append(neuroml.IonChannelHH(
+            id=f"{species}Chan", conductance="10pS", species=species,
+            gate_hh_rates=[neuroml.GateHHRates(id=g, instances=n, forward_rate=rate(f),
+                                               reverse_rate=rate(r)) for g, n, f, r in gates]))
+    return out
+
+
+def _morphology(cell: dict, cell_id: str):
+    """Segments laid out along x (dendrites +x, axons -x); a zero-length soma is a sphere."""
+    import numpy as np
+
+    segs = cell["segments"]
+    ends = []
+    morph = neuroml.Morphology(id=f"{cell_id}_morph")
+    for k, (name, group, parent, length, diam) in enumerate(segs):
+        sign = -1.0 if group == "axon" else 1.0
+        if parent < 0:
+            start = np.zeros(3)
+        else:
+            p_len, p_diam = segs[parent][3], segs[parent][4]
+            start = ends[parent] + (np.array([sign * p_diam / 2, 0, 0]) if p_len == 0 else 0)
+        end = start + np.array([sign * length, 0, 0])
+        ends.append(end)
+        morph.segments.append(neuroml.Segment(
+            id=k, name=name,
+            parent=neuroml.SegmentParent(segments=parent) if parent >= 0 else None,
+            proximal=neuroml.Point3DWithDiam(x=start[0], y=start[1], z=start[2], diameter=diam),
+            distal=neuroml.Point3DWithDiam(x=end[0], y=end[1], z=end[2], diameter=diam)))
+    groups = list(dict.fromkeys(s[1] for s in segs))
+    for g in groups:
+        morph.segment_groups.append(neuroml.SegmentGroup(
+            id=f"{g}_group", neuro_lex_id=_NLX_GROUP.get(g),
+            members=[neuroml.Member(segments=k) for k, s in enumerate(segs) if s[1] == g]))
+    morph.segment_groups.append(neuroml.SegmentGroup(
+        id="all", includes=[neuroml.Include(segment_groups=f"{g}_group") for g in groups]))
+    return morph
+
+
+def _hh_cell(cell: dict, cell_id: str):
+    densities = []
+    for group, gna, gk, gl in cell["density"]:
+        for chan, g, erev, ion in (("naChan", gna, cell["ena"], "na"),
+                                   ("kChan", gk, cell["ek"], "k"),
+                                   ("passiveChan", gl, cell["el"], "non_specific")):
+            if g > 0:
+                densities.append(neuroml.ChannelDensity(
+                    id=f"{chan[:-4]}_{group}", ion_channel=chan, cond_density=_q(g, "mS_per_cm2"),
+                    erev=_q(erev, "mV"), ion=ion, segment_groups=f"{group}_group"))
+    membrane = neuroml.MembraneProperties(
+        channel_densities=densities, spike_threshes=[neuroml.SpikeThresh(_q(cell["thresh"], "mV"))],
+        specific_capacitances=[neuroml.SpecificCapacitance(_q(cell["Cm"], "uF_per_cm2"))],
+        init_memb_potentials=[neuroml.InitMembPotential(_q(cell["v0"], "mV"))])
+    bio = neuroml.BiophysicalProperties(
+        id=f"{cell_id}_bio", membrane_properties=membrane,
+        intracellular_properties=neuroml.IntracellularProperties(
+            resistivities=[neuroml.Resistivity(_q(cell["Ra"], "ohm_cm"))]))
+    return neuroml.Cell(id=cell_id, morphology=_morphology(cell, cell_id),
+                        biophysical_properties=bio)
+
+
+def cell_component(cell: dict, cell_id: str):
     """The libNeuroML object of one neuron dict."""
     fam, p = cell["family"], cell
+    if fam == "cell":
+        return _hh_cell(cell, cell_id)
     if fam == "izhikevich2007Cell":
         return neuroml.Izhikevich2007Cell(
             id=cell_id, C=_q(p["C"], "pF"), v0=_q(p["v0"], "mV"), k=_q(p["k"], "nS_per_mV"),
@@ -88,11 +204,11 @@ def cell_component(cell: Dict, cell_id: str):
     raise ValueError(f"no NeuroML writer for cell family {fam!r}")
 
 
-def _freeze(d: Dict) -> tuple:
+def _freeze(d: dict) -> tuple:
     return tuple(sorted((k, _freeze(v) if isinstance(v, dict) else v) for k, v in d.items()))
 
 
-def synapse_component(syn: Dict, syn_id: str):
+def synapse_component(syn: dict, syn_id: str):
     """The libNeuroML object of a synapse dict (``bnnsim.synapse_params`` format).
 
     Short-term plasticity is written as a blockingPlasticSynapse (an expTwo
@@ -112,7 +228,7 @@ def synapse_component(syn: Dict, syn_id: str):
     return comp
 
 
-def _synapse_object(syn: Dict, syn_id: str):
+def _synapse_object(syn: dict, syn_id: str):
     kind, q = syn["kind"], dict(gbase=_q(syn["gbase"], "nS"), erev=_q(syn["erev"], "mV"))
     stp = syn.get("stp")
     if stp and kind != "expTwoSynapse":
@@ -136,17 +252,18 @@ def _synapse_object(syn: Dict, syn_id: str):
 
 class NetworkModel(NamedTuple):
     doc: neuroml.NeuroMLDocument
-    neurons: List[Tuple[str, int]]  # neuron i -> (population id, index in it)
-    connections: List[str]  # connection i -> "projection id/connection id" (CG synapse name)
+    neurons: list[tuple[str, int]]  # neuron i -> (population id, index in it)
+    connections: list[str]  # connection i -> "projection id/connection id" (CG synapse name)
 
 
-def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
-                  connections: Sequence[Dict] = (), gaps: Sequence[Dict] = (),
+def network_model(cells: Sequence[dict], pulses: Sequence[Sequence[dict]],
+                  connections: Sequence[dict] = (), gaps: Sequence[dict] = (),
                   sources: Sequence[Sequence[float]] = (), doc_id: str = "net") -> NetworkModel:
     """A NeuroML network of ``cells`` (one population per distinct cell definition).
 
     ``connections`` and ``gaps`` use neuron indices into ``cells`` (the format
-    of ``bnnsim.synapse_params`` / ``gap_params``); pulses become explicit
+    of ``bnnsim.synapse_params`` / ``gap_params``; a connection's ``post_segment``
+    picks the segment of a ``family="cell"`` neuron, default 0); pulses become explicit
     inputs. Population ``pop<k>`` holds the neurons of the k-th distinct
     definition, in order of appearance. ``sources`` are spike trains (ms), each a
     spikeArray population ``src<k>``; as a presynaptic index, source k is
@@ -156,6 +273,9 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
     net = neuroml.Network(id="net")
     doc.networks.append(net)
     where, pops = [], {}  # neuron -> (population id, index); definition -> population
+    if any(c["family"] == "cell" for c in cells):
+        for chan in hh_channels():
+            doc.add(chan)
     for cell in cells:
         key = _freeze(cell)
         if key not in pops:
@@ -199,6 +319,7 @@ def network_model(cells: Sequence[Dict], pulses: Sequence[Sequence[Dict]],
         proj.connection_wds.append(neuroml.ConnectionWD(
             id=len(proj.connection_wds), pre_cell_id=f"../{pre_pop}[{pre_i}]",
             post_cell_id=f"../{post_pop}[{post_i}]",
+            post_segment_id=int(c.get("post_segment", 0)), post_fraction_along=0.5,
             weight=float(c.get("weight", 1.0)), delay=_q(c.get("delay", 0.0), "ms")))
     _gap_projections(doc, net, where, gaps)
     return NetworkModel(doc, where, names)
@@ -245,9 +366,9 @@ def write_lems_run(model: NetworkModel, out_dir: Path, duration: float, dt: floa
     return Path(sim.save_to_file(str(out_dir / f"LEMS_{doc.id}.xml")))
 
 
-def read_spikes(path: Path, n: int) -> List[List[float]]:
+def read_spikes(path: Path, n: int) -> list[list[float]]:
     """jLEMS ID_TIME spike file -> per neuron, spike times in ms."""
-    times: List[List[float]] = [[] for _ in range(n)]
+    times: list[list[float]] = [[] for _ in range(n)]
     for line in Path(path).read_text().split("\n"):
         if line.strip():
             idx, t = line.split()

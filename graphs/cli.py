@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from graphs import canonical
 from graphs.errors import ConversionError, MissingFile, SchemaMismatch
 from graphs.schema import EDGE_GROUPS, GRANULARITIES, NODE_GROUPS, EdgeKind, NodeKind
 
@@ -40,7 +41,7 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     synth.add_argument("--out", default="synth_out", help="output directory (default: synth_out)")
     synth.add_argument("--n", type=int, default=20, help="number of networks (default: 20)")
     synth.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
-    synth.add_argument("--family", action="append", choices=("izhikevich", "adex", "lif"),
+    synth.add_argument("--family", action="append", choices=canonical.FAMILIES,
                        help="cell families to draw from (repeatable; default: all)")
     synth.add_argument("--neurons", type=int, nargs=2, default=(10, 60), metavar=("MIN", "MAX"),
                        help="neurons per network, drawn uniformly (default: 10 60)")

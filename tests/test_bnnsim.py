@@ -238,8 +238,12 @@ def test_stdp_potentiates_causal_and_depresses_anticausal_pairs(lead, sign):
 def test_simulate_many_equals_one_by_one():
     from bnnsim.dataset import simulate_spec, spec_model
     from bnnsim.generate import random_network
+    from bnnsim.morphology import neuron_view
     specs = [random_network(s, n_neurons=8 + 3 * s, duration=200.0) for s in range(3)]
-    many = bnnsim.simulate_many([spec_model(s) for s in specs], 200.0, 0.05)
+    specs.append(random_network(3, n_neurons=9, families=["hh"], duration=200.0))
+    models, somas = zip(*(spec_model(s) for s in specs))
+    many = [neuron_view(r, soma) for r, soma in
+            zip(bnnsim.simulate_many(models, 200.0, 0.05), somas)]
     for spec, a in zip(specs, many):
         b = simulate_spec(spec, 0.05)
         assert a.spikes.shape == b.spikes.shape
