@@ -21,7 +21,9 @@ no task sees its own label.
 
 Splits: networks of ``ood_family`` (default ``adex``) form the ``ood`` split
 (a parameter family never seen in training); the rest go to train / val /
-test by network seed (70 / 15 / 15).
+test (70 / 15 / 15) stratified by regime: within each regime class, networks
+are ordered by a hash of their seed and cut in those proportions, so the rare
+regimes reach every split. A network is in exactly one split.
 """
 
 from __future__ import annotations
@@ -47,18 +49,46 @@ from bnnsim.labels import (
     spike_stats,
 )
 from bnnsim.morphology import network_rows, neuron_view
-from graphs import canonical, convert_file, save_cg
+from graphs import canonical, convert_file, load_cg, save_cg
 from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
 from graphs.storage import write_manifest
 
 SPLITS = ("train", "val", "test", "ood")
 
 
-def split_of(spec: NetworkSpec, ood_family: str | None) -> str:
-    if ood_family and spec.meta["family"] == ood_family:
-        return "ood"
-    h = int(hashlib.sha256(str(spec.meta["seed"]).encode()).hexdigest(), 16) % 100
-    return "train" if h < 70 else "val" if h < 85 else "test"
+def _seed_hash(seed: int) -> int:
+    return int(hashlib.sha256(str(seed).encode()).hexdigest(), 16)
+
+
+def assign_splits(rows: Sequence[dict], ood_family: str | None) -> list[str]:
+    """The split of every report row (failed rows: "none"): ``ood`` for the held-out
+    family, else train/val/test 70/15/15 within each regime class by seed hash."""
+    splits = ["none"] * len(rows)
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r["status"] != "ok":
+            continue
+        if ood_family and r["generator"]["family"] == ood_family:
+            splits[i] = "ood"
+        else:
+            groups.setdefault(r["labels"]["regime"], []).append(i)
+    for members in groups.values():
+        members.sort(key=lambda i: _seed_hash(rows[i]["generator"]["seed"]))
+        m = len(members)
+        n_test = int(round(0.15 * m))
+        n_val = int(round(0.15 * m)) if m - n_test > 1 else 0
+        for rank, i in enumerate(members):
+            splits[i] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    return splits
+
+
+def _write_splits(rows: Sequence[dict], splits: Sequence[str]) -> None:
+    """Record each network's split in its report row and its CG's meta."""
+    for row, split in zip(rows, splits):
+        row["split"] = split
+        if row["status"] == "ok":
+            cg = load_cg(row["npz"])
+            save_cg(dataclasses.replace(cg, meta=dict(cg.meta, split=split)), row["npz"])
 
 
 def spec_model(spec: NetworkSpec):
@@ -109,7 +139,7 @@ def with_activity(cg, neuron_of_node: Sequence[int], stats: Sequence[dict[str, f
 
 
 def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
-              split: str, activity_features: bool = False) -> dict:
+              activity_features: bool = False) -> dict:
     """Write, convert and label one simulated network -> its report entry."""
     model = canonical.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps,
                                     spec.sources, doc_id=name)
@@ -126,7 +156,7 @@ def build_one(spec: NetworkSpec, name: str, out: Path, result: bnnsim.SimResult,
     syn_of = {name: k for k, name in enumerate(model.connections)}
     node_labels["stdp_dw"] = [labels["stdp_dw"][syn_of[str(nm)]] if str(nm) in syn_of else None
                               for nm in cg.node_name]
-    meta = dict(cg.meta, generator=spec.meta, types=spec.types, split=split,
+    meta = dict(cg.meta, generator=spec.meta, types=spec.types,
                 labels={**node_labels, **{k: labels[k] for k in
                                           ("regime", "mean_rate_hz", "synchrony")}})
     if activity_features:
@@ -156,6 +186,11 @@ def _simulate_chunk(specs: Sequence[NetworkSpec], dt: float) -> list:
     return out
 
 
+def _n_rows(spec: NetworkSpec) -> int:
+    """Simulator rows (compartments) of a network."""
+    return sum(len(c.get("segments", ((),))) for c in spec.cells)
+
+
 def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
                   ood_family: str | None = "adex", dt: float = 0.05, chunk: int = 8,
                   neuron_range=(10, 60), activity_features: bool = False,
@@ -164,25 +199,29 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
     every network's outcome is reported."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
+    specs = [random_network(seed * 100000 + i, families=families, neuron_range=neuron_range)
+             for i in range(n)]
+    # simulate networks of similar size together: a chunk is padded to its largest
+    order = sorted(range(n), key=lambda i: _n_rows(specs[i]))
+    rows: list[dict] = [{} for _ in range(n)]
     bar = tqdm(total=n, desc="networks", disable=not progress)
     for start in range(0, n, chunk):
-        ids = range(start, min(start + chunk, n))
-        specs = [random_network(seed * 100000 + i, families=families, neuron_range=neuron_range)
-                 for i in ids]
-        for i, spec, result in zip(ids, specs, _simulate_chunk(specs, dt)):
-            name, split = f"net{i:05d}", split_of(spec, ood_family)
+        ids = order[start:start + chunk]
+        chunk_specs = [specs[i] for i in ids]
+        for i, spec, result in zip(ids, chunk_specs, _simulate_chunk(chunk_specs, dt)):
+            name = f"net{i:05d}"
             try:
                 if isinstance(result, Exception):
                     raise result
-                row = build_one(spec, name, out, result, split, activity_features)
+                row = build_one(spec, name, out, result, activity_features)
             except Exception as err:  # keep going; the report says what failed
                 row = {"file": name, "status": "error",
                        "error": {"type": type(err).__name__, "message": str(err)}}
-            row.update(split=split, generator=spec.meta)
-            rows.append(row)
+            row["generator"] = spec.meta
+            rows[i] = row
             bar.update(1)
     bar.close()
+    _write_splits(rows, assign_splits(rows, ood_family))
     report = {"n": n, "seed": seed, "ood_family": ood_family, "networks": rows,
               "splits": dict(Counter(r["split"] for r in rows if r["status"] == "ok")),
               "class_balance": class_balance(rows)}
@@ -214,7 +253,7 @@ def default_cache_dir() -> Path:
 
 
 def default_dataset(cache_dir=None, n: int = DEFAULT_NETWORKS, progress: bool = True) -> Path:
-    """The embedded default dataset: built on first use (about 3 minutes on 2 CPU cores
+    """The embedded default dataset: built on first use (about 4 minutes on 2 CPU cores
     for 200 networks), then reused. Returns its directory.
 
     The directory name holds the version and size; a build that did not finish (no

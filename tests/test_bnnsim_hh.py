@@ -136,3 +136,8 @@ def test_hh_networks_convert_with_compartments(tmp_path):
     neurons = np.flatnonzero(cg.node_kind == NodeKind.NEURON)
     assert all(labels[i] >= 0 for i in neurons)
     assert all(labels[i] == -1 for i in np.flatnonzero(cg.node_kind != NodeKind.NEURON))
+    if shutil.which("java") is not None:  # and the files are valid NeuroML2
+        from pyneuroml import pynml
+        ok, message = pynml.validate_neuroml2(report["networks"][0]["file"],
+                                              verbose_validate=False, return_string=True)
+        assert ok and "All valid" in message, message

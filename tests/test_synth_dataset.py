@@ -134,3 +134,17 @@ def test_activity_features_only_when_asked(tmp_path):
     rates = decode(NODE_COLUMNS[j], shown.node_features[neurons, j])
     expected = [r for r, k in zip(shown.meta["labels"]["rate_hz"], shown.node_kind) if k == NodeKind.NEURON]
     np.testing.assert_allclose(rates, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_splits_are_stratified_by_regime_and_hold_out_the_ood_family():
+    from bnnsim.dataset import assign_splits
+    rows = [{"status": "ok", "labels": {"regime": r}, "generator": {"seed": s, "family": f}}
+            for s, (r, f) in enumerate([(0, "lif")] * 40 + [(3, "lif")] * 7 + [(1, "adex")] * 5)]
+    rows.append({"status": "error"})
+    splits = assign_splits(rows, "adex")
+    assert splits[-1] == "none" and splits[47:52] == ["ood"] * 5
+    rare = splits[40:47]  # 7 networks of a rare regime reach every split
+    assert {"train", "val", "test"} == set(rare) and rare.count("train") == 5
+    common = splits[:40]
+    assert (common.count("train"), common.count("val"), common.count("test")) == (28, 6, 6)
+    assert assign_splits(rows, "adex") == splits  # deterministic
