@@ -39,6 +39,9 @@ class BGANConfig:
     """BMSA forward (signal-flow) heads on/off."""
     mask_b: bool = True
     """BMSA backward (retrograde) heads on/off."""
+    plain_attention: bool = False
+    """Baseline switch: BMSA heads attend along every edge (MaskA: j -> i, MaskB: its
+    transpose) whatever its kind or direction flag, i.e. no biological masks."""
     signal_edge_kinds: Tuple[int, ...] = (int(EdgeKind.AXIAL), int(EdgeKind.SYNAPTIC),
                                           int(EdgeKind.GAP), int(EdgeKind.INPUT))
     """Edge kinds whose forward-flagged edges define signal flow for MaskA/MaskB."""

@@ -112,6 +112,13 @@ def backward_pairs(graph: jraph.GraphsTuple, signal_kinds: Sequence[int]) -> Pai
     return fwd._replace(senders=fwd.receivers, receivers=fwd.senders)
 
 
+def neighbour_pairs(graph: jraph.GraphsTuple) -> Pairs:
+    """Plain neighbourhood attention (the unmasked baseline): i attends to j along every
+    valid edge j -> i of any kind and direction flag, plus self."""
+    return _with_self(graph, graph.senders, graph.receivers, graph.edges["valid"],
+                      graph.nodes["valid"])
+
+
 def receives(pairs: Pairs) -> jnp.ndarray:
     """[N] bool: the node has at least one allowed pair (else its update is zero)."""
     n = pairs.self_allowed.shape[0]

@@ -153,11 +153,12 @@ class BGAN(nn.Module):
     def context(self, graph: jraph.GraphsTuple, edge_emb) -> Context:
         cfg, nodes = self.config, graph.nodes
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
+        fwd = (masks.neighbour_pairs(graph) if cfg.plain_attention
+               else masks.forward_pairs(graph, cfg.signal_edge_kinds))  # MaskB: transpose
         return Context(
             edge_emb=edge_emb, layout=layout,
             low=masks.ganlow_pairs(graph), up=masks.ganup_pairs(graph),
-            fwd=masks.forward_pairs(graph, cfg.signal_edge_kinds),
-            bwd=masks.backward_pairs(graph, cfg.signal_edge_kinds),
+            fwd=fwd, bwd=fwd._replace(senders=fwd.receivers, receivers=fwd.senders),
             neuron_id=nodes["neuron_id"],
             is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0))
 

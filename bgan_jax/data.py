@@ -1,0 +1,183 @@
+"""Labelled CG datasets -> padded, bucketed ``jraph.GraphsTuple`` batches for training.
+
+A dataset directory is what ``bnnsim.dataset.build_dataset`` (or
+``python -m graphs synth``) writes: ``graphs/*.npz`` CGs with labels in
+``meta["labels"]`` and ``report.json`` with every network's split. A task picks
+one label and where it lives:
+
+* ``firing_pattern``: node classification on neuron nodes;
+* ``regime``: graph classification (read out at the CLS node);
+* ``stdp_dw``: node regression on plastic synapse nodes (STDP weight change),
+  standardised with the train split's mean and std.
+
+Batches carry the targets as extra fields: ``nodes["y"]`` / ``nodes["y_mask"]``
+and ``globals["y"]`` / ``globals["y_mask"]`` (padding: mask False).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+import jraph
+import numpy as np
+
+from bnnsim.labels import FIRING_PATTERNS, REGIMES
+from graphs import load_cg
+from graphs.batching import batch_graphs, bucket_size, pad_to_bucket
+from graphs.cg import CG
+
+
+class Task(NamedTuple):
+    level: str  # "node" or "graph"
+    kind: str  # "classification" or "regression"
+    classes: Tuple[str, ...]  # class names; () for regression
+
+    @property
+    def outputs(self) -> int:
+        return len(self.classes) or 1
+
+
+TASKS: Dict[str, Task] = {
+    "firing_pattern": Task("node", "classification", FIRING_PATTERNS),
+    "regime": Task("graph", "classification", REGIMES),
+    "stdp_dw": Task("node", "regression", ()),
+}
+
+
+class DatasetError(ValueError):
+    """A dataset directory that cannot be used for training (missing files, no labels)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    cg: CG
+    node_y: np.ndarray  # [N] f32 target (class index or value)
+    node_mask: np.ndarray  # [N] bool, which nodes carry the target
+    graph_y: float
+    graph_mask: bool
+    name: str
+
+
+def task_of(name: str) -> Task:
+    if name not in TASKS:
+        raise DatasetError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def _example(cg: CG, task_name: str, name: str) -> Example:
+    labels = cg.meta.get("labels")
+    if labels is None or task_name not in labels:
+        raise DatasetError(f"{name}: the CG has no {task_name!r} label")
+    n = cg.n_nodes
+    if task_of(task_name).level == "graph":
+        return Example(cg, np.zeros(n, np.float32), np.zeros(n, bool), float(labels[task_name]),
+                       True, name)
+    raw = labels[task_name]
+    if task_name == "firing_pattern":
+        y = np.asarray(raw, np.float32)
+        mask = y >= 0
+    else:
+        mask = np.array([v is not None for v in raw], bool)
+        y = np.array([v if v is not None else 0.0 for v in raw], np.float32)
+    return Example(cg, np.where(mask, y, 0.0).astype(np.float32), mask, 0.0, False, name)
+
+
+def load_splits(data_dir, task_name: str, splits: Sequence[str] = ("train", "val", "test", "ood")
+                ) -> Dict[str, List[Example]]:
+    """Every labelled network of the dataset, per split (from ``report.json``)."""
+    task_of(task_name)
+    root = Path(data_dir)
+    report = root / "report.json"
+    if not report.is_file():
+        raise DatasetError(f"{root}: no report.json; build a dataset with `python -m graphs "
+                           "synth --out DIR` or omit --data to use the default one")
+    rows = json.loads(report.read_text())["networks"]
+    out: Dict[str, List[Example]] = {s: [] for s in splits}
+    for row in rows:
+        if row.get("status") != "ok" or row.get("split") not in out:
+            continue
+        npz = root / "graphs" / Path(row["npz"]).name  # the dataset may have moved
+        out[row["split"]].append(_example(load_cg(npz), task_name, npz.stem))
+    if not out.get("train") and "train" in out:
+        raise DatasetError(f"{root}: no labelled networks in the train split")
+    return out
+
+
+def target_scale(examples: Sequence[Example], task: Task) -> Tuple[float, float]:
+    """(mean, std) used to standardise a regression target; (0, 1) for classification."""
+    if task.kind != "regression":
+        return 0.0, 1.0
+    values = np.concatenate([e.node_y[e.node_mask] for e in examples] or [np.zeros(0)])
+    if values.size < 2:
+        return 0.0, 1.0
+    return float(values.mean()), float(values.std() or 1.0)
+
+
+def make_batch(examples: Sequence[Example], n_graph: int, scale=(0.0, 1.0),
+               n_node: Optional[int] = None, n_edge: Optional[int] = None) -> jraph.GraphsTuple:
+    """Batch and pad examples (n_graph includes jraph's padding graph), targets attached."""
+    g = batch_graphs([e.cg for e in examples])
+    mean, std = scale
+    y = np.concatenate([(e.node_y - mean) / std if e.node_mask.any() else e.node_y
+                        for e in examples])
+    nodes = dict(g.nodes, y=y.astype(np.float32),
+                 y_mask=np.concatenate([e.node_mask for e in examples]))
+    glob = dict(g.globals, y=np.array([e.graph_y for e in examples], np.float32),
+                y_mask=np.array([e.graph_mask for e in examples], bool))
+    return pad_to_bucket(g._replace(nodes=nodes, globals=glob), n_graph=n_graph,
+                         n_node=n_node, n_edge=n_edge)
+
+
+def batch_shapes(batches: Sequence[Sequence[Example]]) -> Tuple[int, int]:
+    """Common (n_node, n_edge) bucket that holds every one of these example groups."""
+    nodes = max(sum(e.cg.n_nodes for e in b) for b in batches) + 1
+    edges = max(sum(e.cg.n_edges for e in b) for b in batches)
+    return bucket_size(nodes), bucket_size(edges)
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The example order of one epoch: a pure function of (seed, epoch), so a resumed
+    run sees exactly the batches the interrupted one would have."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
+            shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0)
+            ) -> Iterator[List[jraph.GraphsTuple]]:
+    """One epoch: per step, ``devices`` padded batches of ``batch_size`` graphs each,
+    padded to one shape (bucketed). The last, incomplete step is kept: a device with
+    no graphs gets an all-padding batch, which contributes nothing."""
+    order = epoch_order(len(examples), seed, epoch, shuffle)
+    step = batch_size * devices
+    for start in range(0, len(order), step):
+        idx = order[start:start + step]
+        groups = [[examples[i] for i in idx[d * batch_size:(d + 1) * batch_size]]
+                  for d in range(devices)]
+        real = [g for g in groups if g]
+        n_node, n_edge = batch_shapes(real)
+        out = []
+        for g in groups:
+            if g:
+                out.append(make_batch(g, batch_size + 1, scale, n_node, n_edge))
+            else:  # an empty device batch: the first example with every mask off
+                empty = make_batch(real[0][:1], batch_size + 1, scale, n_node, n_edge)
+                out.append(_all_padding(empty))
+        yield out
+
+
+def _all_padding(batch: jraph.GraphsTuple) -> jraph.GraphsTuple:
+    """The same shapes with nothing valid: contributes zero to every loss and metric."""
+    nodes = dict(batch.nodes, valid=np.zeros_like(batch.nodes["valid"]),
+                 y_mask=np.zeros_like(batch.nodes["y_mask"]),
+                 kind=np.full_like(batch.nodes["kind"], -1),
+                 neuron_id=np.full_like(batch.nodes["neuron_id"], -1))
+    edges = dict(batch.edges, valid=np.zeros_like(batch.edges["valid"]),
+                 kind=np.full_like(batch.edges["kind"], -1))
+    glob = dict(batch.globals, valid=np.zeros_like(batch.globals["valid"]),
+                y_mask=np.zeros_like(batch.globals["y_mask"]))
+    return batch._replace(nodes=nodes, edges=edges, globals=glob)

@@ -1,0 +1,121 @@
+"""Train BGAN (or a baseline) on a labelled CG dataset.
+
+    python train.py                       # default dataset (built on first run), default config
+    python train.py --task regime --set num_steps=200 --set model.num_blocks=2
+    python train.py --workdir runs/a --resume
+
+Multi-host: set JAX's usual variables (JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES, JAX_PROCESS_ID) and run the same command on every host;
+``jax.distributed.initialize()`` is called when they are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+
+def parse_value(text: str):
+    """'true' / 'none' / JSON numbers and lists, else the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def apply_overrides(config, overrides: Sequence[str]):
+    """``key=value`` overrides of any (nested, dot-separated) config field."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        config = _set(config, key.strip().split("."), parse_value(text), key)
+    return config
+
+
+def _set(obj, path: List[str], value, full_key: str):
+    names = {f.name for f in dataclasses.fields(obj)}
+    if path[0] not in names:
+        raise ValueError(f"unknown config field {full_key!r}; fields here: {sorted(names)}")
+    current = getattr(obj, path[0])
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"{full_key!r}: {path[0]} has no sub-fields")
+        value = _set(current, path[1:], value, full_key)
+    elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return dataclasses.replace(obj, **{path[0]: value})
+
+
+def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from bgan_jax.data import TASKS
+    from bgan_jax.training import MODELS
+
+    p = argparse.ArgumentParser(prog="python train.py", description=__doc__.split("\n")[0])
+    p.add_argument("--workdir", help="run directory (default: runs/<timestamp>)")
+    p.add_argument("--data", help="dataset directory (default: the embedded default dataset, "
+                   "built on first use)")
+    p.add_argument("--task", choices=sorted(TASKS), help="default: firing_pattern")
+    p.add_argument("--model", choices=MODELS, help="default: bgan")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. num_steps=200 or model.num_blocks=2")
+    p.add_argument("--resume", action="store_true", help="continue from the workdir's latest "
+                   "checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = process_args(argv)
+    import jax
+
+    if "JAX_COORDINATOR_ADDRESS" in os.environ:
+        jax.distributed.initialize()
+    from bgan_jax import data as data_lib
+    from bgan_jax.training import TrainConfig, TrainingDiverged, format_table, train_and_evaluate
+
+    try:
+        config = TrainConfig()
+        if args.task:
+            config = dataclasses.replace(config, task=args.task)
+        if args.model:
+            config = dataclasses.replace(config, model_name=args.model)
+        config = apply_overrides(config, args.set)
+    except (ValueError, TypeError) as err:
+        print(f"train.py: bad config: {err}", file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    if args.data:
+        data_dir = Path(args.data)
+    else:
+        from bnnsim.dataset import default_dataset
+        data_dir = default_dataset(progress=not args.no_progress)
+    print(f"data {data_dir}\nworkdir {workdir}\ndevices {jax.local_device_count()} x "
+          f"{jax.devices()[0].platform}", flush=True)
+    try:
+        table = train_and_evaluate(config, data_dir, workdir, resume=args.resume,
+                                   progress=not args.no_progress)
+    except (data_lib.DatasetError, FileExistsError, TrainingDiverged) as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return 1
+    print(f"task {config.task}, model {config.model_name}, best step {table['best_step']}, "
+          f"{table['compilations']} compilations")
+    print(format_table(table, data_lib.task_of(config.task)))
+    print(f"saved {workdir / 'eval.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
