@@ -152,7 +152,7 @@ def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
         if axis_name is not None:
             grads = jax.lax.psum(grads, axis_name)
             s = jax.lax.psum(s, axis_name)
-        s = dict(s, grad_norm=optax.global_norm(grads))
+        s = dict(s, grad_norm=optax.tree.norm(grads))
         return state.apply_gradients(grads=grads), s
 
     return step
