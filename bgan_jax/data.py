@@ -138,35 +138,59 @@ def batch_shapes(batches: Sequence[Sequence[Example]]) -> Tuple[int, int]:
     return bucket_size(nodes), bucket_size(edges)
 
 
-def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
-    """The example order of one epoch: a pure function of (seed, epoch), so a resumed
-    run sees exactly the batches the interrupted one would have."""
-    if not shuffle:
-        return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
+class Bucket(NamedTuple):
+    members: np.ndarray  # indices of the examples in this size class
+    n_node: int  # padded shape of every batch drawn from it
+    n_edge: int
+
+
+def size_buckets(examples: Sequence[Example], batch_size: int) -> List[Bucket]:
+    """Group examples by size class (graph node count rounded up to a power of two); every
+    batch of a bucket is padded to one shape that holds its ``batch_size`` largest
+    graphs. So an epoch compiles one step per bucket, whatever the shuffle."""
+    size = np.array([e.cg.n_nodes for e in examples])
+    cls = np.ceil(np.log2(np.maximum(size, 2))).astype(int)
+    out = []
+    for c in np.unique(cls):
+        members = np.flatnonzero(cls == c)
+        top_nodes = np.sort(size[members])[::-1][:batch_size]
+        top_edges = np.sort([examples[i].cg.n_edges for i in members])[::-1][:batch_size]
+        out.append(Bucket(members, bucket_size(int(top_nodes.sum()) + 1),
+                          bucket_size(int(np.sum(top_edges)))))
+    return out
+
+
+def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
+               shuffle: bool = True, devices: int = 1) -> List[Tuple[Bucket, List[np.ndarray]]]:
+    """The steps of one epoch: (bucket, per-device index groups). A pure function of
+    (seed, epoch), so a resumed run sees exactly the batches the interrupted one would
+    have; the number of steps is the same every epoch."""
+    rng = np.random.default_rng([seed, epoch])
+    steps = []
+    for bucket in size_buckets(examples, batch_size):
+        idx = rng.permutation(bucket.members) if shuffle else bucket.members
+        per_step = batch_size * devices
+        for start in range(0, len(idx), per_step):
+            chunk = idx[start:start + per_step]
+            steps.append((bucket, [chunk[d * batch_size:(d + 1) * batch_size]
+                                   for d in range(devices)]))
+    if shuffle:
+        steps = [steps[i] for i in rng.permutation(len(steps))]
+    return steps
 
 
 def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
             shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0)
             ) -> Iterator[List[jraph.GraphsTuple]]:
-    """One epoch: per step, ``devices`` padded batches of ``batch_size`` graphs each,
-    padded to one shape (bucketed). The last, incomplete step is kept: a device with
-    no graphs gets an all-padding batch, which contributes nothing."""
-    order = epoch_order(len(examples), seed, epoch, shuffle)
-    step = batch_size * devices
-    for start in range(0, len(order), step):
-        idx = order[start:start + step]
-        groups = [[examples[i] for i in idx[d * batch_size:(d + 1) * batch_size]]
-                  for d in range(devices)]
-        real = [g for g in groups if g]
-        n_node, n_edge = batch_shapes(real)
+    """One epoch: per step, ``devices`` padded batches of up to ``batch_size`` graphs of
+    one size bucket, all of the bucket's shape. A device with no graphs in a step's last
+    chunk gets an all-padding batch, which contributes nothing."""
+    for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices):
         out = []
         for g in groups:
-            if g:
-                out.append(make_batch(g, batch_size + 1, scale, n_node, n_edge))
-            else:  # an empty device batch: the first example with every mask off
-                empty = make_batch(real[0][:1], batch_size + 1, scale, n_node, n_edge)
-                out.append(_all_padding(empty))
+            exs = [examples[i] for i in (g if len(g) else groups[0][:1])]
+            b = make_batch(exs, batch_size + 1, scale, bucket.n_node, bucket.n_edge)
+            out.append(b if len(g) else _all_padding(b))
         yield out
 
 

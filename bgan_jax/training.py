@@ -234,7 +234,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     train = splits["train"]
     scale = data_lib.target_scale(train, task)
     devices = jax.local_device_count()
-    steps_per_epoch = -(-len(train) // (config.batch_size * devices))
+    steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices))
+    n_buckets = len(data_lib.size_buckets(train, config.batch_size))
 
     first = next(data_lib.batches(train[:1], config.batch_size, scale=scale))[0]
     state = create_train_state(config, first)
@@ -306,7 +307,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             if step >= config.num_steps:
                 break
         epoch_traces.append(counter.count - traces_before)
-        _log(metrics_path, {"epoch": epoch, "compilations": epoch_traces[-1]})
+        _log(metrics_path, {"epoch": epoch, "compilations": epoch_traces[-1],
+                            "buckets": n_buckets})
     bar.close()
     final = host_state()
     if best.best_step() is not None:

@@ -76,7 +76,9 @@ for task in ("firing_pattern", "regime"):
     cfg = TrainConfig(task=task, model=BGANConfig(hidden=16, num_blocks=1, heads=2,
                                                   reconstruct=False), batch_size=2)
     train = data_lib.load_splits({data!r}, task)["train"][:7]  # 7 graphs: one device gets 1
-    per_device = next(data_lib.batches(train, 2, shuffle=False, devices=4))
+    groups = [train[0:2], train[2:4], train[4:6], train[6:7]]
+    n_node, n_edge = data_lib.batch_shapes(groups)
+    per_device = [data_lib.make_batch(g, 3, n_node=n_node, n_edge=n_edge) for g in groups]
     union = data_lib.make_batch(train, len(train) + 1)
     state = create_train_state(cfg, union)
     t = data_lib.task_of(task)
@@ -149,7 +151,10 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(x, y)
     log = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
-    assert any("compilations" in e for e in log) and any(e.get("split") == "val" for e in log)
+    epochs = [e for e in log if "compilations" in e]
+    assert epochs and epochs[0]["compilations"] == epochs[0]["buckets"]  # one per bucket
+    assert all(e["compilations"] == 0 for e in epochs[1:])  # then none
+    assert any(e.get("split") == "val" for e in log)
 
 
 def test_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(dataset,
@@ -169,3 +174,16 @@ def test_existing_run_needs_resume(dataset, tmp_path):
     assert table["final_step"] == 2 and (tmp_path / "eval.json").is_file()
     with pytest.raises(FileExistsError, match="--resume"):
         train_and_evaluate(cfg, dataset, tmp_path, progress=False)
+
+
+def test_epochs_are_deterministic_buckets_of_one_shape(dataset):
+    train = data_lib.load_splits(dataset, "firing_pattern")["train"]
+    a = [[b.nodes["features"].shape for b in s] for s in data_lib.batches(train, 3, 5, 2)]
+    b = [[b.nodes["features"].shape for b in s] for s in data_lib.batches(train, 3, 5, 2)]
+    assert a == b
+    buckets = data_lib.size_buckets(train, 3)
+    shapes = {s[0] for s in a}
+    assert len(shapes) <= len(buckets)
+    seen = sorted(i for _, groups in data_lib.epoch_plan(train, 3, 5, 2) for g in groups
+                  for i in g)
+    assert seen == list(range(len(train)))  # every example once per epoch
