@@ -1,0 +1,113 @@
+"""The comparison behind RESULTS.md: BGAN vs baselines and ablations, several seeds.
+
+    python -m bgan_jax.experiments --out runs/results [--steps 300] [--seeds 0 1 2]
+
+Every run uses the same budget (steps, batch, optimizer) and is scored on its
+best-validation checkpoint; the test split is never used for any choice.
+Results go to ``OUT/results.json`` (one row per run) and ``OUT/results.md``
+(mean +- std over seeds per task, variant and split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+# variant -> (model name, model config overrides)
+VARIANTS: Dict[str, tuple] = {
+    "bgan": ("bgan", {}),
+    "mlp": ("mlp", {}),
+    "transformer": ("transformer", {}),
+    "bgan-no-nsa": ("bgan", {"nsa": False}),
+    "bgan-no-bmsa": ("bgan", {"bmsa": False}),
+    "bgan-no-maskA": ("bgan", {"mask_a": False}),
+    "bgan-no-maskB": ("bgan", {"mask_b": False}),
+}
+ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
+
+
+def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int) -> Dict:
+    from bgan_jax.training import TrainConfig, metric_name, train_and_evaluate
+    from bgan_jax import data as data_lib
+
+    model_name, changes = VARIANTS[variant]
+    base = TrainConfig()
+    config = dataclasses.replace(base, task=task, model_name=model_name, seed=seed,
+                                 num_steps=steps, eval_every=max(steps // 3, 1),
+                                 checkpoint_every=steps, model=base.model.replace(**changes))
+    workdir = out / f"{task}-{variant}-s{seed}"
+    t0 = time.time()
+    table = train_and_evaluate(config, data_dir, workdir, progress=False)
+    metric = metric_name(data_lib.task_of(task))
+    return {"task": task, "variant": variant, "seed": seed, "metric": metric,
+            "seconds": time.time() - t0, "best_step": table["best_step"],
+            **{split: row.get(metric) for split, row in table["splits"].items()}}
+
+
+def markdown(rows: Sequence[Dict]) -> str:
+    """Mean +- std over seeds, one table per task."""
+    lines: List[str] = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        sub = [r for r in rows if r["task"] == task]
+        metric = sub[0]["metric"]
+        lines += [f"### {task} ({metric}, best-validation checkpoint, "
+                  f"{len({r['seed'] for r in sub})} seeds)", "",
+                  "| variant | train | val | test | ood |", "|---|---|---|---|---|"]
+        for variant in dict.fromkeys(r["variant"] for r in sub):
+            cells = []
+            for split in ("train", "val", "test", "ood"):
+                vals = [r[split] for r in sub if r["variant"] == variant
+                        and r.get(split) is not None and np.isfinite(r[split])]
+                cells.append(f"{np.mean(vals):.3f} +- {np.std(vals):.3f}" if vals else "-")
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments", description=__doc__)
+    p.add_argument("--out", default="runs/results")
+    p.add_argument("--data", help="dataset (default: the embedded default dataset)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--tasks", nargs="+", default=["firing_pattern", "regime", "stdp_dw"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
+                   "variant share compilations)")
+    args = p.parse_args(argv)
+    import jax
+    if args.cache:
+        jax.config.update("jax_compilation_cache_dir", args.cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if args.data:
+        data_dir = Path(args.data)
+    else:
+        from bnnsim.dataset import default_dataset
+        data_dir = default_dataset()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.json"
+    rows = json.loads(results.read_text()) if results.is_file() else []
+    done = {(r["task"], r["variant"], r["seed"]) for r in rows}
+    for task in args.tasks:
+        for variant in args.variants:
+            for seed in args.seeds:
+                if (task, variant, seed) in done:
+                    continue
+                row = run_one(data_dir, out, task, variant, seed, args.steps)
+                rows.append(row)
+                results.write_text(json.dumps(rows, indent=1))
+                (out / "results.md").write_text(markdown(rows))
+                print(json.dumps(row), flush=True)
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
