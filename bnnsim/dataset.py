@@ -243,7 +243,7 @@ def class_balance(rows: Sequence[dict]) -> dict:
 
 
 DEFAULT_NETWORKS = 200
-DEFAULT_VERSION = "canonical-v2"  # v2: Hodgkin-Huxley family (single and ball-and-stick)
+DEFAULT_VERSION = "canonical-v3"  # v2: HH family; v3: spike-source rates as features
 
 
 def default_cache_dir() -> Path:

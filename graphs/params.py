@@ -148,12 +148,26 @@ def synapse_features(comp: Component, components: Dict[str, Component]) -> Dict[
     return feats
 
 
+def _spike_list_columns(comp: Component) -> Dict[str, float]:
+    """A spike list (spikeArray, timedSynapticInput) as a rate: spikes / last spike time,
+    and its first spike as the delay; without it Poisson-like drive would be invisible."""
+    spikes = getattr(comp.obj, "spikes", None)
+    if not spikes:
+        return {}
+    times = sorted(to_si(sp.time, "time", comp.file, comp.tag, line_of(sp)) for sp in spikes)
+    out = {"input_delay": times[0]}
+    if times[-1] > 0:
+        out["input_rate"] = len(times) / times[-1]
+    return out
+
+
 def input_features(comp: Component, components: Dict[str, Component]) -> Dict[str, float]:
     """Input columns: amplitude, rate, timing (and the synapse it drives, if any)."""
     q = quantities(comp)
     feats = {**class_feature(comp.tag), **_columns(comp, _INPUT_COLUMNS, q=q)}
     if "period" in q and q["period"] > 0:
         feats["input_rate"] = 1.0 / q["period"]
+    feats.update(_spike_list_columns(comp))
     syn_id = getattr(comp.obj, "synapse", None)
     if syn_id:
         syn = components.get(syn_id)

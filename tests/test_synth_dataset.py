@@ -148,3 +148,24 @@ def test_splits_are_stratified_by_regime_and_hold_out_the_ood_family():
     common = splits[:40]
     assert (common.count("train"), common.count("val"), common.count("test")) == (28, 6, 6)
     assert assign_splits(rows, "adex") == splits  # deterministic
+
+
+def test_spike_sources_expose_their_rate_and_start(tmp_path):
+    import neuroml.writers
+
+    from graphs import canonical, convert_file
+    from graphs.schema import NODE_COLUMNS, NODE_INDEX, NodeKind, encode_values
+    lif = dict(family="iafCell", C=100, leak_conductance=10, leak_reversal=-65, thresh=-50,
+               reset=-70)
+    syn = dict(kind="expOneSynapse", gbase=1.0, erev=0.0, tauDecay=2.0)
+    model = canonical.network_model([lif], [[]], [dict(pre=1, post=0, synapse=syn)],
+                                    sources=[[100.0, 200.0, 300.0, 400.0]])
+    path = tmp_path / "net.nml"
+    neuroml.writers.NeuroMLWriter.write(model.doc, str(path))
+    cg = convert_file(path)
+    node = np.flatnonzero(cg.node_kind == NodeKind.INPUT)[0]
+    cols = np.array([NODE_INDEX["input_rate"], NODE_INDEX["input_delay"]])
+    np.testing.assert_allclose(cg.node_features[node, cols],
+                               encode_values(NODE_COLUMNS, cols, np.array([10.0, 100.0])),
+                               rtol=1e-5)  # 4 spikes / 0.4 s = 10 Hz; first spike at 100 ms
+    assert cg.node_feature_mask[node, cols].all()
