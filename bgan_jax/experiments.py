@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -42,6 +43,8 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int)
                                  num_steps=steps, eval_every=max(steps // 3, 1),
                                  checkpoint_every=steps, model=base.model.replace(**changes))
     workdir = out / f"{task}-{variant}-s{seed}"
+    if workdir.exists():  # an interrupted run (finished ones are skipped): start it again
+        shutil.rmtree(workdir)
     t0 = time.time()
     table = train_and_evaluate(config, data_dir, workdir, progress=False)
     metric = metric_name(data_lib.task_of(task))

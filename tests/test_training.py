@@ -187,3 +187,13 @@ def test_epochs_are_deterministic_buckets_of_one_shape(dataset):
     seen = sorted(i for _, groups in data_lib.epoch_plan(train, 3, 5, 2) for g in groups
                   for i in g)
     assert seen == list(range(len(train)))  # every example once per epoch
+
+
+def test_results_table_averages_over_seeds():
+    from bgan_jax.experiments import markdown
+    rows = [{"task": "regime", "variant": v, "seed": s, "metric": "accuracy", "train": a,
+             "val": a, "test": a, "ood": None} for v, s, a in
+            [("bgan", 0, 0.5), ("bgan", 1, 0.7), ("mlp", 0, 0.4)]]
+    text = markdown(rows)
+    assert "| bgan | 0.600 +- 0.100 | 0.600 +- 0.100 | 0.600 +- 0.100 | - |" in text
+    assert "| mlp | 0.400 +- 0.000" in text and "2 seeds" in text
