@@ -40,8 +40,9 @@ class TrainConfig:
     model_name: str = "bgan"
     """bgan, mlp (node features only) or transformer (BGAN blocks, plain neighbourhood
     attention instead of the NSA/BMSA masks)."""
-    model: BGANConfig = BGANConfig(hidden=64, num_blocks=2, reconstruct=False)
-    """Model hyper-parameters; the output head is set from the task."""
+    model: BGANConfig = BGANConfig(hidden=64, num_blocks=3, reconstruct=False)
+    """Model hyper-parameters; the output head is set from the task. 3 blocks: the
+    drive of a spike source needs BMSA, BMSA, NSA hops to reach its neuron node."""
     batch_size: int = 8
     """Graphs per device per step."""
     num_steps: int = 600
