@@ -8,7 +8,9 @@ one label and where it lives:
 * ``firing_pattern``: node classification on neuron nodes;
 * ``regime``: graph classification (read out at the CLS node);
 * ``stdp_dw``: node regression on plastic synapse nodes (STDP weight change),
-  standardised with the train split's mean and std.
+  standardised with the train split's mean and std;
+* ``planted``: graph classification (low / high) of a planted-correlation dataset
+  (``bnnsim.planted``), the ground truth of the analysis.
 
 Batches carry the targets as extra fields: ``nodes["y"]`` / ``nodes["y_mask"]``
 and ``globals["y"]`` / ``globals["y_mask"]`` (padding: mask False).
@@ -25,6 +27,7 @@ import jraph
 import numpy as np
 
 from bnnsim.labels import FIRING_PATTERNS, REGIMES
+from bnnsim.planted import LABELS as PLANTED_LABELS
 from graphs import load_cg
 from graphs.batching import batch_graphs, bucket_size, pad_to_bucket
 from graphs.cg import CG
@@ -44,6 +47,7 @@ TASKS: Dict[str, Task] = {
     "firing_pattern": Task("node", "classification", FIRING_PATTERNS),
     "regime": Task("graph", "classification", REGIMES),
     "stdp_dw": Task("node", "regression", ()),
+    "planted": Task("graph", "classification", PLANTED_LABELS),  # bnnsim.planted datasets
 }
 
 

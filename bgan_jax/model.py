@@ -145,6 +145,15 @@ def cls_index(graph: jraph.GraphsTuple) -> Tuple[jnp.ndarray, jnp.ndarray]:
     return jnp.where(found, first, 0), found
 
 
+def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, masks.Pairs]:
+    """The pairs each mechanism attends over, keyed like the returned attention weights;
+    the model and the analysis both read them from here."""
+    fwd = (masks.neighbour_pairs(graph) if config.plain_attention
+           else masks.forward_pairs(graph, config.signal_edge_kinds))
+    return {"ganlow": masks.ganlow_pairs(graph), "ganup": masks.ganup_pairs(graph),
+            "mask_a": fwd, "mask_b": fwd._replace(senders=fwd.receivers, receivers=fwd.senders)}
+
+
 class BGAN(nn.Module):
     """Bio-inspired graph attention network over padded CG batches."""
 
@@ -153,13 +162,10 @@ class BGAN(nn.Module):
     def context(self, graph: jraph.GraphsTuple, edge_emb) -> Context:
         cfg, nodes = self.config, graph.nodes
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
-        fwd = (masks.neighbour_pairs(graph) if cfg.plain_attention
-               else masks.forward_pairs(graph, cfg.signal_edge_kinds))  # MaskB: transpose
+        pairs = mechanism_pairs(graph, cfg)
         return Context(
-            edge_emb=edge_emb, layout=layout,
-            low=masks.ganlow_pairs(graph), up=masks.ganup_pairs(graph),
-            fwd=fwd, bwd=fwd._replace(senders=fwd.receivers, receivers=fwd.senders),
-            neuron_id=nodes["neuron_id"],
+            edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
+            fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],
             is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0))
 
     @nn.compact

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import flax.jax_utils
 import jax
@@ -27,6 +27,9 @@ from bgan_jax import data as data_lib
 from bgan_jax.baselines import create_mlp
 from bgan_jax.config import BGANConfig
 from bgan_jax.model import create_model
+from graphs.batching import batch_and_pad
+from graphs.cg import GraphBuilder
+from graphs.schema import EdgeKind, NodeKind
 
 MODELS = ("bgan", "mlp", "transformer")
 
@@ -69,6 +72,12 @@ class TrainConfig:
 
     def to_dict(self) -> Dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "TrainConfig":
+        """Inverse of ``to_dict`` (JSON lists back to tuples); unknown keys are an error."""
+        model = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get("model", {}).items()}
+        return cls(**{**d, "model": BGANConfig(**model)})
 
 
 class TrainingDiverged(RuntimeError):
@@ -216,6 +225,44 @@ def restore(manager, state, step: Optional[int] = None):
     return state.replace(params=got["params"], opt_state=got["opt_state"], step=got["step"])
 
 
+def _shape_batch():
+    """A two-node CG: parameter shapes do not depend on the graph, so any batch will do."""
+    b = GraphBuilder()
+    cls, neuron = b.add_node(NodeKind.CLS, -1, "CLS"), b.add_node(NodeKind.NEURON, 1, "n")
+    b.add_edge_pair(neuron, cls, EdgeKind.CLS, True)
+    return batch_and_pad([b.finish({})])
+
+
+class Run(NamedTuple):
+    """A trained run loaded back: its config, model, parameters and data directory."""
+
+    config: TrainConfig
+    model: Any  # the Flax module (BGAN or a baseline)
+    params: Any
+    step: int
+    data_dir: Optional[Path]  # where it was trained (None for runs older than data.json)
+
+
+def load_run(workdir) -> Run:
+    """The best checkpoint of a ``train.py`` workdir (the latest if none was kept as
+    best); raises ``FileNotFoundError`` naming what is missing."""
+    workdir = Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{workdir}: no config.json; is it a train.py --workdir?")
+    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    latest, best = checkpoint_managers(workdir, config, metric_name(data_lib.task_of(config.task)))
+    manager = best if best.latest_step() is not None else latest
+    if manager.latest_step() is None:
+        raise FileNotFoundError(f"{workdir}: no checkpoint in best/ or checkpoints/")
+    model = build_model(config)
+    state = create_train_state(config, _shape_batch())  # the structure to restore into
+    state = restore(manager, state, manager.latest_step())
+    data = workdir / "data.json"
+    data_dir = Path(json.loads(data.read_text())["data"]) if data.is_file() else None
+    return Run(config, model, state.params, int(state.step), data_dir)
+
+
 # -- the loop ------------------------------------------------------------------
 
 def _log(path: Path, entry: Dict) -> None:
@@ -230,6 +277,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=1, default=str))
+    (workdir / "data.json").write_text(json.dumps({"data": str(Path(data_dir).absolute())}))
     task = data_lib.task_of(config.task)
     splits = data_lib.load_splits(data_dir, config.task)
     train = splits["train"]

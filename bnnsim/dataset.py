@@ -60,9 +60,11 @@ def _seed_hash(seed: int) -> int:
     return int(hashlib.sha256(str(seed).encode()).hexdigest(), 16)
 
 
-def assign_splits(rows: Sequence[dict], ood_family: str | None) -> list[str]:
+def assign_splits(rows: Sequence[dict], ood_family: str | None, stratify: str = "regime"
+                  ) -> list[str]:
     """The split of every report row (failed rows: "none"): ``ood`` for the held-out
-    family, else train/val/test 70/15/15 within each regime class by seed hash."""
+    family, else train/val/test 70/15/15 within each class of the graph label
+    ``stratify`` by seed hash."""
     splits = ["none"] * len(rows)
     groups: dict[int, list[int]] = {}
     for i, r in enumerate(rows):
@@ -71,7 +73,7 @@ def assign_splits(rows: Sequence[dict], ood_family: str | None) -> list[str]:
         if ood_family and r["generator"]["family"] == ood_family:
             splits[i] = "ood"
         else:
-            groups.setdefault(r["labels"]["regime"], []).append(i)
+            groups.setdefault(r["labels"][stratify], []).append(i)
     for members in groups.values():
         members.sort(key=lambda i: _seed_hash(rows[i]["generator"]["seed"]))
         m = len(members)
