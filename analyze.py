@@ -60,8 +60,6 @@ def nml_inputs(files: Sequence[str]) -> Tuple[List, List[dict]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = process_args(argv)
-    from tqdm import tqdm
-
     from bgan_jax import analysis as A
     from bgan_jax import data as data_lib
     from bgan_jax.report import write_all
@@ -95,16 +93,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for o in outcomes:
             print(f"  {o['name']}: {o['error']}", file=sys.stderr)
         return 1
-    baseline = A.kind_baseline(reference)
-    analyzer = A.make_analyzer(run.model.apply, data_lib.task_of(task_name), args.steps)
-    analyses = []
-    for name, cg in tqdm(inputs, desc="models", disable=args.no_progress):
-        try:
-            analyses.append(A.analyze_model(analyzer, run.params, cg, name, task_name,
-                                            run.model.config, baseline))
-            outcomes.append({"name": name, "status": "ok", "nodes": cg.n_nodes})
-        except (ValueError, RuntimeError) as err:  # e.g. a graph the model cannot take
-            outcomes.append({"name": name, "status": "error", "error": str(err)})
+    analyses, done = A.analyze_all(run, inputs, reference, args.steps, not args.no_progress)
+    outcomes += done
     if not analyses:
         print("analyze.py: no model could be analysed", file=sys.stderr)
         return 1

@@ -18,9 +18,10 @@ Two measures per analysed model (one CG, run alone as a batch of one):
   vector of its node kind over a reference set (the training split), so a
   feature that is constant within a kind (e.g. the kind one-hot) gets none, and
   a feature earns attribution only by differing from what is typical for its
-  kind *and* moving the output. The output is the log-probability of the
-  predicted class (classification) or the prediction (regression), summed over
-  the labelled nodes for node tasks. |attribution| summed over a feature group's
+  kind *and* moving the output. The output is the predicted class's logit minus
+  the mean logit (classification; log-probabilities saturate when the model is
+  confident, leaving nothing to attribute) or the prediction (regression), summed
+  over the labelled nodes for node tasks. |attribution| summed over a feature group's
   columns and a node kind's nodes, divided by the total, is that (kind, group)'s
   *share*; summed over a node's columns it is the node's score.
 
@@ -30,11 +31,12 @@ writes them as CSV, JSON, figures, GraphML and a report.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from bgan_jax import data as data_lib
 from bgan_jax.model import mechanism_pairs
@@ -43,6 +45,7 @@ from graphs.cg import CG
 from graphs.schema import FEATURE_GROUPS, NODE_COLUMNS, NODE_GROUPS, EdgeKind, NodeKind
 
 KINDS = tuple(k.name.lower() for k in NodeKind)
+SENDER_KINDS = KINDS + ("self",)  # attention tables: a node attending to itself
 EDGE_KINDS = tuple(k.name.lower() for k in EdgeKind) + ("self",)
 Columns = Dict[str, np.ndarray]  # a table: column name -> [rows] array
 
@@ -68,18 +71,22 @@ def kind_baseline(cgs: Sequence[CG]) -> np.ndarray:
     return (total / np.maximum(count, 1)).astype(np.float32)
 
 
+def _margin(logits: jnp.ndarray, classes: jnp.ndarray) -> jnp.ndarray:
+    """[R] logit of each row's class minus the row's mean logit. Unlike log p it does not
+    saturate, so a confident model still has gradients to attribute."""
+    chosen = jnp.take_along_axis(logits, classes[:, None], 1)[:, 0]
+    return chosen - logits.mean(-1)
+
+
 def output_target(task: data_lib.Task, out: Dict, graph, classes: Optional[jnp.ndarray]):
-    """The scalar IG explains: log p(predicted class) or the prediction, summed over the
-    target nodes (``graph.nodes["target"]``) for node tasks."""
+    """The scalar IG explains: the predicted class's centred logit, or the regression
+    output, summed over the target nodes (``graph.nodes["target"]``) for node tasks."""
     if task.level == "graph":
-        logits = out["graph"][0]  # [C]
-        return jax.nn.log_softmax(logits)[classes[0]] if task.kind == "classification" \
-            else logits[0]
+        logits = out["graph"][:1]  # [1, C]: the single analysed graph
+        return (_margin(logits, classes[:1]) if task.kind == "classification"
+                else logits[:, 0])[0]
     logits, mask = out["node"], graph.nodes["target"]  # [N, C], [N]
-    if task.kind == "classification":
-        value = jnp.take_along_axis(jax.nn.log_softmax(logits), classes[:, None], 1)[:, 0]
-    else:
-        value = logits[:, 0]
+    value = _margin(logits, classes) if task.kind == "classification" else logits[:, 0]
     return jnp.sum(jnp.where(mask, value, 0.0))
 
 
@@ -162,6 +169,25 @@ def analyze_model(analyzer, params, cg: CG, name: str, task_name: str, config,
     return ModelAnalysis(name, cg, prediction, rows, attribution, gap)
 
 
+def analyze_all(run, inputs: Sequence, reference: Sequence[CG], steps: int = 32,
+                progress: bool = True) -> Tuple[List[ModelAnalysis], List[Dict]]:
+    """Analyse every (name, CG) of ``inputs`` with a loaded ``training.Run``; the
+    baseline comes from ``reference``. A model that fails is reported, not fatal:
+    returns (analyses, one outcome per input)."""
+    task_name = run.config.task
+    baseline = kind_baseline(reference)
+    analyzer = make_analyzer(run.model.apply, data_lib.task_of(task_name), steps)
+    analyses, outcomes = [], []
+    for name, cg in tqdm(inputs, desc="models", disable=not progress):
+        try:
+            analyses.append(analyze_model(analyzer, run.params, cg, name, task_name,
+                                          run.model.config, baseline))
+            outcomes.append({"name": name, "status": "ok", "nodes": cg.n_nodes})
+        except (ValueError, RuntimeError) as err:  # e.g. a graph the model cannot take
+            outcomes.append({"name": name, "status": "error", "error": str(err)})
+    return analyses, outcomes
+
+
 # -- attention tables ------------------------------------------------------------
 
 ATTENTION_COLUMNS = ("block", "mechanism", "head", "sender", "receiver", "sender_kind",
@@ -204,7 +230,8 @@ def attention_rows(graph, attention: List[Dict], pairs: Dict, n_real: int) -> Co
                 cols["head"].append(np.full(snd.size, h))
                 cols["sender"].append(snd)
                 cols["receiver"].append(rcv)
-                cols["sender_kind"].append(kind[snd])
+                cols["sender_kind"].append(np.concatenate(
+                    [kind[snd[:allowed.size]], np.full(selves.size, len(KINDS))]))
                 cols["receiver_kind"].append(kind[rcv])
                 cols["edge_kind"].append(ek)
                 cols["edge"].append(edge)
@@ -385,7 +412,7 @@ def planted_metrics(analyses: Sequence[ModelAnalysis]) -> Optional[Dict]:
             "auroc_attention": mean("auroc_attention")}
 
 
-__all__ = ["ModelAnalysis", "analyze_model", "attention_by", "attention_received",
+__all__ = ["ModelAnalysis", "analyze_all", "analyze_model", "attention_by", "attention_received",
            "attention_rows", "attribution_table", "auroc", "column_table", "component_table",
            "concat", "edge_attention", "group_shares", "group_sum", "kind_attention",
            "kind_baseline", "make_analyzer", "node_scores", "planted_metrics"]

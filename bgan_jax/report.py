@@ -76,18 +76,20 @@ def plot_kind_attention(kinds: A.Columns, path: Path) -> None:
     blocks = sorted(set(t["block"].astype(int)))
     mechs = [m for m in MECHANISM_TITLES if m in set(t["mechanism"])] + \
         sorted(set(t["mechanism"]) - set(MECHANISM_TITLES))
-    used = sorted(set(t["receiver_kind"].astype(int)) | set(t["sender_kind"].astype(int)))
-    names = [A.KINDS[k] for k in used]
+    rows = sorted(set(t["receiver_kind"].astype(int)))
+    cols = sorted(set(t["sender_kind"].astype(int)))
+    row_names, col_names = [A.KINDS[k] for k in rows], [A.SENDER_KINDS[k] for k in cols]
     fig, axes = plt.subplots(len(blocks), len(mechs), squeeze=False,
                              figsize=(3.8 * len(mechs), 3.3 * len(blocks)))
     for bi, b in enumerate(blocks):
         for mi, m in enumerate(mechs):
-            mat = np.full((len(used), len(used)), np.nan)
+            mat = np.full((len(rows), len(cols)), np.nan)
             sel = (t["block"].astype(int) == b) & (t["mechanism"] == m)
             for r, s, v in zip(t["receiver_kind"][sel], t["sender_kind"][sel], t["share"][sel]):
-                mat[used.index(int(r)), used.index(int(s))] = v
+                mat[rows.index(int(r)), cols.index(int(s))] = v
             ax = axes[bi, mi]
-            _heatmap(ax, mat, names, names, f"block {b + 1} - {MECHANISM_TITLES.get(m, m)}",
+            _heatmap(ax, mat, row_names, col_names,
+                     f"block {b + 1} - {MECHANISM_TITLES.get(m, m)}",
                      "share of attention", fig, vmax=1.0)
             ax.set_xlabel("sender (attended) kind")
             ax.set_ylabel("receiver kind")
@@ -237,7 +239,7 @@ def write_all(analyses: Sequence[A.ModelAnalysis], out: Path, meta: Dict,
 
 def _decode_kinds(table: A.Columns) -> None:
     """Kind columns as names (in place) for the files a person reads."""
-    for col, names in (("sender_kind", A.KINDS), ("receiver_kind", A.KINDS),
+    for col, names in (("sender_kind", A.SENDER_KINDS), ("receiver_kind", A.KINDS),
                        ("edge_kind", A.EDGE_KINDS)):
         if col in table and table[col].dtype.kind in "iuf":
             table[col] = np.array([names[int(k)] for k in table[col]], object)
@@ -277,17 +279,19 @@ def report_markdown(summary: Dict, tables: Dict[str, A.Columns]) -> str:
                         {"share_mean": "{:.3f}"}), ""]
     if "attention_kinds" in tables:
         lines += ["## Where attention goes", "",
-                  "For each mechanism, the receiver -> sender kind pairs with the largest "
-                  "share of the receivers' attention (mean over blocks, heads and models; "
-                  "self = a node attending to itself).", ""]
+                  "For each mechanism, the receiver <- sender kind pairs with the largest "
+                  "share of the receivers' attention (mean over blocks, heads and models), "
+                  "then the share each receiver kind keeps on itself.", ""]
         k = mean_over_heads(tables["attention_kinds"], ["mechanism", "receiver_kind",
                                                          "sender_kind"])
         rows = table_rows(k)
         for m in dict.fromkeys(r["mechanism"] for r in rows):
-            best = sorted((r for r in rows if r["mechanism"] == m), key=lambda r: -r["share"])[:4]
-            pairs = ", ".join(f"{r['receiver_kind']} <- {r['sender_kind']} {r['share']:.2f}"
-                              for r in best)
-            lines.append(f"- **{MECHANISM_TITLES.get(m, m)}**: {pairs}")
+            mine = sorted((r for r in rows if r["mechanism"] == m), key=lambda r: -r["share"])
+            pairs = ", ".join([f"{r['receiver_kind']} <- {r['sender_kind']} {r['share']:.2f}"
+                               for r in mine if r["sender_kind"] != "self"][:4]) or "none"
+            selves = ", ".join(f"{r['receiver_kind']} {r['share']:.2f}"
+                               for r in mine if r["sender_kind"] == "self")
+            lines.append(f"- **{MECHANISM_TITLES.get(m, m)}**: {pairs}; on itself: {selves}")
         lines += ["", f"![attention by kind]({summary['figures']['attention_kinds']})", "",
                   f"![attention by edge kind]({summary['figures']['attention_edges']})", ""]
     planted = summary.get("planted")

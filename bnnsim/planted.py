@@ -3,8 +3,10 @@
 In each case the graph label (``low`` / ``high``) is decided by one NeuroML parameter
 of one kind of component, and nothing else: every network is drawn at random by the
 canonical generator (family within the case, size, connectivity, coupling, drive,
-jitter), then that parameter is set on every planted component from a label-dependent
-range. The file is written by ``graphs.canonical`` and converted by the real front
+jitter), then that parameter is set on every planted component, from the case's high
+range on a majority of them for label 1 and on a minority for label 0 (the rest from
+its low range). No single component decides the label: a model has to read all of
+them, so each planted component is part of the truth the analysis should find. The file is written by ``graphs.canonical`` and converted by the real front
 end, so the planted value reaches the CG through the same path as any model's
 parameters, and the analysis must find it among every other feature.
 
@@ -76,41 +78,60 @@ def case_of(name: str) -> PlantedCase:
     return CASES[name]
 
 
+def _targets(spec: NetworkSpec, case: PlantedCase) -> list[tuple[str, int]]:
+    """The components that carry the planted parameter: ("neurons" | "connections" |
+    "sources", index)."""
+    if case.name == "synapse_tau_decay":
+        return [("connections", k) for k in range(len(spec.connections))]
+    if case.name == "input_rate":
+        return [("sources", k) for k in range(len(spec.sources))]
+    if case.name == "dendrite_gk":
+        return [("neurons", i) for i, c in enumerate(spec.cells)
+                if any(s[1] == "dendrite" for s in c.get("segments", ()))]
+    if case.name in ("soma_diameter", "refractory"):
+        return [("neurons", i) for i in range(len(spec.cells))]
+    raise ValueError(f"no planting rule for case {case.name!r}")  # added to CASES only
+
+
+def majority(k: int, label: int, rng) -> np.ndarray:
+    """[k] bool: which of k components get a high value; label 1 <=> a strict majority
+    does. The count is drawn from the label's side, at least 20% away from a tie."""
+    if label:
+        lo, hi = max(k // 2 + 1, int(np.ceil(0.7 * k))), k
+    else:
+        lo, hi = 0, min((k - 1) // 2, int(np.floor(0.3 * k)))
+    return rng.permutation(np.arange(k) < int(rng.integers(lo, hi + 1)))
+
+
 def plant(spec: NetworkSpec, case: PlantedCase, label: int, rng
           ) -> tuple[NetworkSpec, dict[str, set[int]]]:
-    """The spec with the planted parameter set on every planted component, and which
-    components those are: {"neurons": ..., "connections": ..., "sources": ...}."""
-    lo, hi = case.high if label else case.low
-    draw = lambda: round(float(rng.uniform(lo, hi)), 3)  # noqa: E731
+    """The spec with the planted parameter set on every planted component (a high value
+    on a majority of them for label 1, on a minority for label 0), and which components
+    those are: {"neurons": ..., "connections": ..., "sources": ...}."""
+    targets = _targets(spec, case)
+    high = majority(len(targets), label, rng)
+    value = {t: round(float(rng.uniform(*(case.high if h else case.low))), 3)
+             for t, h in zip(targets, high)}
     cells = [dict(c) for c in spec.cells]
     connections = [dict(c, synapse=dict(c["synapse"])) for c in spec.connections]
     sources = list(spec.sources)
+    for (what, i), v in value.items():
+        if what == "connections":  # exp2 (tauDecay) and alpha (tau) synapses
+            syn = connections[i]["synapse"]
+            syn["tauDecay" if "tauDecay" in syn else "tau"] = v
+        elif what == "sources":
+            sources[i] = poisson_train(rng, v, spec.meta["duration_ms"])
+        elif case.name == "soma_diameter":
+            cells[i]["segments"] = tuple((s[0], s[1], s[2], s[3], v) if s[1] == "soma" else s
+                                         for s in cells[i]["segments"])
+        elif case.name == "dendrite_gk":
+            cells[i]["density"] = tuple((d[0], d[1], v, d[3]) if d[0] == "dendrite" else d
+                                        for d in cells[i]["density"])
+        else:  # refractory
+            cells[i]["refract"] = v
     which: dict[str, set[int]] = {"neurons": set(), "connections": set(), "sources": set()}
-    if case.name == "synapse_tau_decay":
-        for k, c in enumerate(connections):  # exp2 (tauDecay) and alpha (tau) synapses
-            c["synapse"]["tauDecay" if "tauDecay" in c["synapse"] else "tau"] = draw()
-            which["connections"].add(k)
-    elif case.name == "input_rate":
-        duration = spec.meta["duration_ms"]
-        sources = [poisson_train(rng, draw(), duration) for _ in sources]
-        which["sources"] = set(range(len(sources)))
-    elif case.name == "soma_diameter":
-        for i, c in enumerate(cells):
-            c["segments"] = tuple((s[0], s[1], s[2], s[3], draw()) if s[1] == "soma" else s
-                                  for s in c["segments"])
-            which["neurons"].add(i)
-    elif case.name == "dendrite_gk":
-        for i, c in enumerate(cells):
-            if any(s[1] == "dendrite" for s in c["segments"]):
-                c["density"] = tuple((d[0], d[1], draw(), d[3]) if d[0] == "dendrite" else d
-                                     for d in c["density"])
-                which["neurons"].add(i)
-    elif case.name == "refractory":
-        for i, c in enumerate(cells):
-            c["refract"] = draw()
-            which["neurons"].add(i)
-    else:  # a case added to CASES without its planting rule
-        raise ValueError(f"no planting rule for case {case.name!r}")
+    for what, i in targets:
+        which[what].add(i)
     return spec._replace(cells=cells, connections=connections, sources=sources), which
 
 
