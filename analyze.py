@@ -6,7 +6,9 @@
 
 Writes to ``--out`` (default ``WORKDIR/analysis``): ``report.md``, CSV tables,
 ``analysis.json``, ``figures/*.png`` and ``graphml/*.graphml``. A file that cannot
-be read is reported and skipped; the rest is analysed. Method: bgan_jax/analysis.py.
+be read is reported and skipped; the rest is analysed. The attribution baseline is
+the mean node of each kind in the training split of the run's dataset (for --nml
+without that dataset at hand: in the given files). Method: bgan_jax/analysis.py.
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.nml:
             inputs, outcomes = nml_inputs(args.nml)
-            reference = [cg for _, cg in inputs]
+            trained_on = run.data_dir if run.data_dir and run.data_dir.is_dir() else None
+            reference = ([e.cg for e in data_lib.load_splits(trained_on, task_name,
+                                                             ("train",))["train"]]
+                         if trained_on else [cg for _, cg in inputs])
         else:
             data_dir = Path(args.data) if args.data else run.data_dir
             if data_dir is None:

@@ -180,12 +180,27 @@ def analyze_all(run, inputs: Sequence, reference: Sequence[CG], steps: int = 32,
     analyses, outcomes = [], []
     for name, cg in tqdm(inputs, desc="models", disable=not progress):
         try:
-            analyses.append(analyze_model(analyzer, run.params, cg, name, task_name,
-                                          run.model.config, baseline))
-            outcomes.append({"name": name, "status": "ok", "nodes": cg.n_nodes})
+            a = analyze_model(analyzer, run.params, cg, name, task_name, run.model.config,
+                              baseline)
+            analyses.append(a)
+            outcomes.append({"name": name, "status": "ok", "nodes": cg.n_nodes,
+                             **predicted(a, task_name)})
         except (ValueError, RuntimeError) as err:  # e.g. a graph the model cannot take
             outcomes.append({"name": name, "status": "error", "error": str(err)})
     return analyses, outcomes
+
+
+def predicted(a: ModelAnalysis, task_name: str) -> Dict:
+    """The model's answer for the outcome list (node tasks: class counts over targets)."""
+    task = data_lib.task_of(task_name)
+    if task.kind != "classification":
+        return {}
+    if task.level == "graph":
+        c = int(np.argmax(a.prediction))
+        return {"predicted": task.classes[c], "probability": float(a.prediction[c])}
+    target = target_nodes(a.cg, task_name)
+    counts = np.bincount(np.argmax(a.prediction[target], -1), minlength=len(task.classes))
+    return {"predicted": {k: int(v) for k, v in zip(task.classes, counts) if v}}
 
 
 # -- attention tables ------------------------------------------------------------

@@ -125,8 +125,7 @@ def make_batch(examples: Sequence[Example], n_graph: int, scale=(0.0, 1.0),
     """Batch and pad examples (n_graph includes jraph's padding graph), targets attached."""
     g = batch_graphs([e.cg for e in examples])
     mean, std = scale
-    y = np.concatenate([(e.node_y - mean) / std if e.node_mask.any() else e.node_y
-                        for e in examples])
+    y = np.concatenate([(e.node_y - mean) / std for e in examples])  # unlabelled: unscored
     nodes = dict(g.nodes, y=y.astype(np.float32),
                  y_mask=np.concatenate([e.node_mask for e in examples]))
     glob = dict(g.globals, y=np.array([e.graph_y for e in examples], np.float32),
@@ -184,12 +183,13 @@ def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoc
 
 
 def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
-            shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0)
+            shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0), skip: int = 0
             ) -> Iterator[List[jraph.GraphsTuple]]:
     """One epoch: per step, ``devices`` padded batches of up to ``batch_size`` graphs of
     one size bucket, all of the bucket's shape. A device with no graphs in a step's last
-    chunk gets an all-padding batch, which contributes nothing."""
-    for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices):
+    chunk gets an all-padding batch, which contributes nothing. ``skip`` leaves out the
+    epoch's first steps without building them (a resumed run)."""
+    for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices)[skip:]:
         out = []
         for g in groups:
             exs = [examples[i] for i in (g if len(g) else groups[0][:1])]

@@ -319,10 +319,9 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     while step < config.num_steps:
         epoch = step // steps_per_epoch
         traces_before = counter.count
-        for i, device_batches in enumerate(data_lib.batches(
-                train, config.batch_size, config.seed, epoch, devices=devices, scale=scale)):
-            if epoch * steps_per_epoch + i < step:
-                continue  # resumed mid-epoch: skip what was already trained on
+        for device_batches in data_lib.batches(  # resumed mid-epoch: skip what was trained
+                train, config.batch_size, config.seed, epoch, devices=devices, scale=scale,
+                skip=step - epoch * steps_per_epoch):
             if devices > 1:
                 batch = jax.tree.map(lambda *xs: np.stack(xs), *device_batches)
                 state, s = step_fn(state, batch, rngs)
