@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,7 +27,7 @@ import neuroml.writers
 import numpy as np
 from tqdm import tqdm
 
-from bnnsim.dataset import _seed_hash, assign_splits
+from bnnsim.dataset import assign_splits
 from bnnsim.generate import FAMILIES, NetworkSpec, poisson_train, random_network
 from graphs import canonical, convert_file, save_cg
 from graphs.cg import CG
