@@ -9,7 +9,8 @@ checkpoint by validation accuracy), then ``analysis.analyze_all`` on the test sp
 Scores per case: test accuracy, the fraction of test models whose planted (node
 kind, feature group) ranks first by attribution share, and the AUROC of the planted
 components against all other nodes (by attribution and by attention received).
-Writes ``planted.json`` and ``planted.md`` (the RESULTS.md table) under ``--out``.
+Writes ``planted.json`` and ``planted.md`` (the RESULTS.md table) under ``--out``,
+and each case's analysis (``CASE/analysis/report.md`` and the rest) beside its run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Dict, Optional, Sequence
 
 from bgan_jax import analysis as A
 from bgan_jax import data as data_lib
+from bgan_jax.report import write_all
 from bgan_jax.training import TrainConfig, load_run, train_and_evaluate
 from bnnsim.planted import CASES, build_planted
 
@@ -44,9 +46,12 @@ def run_case(case: str, out: Path, networks: int, steps: int, seed: int = 0,
     table = json.loads((workdir / "eval.json").read_text())
     run = load_run(workdir)
     splits = data_lib.load_splits(data_dir, "planted", ("train", "test"))
-    analyses, _ = A.analyze_all(run, [(e.name, e.cg) for e in splits["test"]],
-                                [e.cg for e in splits["train"]], progress=progress)
-    scores = A.planted_metrics(analyses)
+    analyses, outcomes = A.analyze_all(run, [(e.name, e.cg) for e in splits["test"]],
+                                       [e.cg for e in splits["train"]], progress=progress)
+    summary = write_all(analyses, out / case / "analysis",
+                        {"workdir": str(workdir), "task": "planted", "model": "bgan",
+                         "step": run.step, "ig_steps": 32}, outcomes)
+    scores = summary["planted"]
     kind, group = CASES[case].kind.name.lower(), CASES[case].group
     return {"case": case, "kind": kind, "group": group, "column": CASES[case].column,
             "networks": networks, "steps": steps, "seed": seed,
