@@ -58,7 +58,7 @@ class ModelAnalysis(NamedTuple):
     prediction: np.ndarray  # graph task: [C] probabilities; node task: [N, C] (or [N, 1])
     attention: Columns  # one row per (block, mechanism, head, pair); see attention_rows
     attribution: np.ndarray  # [N, F] integrated gradients w.r.t. node features
-    completeness_gap: float  # |sum(attribution) - (F(x) - F(baseline))|: IG's own check
+    completeness_gap: float  # |sum(attr) - (F(x) - F(b))| / |F(x) - F(b)|: IG's own check
 
 
 def kind_baseline(cgs: Sequence[CG]) -> np.ndarray:
@@ -157,7 +157,8 @@ def analyze_model(analyzer, params, cg: CG, name: str, task_name: str, config,
     out, attention, attribution, fx, fb = analyzer(params, graph, base)
     n = cg.n_nodes
     attribution = np.asarray(attribution)[:n]
-    gap = abs(float(attribution.sum()) - (float(fx) - float(fb)))
+    change = float(fx) - float(fb)
+    gap = abs(float(attribution.sum()) - change) / max(abs(change), 1e-6)
     if task.level == "graph":
         logits = np.asarray(out["graph"])[0]
     else:

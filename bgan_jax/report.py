@@ -267,7 +267,9 @@ def report_markdown(summary: Dict, tables: Dict[str, A.Columns]) -> str:
              "(mean over analysed models; baseline = the mean features of each node kind "
              "in the reference set, so only features that differ from a typical node of "
              "their kind can earn a share). `ranked first` = fraction of models in which "
-             "that cell had the largest share.", ""]
+             f"that cell had the largest share. Path steps: {summary.get('ig_steps', '?')}; "
+             "largest relative completeness gap (sum of attributions vs F(x) - F(baseline)): "
+             f"{summary['completeness_gap_max']:.3g}.", ""]
     top = table_rows(tables["attribution_groups"])[:8]
     lines += [_md_table(top, ["node_kind", "group", "share_mean", "share_std", "ranked_first"],
                         {"share_mean": "{:.3f}", "share_std": "{:.3f}",

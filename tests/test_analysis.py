@@ -67,7 +67,7 @@ def test_integrated_gradients_are_complete_and_skip_baseline_features():
     cg = dataclasses.replace(cg, node_features=features)
     a = analyse(cg, steps=64)
     # completeness: the attributions add up to F(x) - F(baseline)
-    assert a.completeness_gap < 2e-3
+    assert a.completeness_gap < 1e-2  # relative to F(x) - F(baseline)
     # the baseline is each kind's mean: a column constant within a kind gets nothing
     assert np.abs(a.attribution[:, kind_onehot]).max() == 0.0
     same = analyse(cg, steps=64, reference=[cg])  # deterministic
