@@ -371,20 +371,22 @@ def column_table(analyses: Sequence[ModelAnalysis], top: int = 30) -> Columns:
 
 
 def component_table(analyses: Sequence[ModelAnalysis], top: int = 10) -> Columns:
-    """Per model, its ``top`` nodes by attribution score, with the attention they get."""
-    rows: Dict[str, list] = {c: [] for c in ("model", "rank", "node", "name", "node_kind",
-                                             "attribution", "attribution_share",
-                                             "attention_received")}
+    """Per model, its ``top`` nodes ranked by attribution and its ``top`` nodes ranked by
+    attention received (column ``ranked_by``), each row with both scores."""
+    cols = ("model", "ranked_by", "rank", "node", "name", "node_kind", "attribution",
+            "attribution_share", "attention_received")
+    rows: Dict[str, list] = {c: [] for c in cols}
     for a in analyses:
         score, att = node_scores(a), attention_received(a)
         total = max(score.sum(), 1e-30)
-        for r, i in enumerate(np.argsort(-score, kind="stable")[:top]):
-            for c, v in zip(rows, (a.name, r + 1, int(i), str(a.cg.node_name[i]),
-                                   KINDS[a.cg.node_kind[i]], score[i], score[i] / total,
-                                   att[i])):
-                rows[c].append(v)
-    return {c: np.array(v, object if c in ("model", "name", "node_kind") else None)
-            for c, v in rows.items()}
+        for by, key in (("attribution", score), ("attention", att)):
+            for r, i in enumerate(np.argsort(-key, kind="stable")[:top]):
+                for c, v in zip(cols, (a.name, by, r + 1, int(i), str(a.cg.node_name[i]),
+                                       KINDS[a.cg.node_kind[i]], score[i], score[i] / total,
+                                       att[i])):
+                    rows[c].append(v)
+    text = ("model", "ranked_by", "name", "node_kind")
+    return {c: np.array(v, object if c in text else None) for c, v in rows.items()}
 
 
 # -- planted truth ------------------------------------------------------------------

@@ -305,9 +305,10 @@ def report_markdown(summary: Dict, tables: Dict[str, A.Columns]) -> str:
                   f"rest: AUROC {planted['auroc_attribution']:.3f} by attribution, "
                   f"{planted['auroc_attention']:.3f} by attention received.", ""]
     lines += ["## Most important components", "",
-              "Top nodes of each model by attribution (first 3 models; all in "
-              "`components.csv`).", ""]
-    comp = [r for r in table_rows(tables["components"]) if r["rank"] <= 5]
+              "Top nodes of each model by attribution (first 3 models; all models, and "
+              "the top nodes by attention received, in `components.csv`).", ""]
+    comp = [r for r in table_rows(tables["components"])
+            if r["rank"] <= 5 and r["ranked_by"] == "attribution"]
     models = list(dict.fromkeys(r["model"] for r in comp))[:3]
     lines += [_md_table([r for r in comp if r["model"] in models],
                         ["model", "rank", "name", "node_kind", "attribution_share",
@@ -319,7 +320,8 @@ def report_markdown(summary: Dict, tables: Dict[str, A.Columns]) -> str:
               "- `attribution_groups.csv`, `attribution_columns.csv`: attribution shares",
               "- `attention_kinds.csv`: mean weight and share per block, mechanism, head, "
               "receiver and sender kind; `attention_edges.csv`: per edge kind",
-              "- `components.csv`: top components per model",
+              "- `components.csv`: top components per model, by attribution and by "
+              "attention received",
               "- `graphml/*.graphml`: every model with node features, attribution and "
               "attention per mechanism on edges (Gephi, Cytoscape, networkx)",
               "- `analysis.json`: all of the above and every input's outcome", ""]
