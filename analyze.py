@@ -3,6 +3,7 @@
     python analyze.py --workdir runs/X                     # the run's test split
     python analyze.py --workdir runs/X --data DIR --split val
     python analyze.py --workdir runs/X --nml a.net.nml b.cell.nml --out analysis_b
+    python analyze.py --workdir runs/T [--data spikes.npz]  # a tavrnn/vgrnn/vgae run
 
 Writes to ``--out`` (default ``WORKDIR/analysis``): ``report.md``, CSV tables,
 ``analysis.json``, ``figures/*.png`` and ``graphml/*.graphml``. A file that cannot
@@ -23,7 +24,8 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workdir", required=True, help="a train.py --workdir (config + checkpoint)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="dataset directory (default: the one the run trained on)")
+    src.add_argument("--data", help="dataset directory (default: the one the run trained on); "
+                     "for a tavrnn/vgrnn/vgae run: a spike file")
     src.add_argument("--nml", nargs="+", metavar="FILE", help="NeuroML files to convert and "
                      "analyse instead of a dataset")
     p.add_argument("--split", default="test", help="dataset split to analyse (default: test)")
@@ -62,6 +64,10 @@ def nml_inputs(files: Sequence[str]) -> Tuple[List, List[dict]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = process_args(argv)
+    from bgan_jax.temporal import is_temporal_run
+
+    if is_temporal_run(args.workdir):
+        return analyze_temporal_main(args)
     from bgan_jax import analysis as A
     from bgan_jax import data as data_lib
     from bgan_jax.report import write_all
@@ -115,6 +121,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p = summary["planted"]
         print(f"planted {p['case']}: ranked first {p['ranked_first']:.2f}, AUROC attribution "
               f"{p['auroc_attribution']:.3f}, attention {p['auroc_attention']:.3f}")
+    return 0
+
+
+def analyze_temporal_main(args: argparse.Namespace) -> int:
+    from bgan_jax.temporal_report import analyze_temporal
+    from graphs.errors import SpikeDataError
+
+    out = Path(args.out) if args.out else Path(args.workdir) / "analysis"
+    try:
+        summary = analyze_temporal(args.workdir, out, args.data)
+    except (FileNotFoundError, SpikeDataError) as err:
+        print(f"analyze.py: {err}", file=sys.stderr)
+        return 1
+    print(f"{summary['variant']}: {summary['windows']} windows; " + ", ".join(
+        f"{k} {v:.3f}" for k, v in summary["metrics"].items()) + f"; report {out / 'report.md'}")
     return 0
 
 

@@ -3,6 +3,8 @@
     python train.py                       # default dataset (built on first run), default config
     python train.py --task regime --set num_steps=200 --set model.num_blocks=2
     python train.py --workdir runs/a --resume
+    python train.py --model tavrnn        # TAVRNN on the default simulated recording
+    python train.py --model vgrnn --data spikes.csv --set num_steps=300
 
 Multi-host: set JAX's usual variables (JAX_COORDINATOR_ADDRESS,
 JAX_NUM_PROCESSES, JAX_PROCESS_ID) and run the same command on every host;
@@ -61,14 +63,17 @@ def _set(obj, path: List[str], value, full_key: str):
 
 def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from bgan_jax.data import TASKS
+    from bgan_jax.tavrnn import VARIANTS
     from bgan_jax.training import MODELS
 
     p = argparse.ArgumentParser(prog="python train.py", description=__doc__.split("\n")[0])
     p.add_argument("--workdir", help="run directory (default: runs/<timestamp>)")
     p.add_argument("--data", help="dataset directory (default: the embedded default dataset, "
-                   "built on first use)")
+                   "built on first use); for tavrnn/vgrnn/vgae a spike file (.csv time_ms,neuron; "
+                   ".npz; LEMS .spikes), default: the simulated community recording")
     p.add_argument("--task", choices=sorted(TASKS), help="default: firing_pattern")
-    p.add_argument("--model", choices=MODELS, help="default: bgan")
+    p.add_argument("--model", choices=MODELS + VARIANTS, help="default: bgan; tavrnn, vgrnn "
+                   "and vgae learn from spike trains (issue: TAVRNN)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. num_steps=200 or model.num_blocks=2")
     p.add_argument("--resume", action="store_true", help="continue from the workdir's latest "
@@ -83,6 +88,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if "JAX_COORDINATOR_ADDRESS" in os.environ:
         jax.distributed.initialize()
+    from bgan_jax.tavrnn import VARIANTS
+
+    if args.model in VARIANTS:
+        return train_temporal_main(args)
     from bgan_jax import data as data_lib
     from bgan_jax.training import TrainConfig, TrainingDiverged, format_table, train_and_evaluate
 
@@ -113,6 +122,42 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"task {config.task}, model {config.model_name}, best step {table['best_step']}, "
           f"{table['compilations']} compilations")
     print(format_table(table, data_lib.task_of(config.task)))
+    print(f"saved {workdir / 'eval.json'}")
+    return 0
+
+
+def train_temporal_main(args: argparse.Namespace) -> int:
+    """TAVRNN / VGRNN / VGAE on one spike recording."""
+    from bgan_jax.tavrnn import TAVRNNConfig
+    from bgan_jax.temporal import TemporalConfig, TrainingDiverged, format_table, train_temporal
+    from graphs.errors import SpikeDataError
+
+    if args.task:
+        print("train.py: --task applies to bgan/mlp/transformer; TAVRNN learns links, "
+              "communities and regimes of a recording", file=sys.stderr)
+        return 2
+    try:
+        config = TemporalConfig(model=TAVRNNConfig(variant=args.model))
+        config = apply_overrides(config, args.set)
+    except (ValueError, TypeError) as err:
+        print(f"train.py: bad config: {err}", file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    if args.data:
+        data = Path(args.data)
+    else:
+        from bnnsim.population import default_population
+        data = default_population()
+    print(f"data {data}\nworkdir {workdir}\nmodel {config.model.variant}", flush=True)
+    try:
+        table = train_temporal(config, data, workdir, resume=args.resume,
+                               progress=not args.no_progress)
+    except (SpikeDataError, FileExistsError, TrainingDiverged) as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return 1
+    print(f"{table['variant']}: {table['neurons']} neurons, {table['windows']} windows, "
+          f"{table['steps']} steps")
+    print(format_table(table))
     print(f"saved {workdir / 'eval.json'}")
     return 0
 

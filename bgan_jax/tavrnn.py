@@ -15,9 +15,9 @@ convolution over window t's graph (symmetric normalisation, self-loops)::
     h_t  = GRU(h~, [x~ || relu(W_z z)]), every gate a GCN    graph GRU
 
 Temporal attention (TAVRNN only): neuron i queries its own history-node rows of
-all past hidden states, scaled dot product::
+the last K = ``attention_span`` hidden states, scaled dot product::
 
-    a_{i,s} = softmax_{s<t}( (W_q h_{t-1}[i]) . (W_k h_s[N+i]) / sqrt(H) )
+    a_{i,s} = softmax_{t-K <= s < t}( (W_q h_{t-1}[i]) . (W_k h_s[N+i]) / sqrt(H) )
     c_t[i] = c_t[N+i] = sum_s a_{i,s} W_v h_s[N+i]          (0 at t = 0)
 
 Loss per step (summed over time): KL(q || p) * 0.5 / N averaged over neurons,
@@ -49,12 +49,15 @@ class TAVRNNConfig:
     """tavrnn, vgrnn (no temporal attention) or vgae (static, per window)."""
     hidden: int = 32
     latent: int = 8
+    attention_span: int = 8
+    """Past steps the temporal attention sees (a window keeps the cost linear in T and
+    the first, input-less step from becoming a constant attention sink)."""
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.hidden < 1 or self.latent < 1:
-            raise ValueError(f"hidden and latent must be >= 1, got {self.hidden}, {self.latent}")
+        if min(self.hidden, self.latent, self.attention_span) < 1:
+            raise ValueError(f"hidden, latent and attention_span must be >= 1, got {self}")
 
     @property
     def recurrent(self) -> bool:
@@ -106,7 +109,7 @@ class StepOutputs(NamedTuple):
     prior_mu: jnp.ndarray  # [N, L]
     prior_std: jnp.ndarray  # [N, L]
     z: jnp.ndarray  # [N, L] sample (= mu without a noise key)
-    attention: jnp.ndarray  # [N, T] weights over past steps (zeros if no attention)
+    attention: jnp.ndarray  # [N, K] weight on the state 1..K steps back (zeros: no attention)
 
 
 class GraphGRU(nn.Module):
@@ -127,25 +130,25 @@ class GraphGRU(nn.Module):
 
 
 class TemporalAttention(nn.Module):
-    """Each neuron attends over its history-node rows of past hidden states."""
+    """Each neuron attends over its history-node rows of the last ``span`` hidden states."""
 
     hidden: int
 
     @nn.compact
     def __call__(self, h, memory, t):
-        # h [P, H]; memory [T, N, H] history-node rows of h_0..h_{T-1}; t: current step
-        n = memory.shape[1]
+        # h [P, H]; memory [K, N, H]: history-node rows of h_{t-K}..h_{t-1} (oldest first)
+        span, n = memory.shape[:2]
         q = nn.Dense(self.hidden, name="query")(h[:n])  # [N, H]
-        k = nn.Dense(self.hidden, name="key")(memory)  # [T, N, H]
-        v = nn.Dense(self.hidden, name="value")(memory)  # [T, N, H]
-        scores = jnp.einsum("nh,snh->ns", q, k) / jnp.sqrt(self.hidden)  # [N, T]
-        past = jnp.arange(memory.shape[0]) < t  # [T]
-        scores = jnp.where(past[None], scores, -1e9)
-        weights = jax.nn.softmax(scores, axis=-1) * past[None]  # [N, T]; all 0 at t = 0
+        k = nn.Dense(self.hidden, name="key")(memory)  # [K, N, H]
+        v = nn.Dense(self.hidden, name="value")(memory)  # [K, N, H]
+        scores = jnp.einsum("nh,snh->ns", q, k) / jnp.sqrt(self.hidden)  # [N, K]
+        filled = jnp.arange(span) >= span - t  # [K] slots written so far
+        scores = jnp.where(filled[None], scores, -1e9)
+        weights = jax.nn.softmax(scores, axis=-1) * filled[None]  # [N, K]; all 0 at t = 0
         context = jnp.einsum("ns,snh->nh", weights, v)  # [N, H]
         pad = jnp.zeros((h.shape[0] - 2 * n, self.hidden), h.dtype)
         # tanh keeps h~ in the GRU's range: an unbounded sum compounds over steps
-        return jnp.tanh(h + jnp.concatenate([context, context, pad])), weights
+        return jnp.tanh(h + jnp.concatenate([context, context, pad])), weights[:, ::-1]
 
 
 class Cell(nn.Module):
@@ -156,12 +159,12 @@ class Cell(nn.Module):
 
     @nn.compact
     def __call__(self, carry, inputs):
-        h, memory, t = carry  # [P, H], [T, N, H], step
+        h, memory, t = carry  # [P, H], [K, N, H], step
         graph, eps = inputs  # one window's GraphsTuple, [P, L] noise
         cfg, n = self.config, self.n_neurons
         prop = propagation(graph)
         x = nn.relu(nn.Dense(cfg.hidden, name="phi_x")(graph.nodes))  # [P, H]
-        weights = jnp.zeros((n, memory.shape[0]), x.dtype)
+        weights = jnp.zeros((n, memory.shape[0]), x.dtype)  # [N, K] by lag 1..K
         if cfg.attention:
             h, weights = TemporalAttention(cfg.hidden)(h, memory, t)
         enc_in = jnp.concatenate([x, h], axis=-1) if cfg.recurrent else x
@@ -178,7 +181,7 @@ class Cell(nn.Module):
         if cfg.recurrent:
             phi_z = nn.relu(nn.Dense(cfg.hidden, name="phi_z")(z))
             h = GraphGRU(cfg.hidden, name="gru")(h, jnp.concatenate([x, phi_z], -1), prop)
-            memory = memory.at[t].set(h[n:2 * n])
+            memory = jnp.concatenate([memory[1:], h[None, n:2 * n]])  # drop the oldest
         out = StepOutputs(mu[:n], std[:n], prior_mu[:n], prior_std[:n], z[:n], weights)
         return (h, memory, t + 1), out
 
@@ -198,7 +201,7 @@ class TAVRNN(nn.Module):
         shape = (steps, p, self.config.latent)
         eps = jnp.zeros(shape) if key is None else jax.random.normal(key, shape)
         h0 = jnp.zeros((p, self.config.hidden))
-        memory = jnp.zeros((steps, self.n_neurons, self.config.hidden))
+        memory = jnp.zeros((self.config.attention_span, self.n_neurons, self.config.hidden))
         scan = nn.scan(Cell, variable_broadcast="params", split_rngs={"params": False})
         _, out = scan(self.config, self.n_neurons, name="cell")(
             (h0, memory, jnp.zeros((), jnp.int32)), (graphs, eps))

@@ -30,7 +30,8 @@ import optax
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from bgan_jax.tavrnn import (TAVRNNConfig, create_tavrnn, edge_probabilities, loss_terms)
+from bgan_jax.tavrnn import (VARIANTS, TAVRNNConfig, create_tavrnn, edge_probabilities,
+                             loss_terms)
 from graphs.errors import SpikeDataError
 from graphs.spikes import (DynamicGraphs, SpikeTrains, WindowConfig, dynamic_graphs,
                            read_spikes, stack_graphs)
@@ -270,6 +271,12 @@ def _log(path: Path, entry: Dict) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
+def make_optimizer(config: TemporalConfig) -> optax.GradientTransformation:
+    """Adam (the paper's optimiser) after global-norm clipping."""
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip),
+                       optax.adam(config.learning_rate))
+
+
 def init_params(model, graphs, seed: int):
     return model.init(jax.random.key(seed), jax.tree.map(jnp.asarray, graphs))
 
@@ -284,8 +291,7 @@ def train_temporal(config: TemporalConfig, recording, workdir, resume: bool = Fa
     model = create_tavrnn(config.model, trains.n_neurons)
     graphs = jax.tree.map(jnp.asarray, prep.graphs)
     adjacency, mask = jnp.asarray(prep.adjacency), jnp.asarray(prep.loss_mask)
-    optimizer = optax.chain(optax.clip_by_global_norm(config.grad_clip),
-                            optax.adam(config.learning_rate))
+    optimizer = make_optimizer(config)
     params = init_params(model, graphs, config.seed)
     opt_state = optimizer.init(params)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -332,6 +338,44 @@ def train_temporal(config: TemporalConfig, recording, workdir, resume: bool = Fa
                         else np.full(trains.n_neurons, -1))
     (workdir / "eval.json").write_text(json.dumps(table, indent=1))
     return table
+
+
+class TemporalRun(NamedTuple):
+    """A trained TAVRNN-family run loaded back."""
+
+    config: TemporalConfig
+    params: Any
+    step: int
+    recording: Optional[Path]  # the spike file it trained on
+
+
+def is_temporal_run(workdir) -> bool:
+    path = Path(workdir) / "config.json"
+    return path.is_file() and json.loads(path.read_text()).get("model_name") in VARIANTS
+
+
+def load_temporal_run(workdir, n_neurons: int, graphs) -> TemporalRun:
+    """Latest checkpoint of a TAVRNN workdir; ``graphs`` (stacked, any recording of
+    ``n_neurons`` neurons and the run's window settings) fixes the parameter shapes."""
+    workdir = Path(workdir)
+    config = run_config(workdir)
+    manager = _manager(workdir)
+    if manager.latest_step() is None:
+        raise FileNotFoundError(f"{workdir}: no checkpoint in checkpoints/")
+    model = create_tavrnn(config.model, n_neurons)
+    params = init_params(model, graphs, config.seed)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                            (params, make_optimizer(config).init(params)))
+    params, _ = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
+    data = workdir / "data.json"
+    recording = Path(json.loads(data.read_text())["data"]) if data.is_file() else None
+    return TemporalRun(config, params, int(manager.latest_step()), recording)
+
+
+def run_config(workdir) -> TemporalConfig:
+    d = json.loads((Path(workdir) / "config.json").read_text())
+    d.pop("model_name", None)
+    return TemporalConfig.from_dict(d)
 
 
 def format_table(table: Dict) -> str:
