@@ -176,7 +176,7 @@ def make_train_step(model, optimizer):
 
         (loss, (recon, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
         return optax.apply_updates(params, updates), opt_state, dict(
             loss=loss, recon=recon, kl=kl, finite=finite)
 

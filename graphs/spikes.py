@@ -277,6 +277,8 @@ def dynamic_graphs(trains: SpikeTrains, config: WindowConfig = WindowConfig(),
     flag = np.concatenate([np.zeros((n, 1)), np.ones((n, 1))])[None].repeat(starts.size, 0)
     features = np.concatenate([np.concatenate([current, history], axis=1), flag],
                               axis=2).astype(np.float32)  # [T, 2N, W + 2]
+    if hide is not None and hide.shape != adjacency.shape:
+        raise ValueError(f"hide has shape {hide.shape}, the windows {adjacency.shape}")
     seen = adjacency & ~hide if hide is not None else adjacency
     edges = [window_graph(seen[t], seen[t - 1] if t else np.zeros_like(seen[0]))
              for t in range(starts.size)]
