@@ -7,6 +7,7 @@ Functional API::
     outputs, attention = model.apply(params, batch, return_attention=True)
 
 ``batch`` is a padded ``jraph.GraphsTuple`` from ``graphs.batch_and_pad``.
+TAVRNN (``bgan_jax.tavrnn``) takes window graphs from ``graphs.dynamic_graphs``.
 ``attention[block][mechanism]`` is an ``AttentionWeights(edges [E, H], self [N, H])``
 aligned with the batch's edge arrays (mechanisms: ``ganlow`` (a list, one per
 hop round), ``ganup``, ``mask_a``, ``mask_b``).
@@ -19,6 +20,7 @@ from bgan_jax.losses import (accuracy, classification_loss, mask_node_features,
 from bgan_jax.masks import (DenseLayout, Pairs, backward_pairs, dense_block_size,
                             dense_layout, forward_pairs, ganlow_pairs, ganup_pairs, graph_index,
                             receives)
+from bgan_jax.tavrnn import TAVRNN, TAVRNNConfig, create_tavrnn
 from bgan_jax.model import (BGAN, BMSA, NSA, Block, EdgeAttention,
                             MaskedAttention, bmsa_heads, cls_index, create_model)
 
@@ -28,5 +30,5 @@ __all__ = [
     "classification_loss", "cls_index", "create_model", "dense_attention",
     "dense_block_size", "dense_layout", "forward_pairs", "ganlow_pairs", "ganup_pairs", "graph_index",
     "mask_node_features", "receives", "reconstruction_loss", "regression_loss",
-    "pair_softmax", "sparse_attention",
+    "pair_softmax", "sparse_attention", "TAVRNN", "TAVRNNConfig", "create_tavrnn",
 ]
