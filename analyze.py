@@ -128,6 +128,10 @@ def analyze_temporal_main(args: argparse.Namespace) -> int:
     from bgan_jax.temporal_report import analyze_temporal
     from graphs.errors import SpikeDataError
 
+    if args.nml:
+        print("analyze.py: --nml applies to BGAN runs; a TAVRNN run reads a spike file "
+              "(--data)", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else Path(args.workdir) / "analysis"
     try:
         summary = analyze_temporal(args.workdir, out, args.data)

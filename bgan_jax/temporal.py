@@ -32,9 +32,10 @@ from tqdm import tqdm
 
 from bgan_jax.tavrnn import (VARIANTS, TAVRNNConfig, create_tavrnn, edge_probabilities,
                              loss_terms)
+from bgan_jax.training import TrainingDiverged, log_jsonl
 from graphs.errors import SpikeDataError
-from graphs.spikes import (DynamicGraphs, SpikeTrains, WindowConfig, dynamic_graphs,
-                           read_spikes, stack_graphs)
+from graphs.spikes import (DynamicGraphs, SpikeTrains, WindowConfig, check_windows,
+                           dynamic_graphs, read_spikes, stack_graphs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,7 @@ class TemporalConfig:
     checkpoint_every: int = 100
 
     def __post_init__(self):
+        check_windows(self.windows)
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         for name in ("num_steps", "log_every", "checkpoint_every"):
@@ -159,10 +161,6 @@ def prepare(trains: SpikeTrains, config: TemporalConfig) -> Prepared:
     data = dynamic_graphs(trains, config.windows, hide=hide) if pairs.size else first
     return Prepared(data, stack_graphs(data.graphs), data.adjacency.astype(np.float32),
                     (~hide).astype(np.float32), pairs, labels)
-
-
-class TrainingDiverged(RuntimeError):
-    pass
 
 
 def make_train_step(model, optimizer):
@@ -266,11 +264,6 @@ def _manager(workdir: Path) -> ocp.CheckpointManager:
                                              create=True))
 
 
-def _log(path: Path, entry: Dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(entry) + "\n")
-
-
 def make_optimizer(config: TemporalConfig) -> optax.GradientTransformation:
     """Adam (the paper's optimiser) after global-norm clipping."""
     return optax.chain(optax.clip_by_global_norm(config.grad_clip),
@@ -316,13 +309,14 @@ def train_temporal(config: TemporalConfig, recording, workdir, resume: bool = Fa
     for step in bar:
         new = step_fn(params, opt_state, graphs, adjacency, mask, jax.random.fold_in(key, step))
         if not bool(new[2]["finite"]):
-            raise TrainingDiverged(f"non-finite loss or gradient at step {step + 1}; the last "
-                                   f"good checkpoint is in {workdir / 'checkpoints'}")
+            kept = (f"the last good checkpoint (step {manager.latest_step()}) is in "
+                    f"{workdir / 'checkpoints'}" if manager.latest_step() else "no checkpoint yet")
+            raise TrainingDiverged(f"non-finite loss or gradient at step {step + 1}; {kept}")
         params, opt_state, stats = new
         if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
             entry = {k: float(v) for k, v in stats.items() if k != "finite"}
             entry.update(step=step + 1, seconds=time.perf_counter() - t0)
-            _log(workdir / "metrics.jsonl", entry)
+            log_jsonl(workdir / "metrics.jsonl", entry)
             bar.set_postfix(loss=f"{entry['loss']:.3f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.num_steps:
             manager.save(step + 1, args=ocp.args.StandardSave((params, opt_state)))

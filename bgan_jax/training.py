@@ -265,7 +265,8 @@ def load_run(workdir) -> Run:
 
 # -- the loop ------------------------------------------------------------------
 
-def _log(path: Path, entry: Dict) -> None:
+def log_jsonl(path: Path, entry: Dict) -> None:
+    """Append one JSON line (metrics.jsonl)."""
     with path.open("a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -341,11 +342,11 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             if step % config.log_every == 0 or step == config.num_steps:
                 rate = graphs_seen / max(time.time() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", graphs_per_s=f"{rate:.1f}")
-                _log(metrics_path, {"step": step, "loss": loss, "grad_norm": float(s["grad_norm"]),
+                log_jsonl(metrics_path, {"step": step, "loss": loss, "grad_norm": float(s["grad_norm"]),
                                     "graphs_per_s": rate})
             if step % config.eval_every == 0 or step == config.num_steps:
                 val = evaluate(eval_step, host_state(), splits["val"], config, task, scale)
-                _log(metrics_path, {"step": step, "split": "val", **val})
+                log_jsonl(metrics_path, {"step": step, "split": "val", **val})
                 if metric in val:
                     best.save(step, args=ocp.args.StandardSave(_saved(host_state())),
                               metrics={metric: val[metric]})
@@ -355,7 +356,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             if step >= config.num_steps:
                 break
         epoch_traces.append(counter.count - traces_before)
-        _log(metrics_path, {"epoch": epoch, "compilations": epoch_traces[-1],
+        log_jsonl(metrics_path, {"epoch": epoch, "compilations": epoch_traces[-1],
                             "buckets": n_buckets})
     bar.close()
     final = host_state()

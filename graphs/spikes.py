@@ -184,12 +184,24 @@ def bin_counts(trains: SpikeTrains, bin_ms: float) -> np.ndarray:
     return counts
 
 
-def window_starts(duration: float, config: WindowConfig) -> np.ndarray:
-    """[T] start times (ms) of the windows that fit in the recording."""
+def check_windows(config: WindowConfig) -> None:
+    """ValueError naming the problem: windows and stride must be whole numbers of bins."""
     if min(config.bin_ms, config.window_ms, config.stride_ms) <= 0:
         raise ValueError(f"bin, window and stride must be positive, got {config}")
+    for name in ("window_ms", "stride_ms"):
+        bins = getattr(config, name) / config.bin_ms
+        if abs(bins - round(bins)) > 1e-6:
+            raise ValueError(f"{name} ({getattr(config, name)}) must be a multiple of bin_ms "
+                             f"({config.bin_ms})")
     if config.window_ms < 2 * config.bin_ms:
         raise ValueError(f"a window needs at least 2 bins, got {config}")
+    if config.top_k is not None and config.top_k < 1:
+        raise ValueError(f"top_k must be >= 1 or None, got {config.top_k}")
+
+
+def window_starts(duration: float, config: WindowConfig) -> np.ndarray:
+    """[T] start times (ms) of the windows that fit in the recording."""
+    check_windows(config)
     last = duration - config.window_ms
     if last < 0:
         return np.zeros(0)

@@ -237,6 +237,8 @@ def test_train_py_tavrnn_resume_and_bad_data(recording, tmp_path, capsys):
                        str(tmp_path / "x"), "--no-progress"]) == 1
     assert "bad.csv" in capsys.readouterr().err
     assert train.main(["--model", "tavrnn", "--set", "model.hidden=0"]) == 2
+    assert train.main(["--model", "tavrnn", "--set", "window_ms=1005"]) == 2
+    assert "multiple of bin_ms" in capsys.readouterr().err
 
 
 @pytest.mark.slow
