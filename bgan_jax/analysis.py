@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bgan_jax import data as data_lib
+from bgan_jax.config import BGANConfig
 from bgan_jax.model import mechanism_pairs
 from graphs.batching import batch_and_pad, bucket_size
 from graphs.cg import CG
@@ -103,9 +104,12 @@ def target_nodes(cg: CG, task_name: str) -> np.ndarray:
     return cg.node_kind == NodeKind.NEURON
 
 
-def make_analyzer(apply_fn: Callable, task: data_lib.Task, steps: int = 32):
+def make_analyzer(apply_fn: Callable, task: data_lib.Task, steps: int = 32,
+                  config: Optional[BGANConfig] = None):
     """A jitted (params, graph, baseline [N, F]) -> (outputs, attention, attribution,
-    F(x), F(baseline)) function (one compilation per padded shape)."""
+    F(x), F(baseline), pairs) function (one compilation per padded shape); ``pairs``
+    are the model's own mechanism pairs (``model.mechanism_pairs``; None without a
+    BGAN config), computed inside the same jit."""
 
     def forward(params, graph, features):
         g = graph._replace(nodes=dict(graph.nodes, features=features))
@@ -127,7 +131,8 @@ def make_analyzer(apply_fn: Callable, task: data_lib.Task, steps: int = 32):
         grads = jax.lax.map(lambda a: jax.grad(f)(baseline + a * (x - baseline)), alphas,
                             batch_size=min(steps, 8))  # [S, N, F]
         attribution = (x - baseline) * grads.mean(0)
-        return out, attention, attribution, f(x), f(baseline)
+        pairs = mechanism_pairs(graph, config) if config is not None else None
+        return out, attention, attribution, f(x), f(baseline), pairs
 
     return jax.jit(run)
 
@@ -136,25 +141,27 @@ def _size_class(n: int) -> int:
     return bucket_size(2 ** int(np.ceil(np.log2(max(n, 2)))))
 
 
-def _graph_of(cg: CG, task_name: str):
-    """A batch of one, padded to its power-of-two size class: few shapes, few compiles."""
-    graph = batch_and_pad([cg], n_node=_size_class(cg.n_nodes + 1),
-                          n_edge=_size_class(cg.n_edges))
+def _graph_of(cg: CG, task_name: str, pad_factor: int = 1):
+    """A batch of one, padded to its power-of-two size class (times ``pad_factor``):
+    few shapes, few compiles."""
+    graph = batch_and_pad([cg], n_node=pad_factor * _size_class(cg.n_nodes + 1),
+                          n_edge=pad_factor * _size_class(cg.n_edges))
     n = graph.nodes["kind"].shape[0]
     target = np.zeros(n, bool)
     target[:cg.n_nodes] = target_nodes(cg, task_name)
     return graph._replace(nodes=dict(graph.nodes, target=target))
 
 
-def analyze_model(analyzer, params, cg: CG, name: str, task_name: str, config,
-                  baseline: np.ndarray) -> ModelAnalysis:
-    """Attention rows and attributions of one CG."""
+def analyze_model(analyzer, params, cg: CG, name: str, task_name: str,
+                  baseline: np.ndarray, pad_factor: int = 1) -> ModelAnalysis:
+    """Attention rows and attributions of one CG (``pad_factor`` > 1 pads it more:
+    the tests check that nothing changes)."""
     task = data_lib.task_of(task_name)
-    graph = _graph_of(cg, task_name)
+    graph = _graph_of(cg, task_name, pad_factor)
     n_pad = graph.nodes["kind"].shape[0]
     base = np.zeros((n_pad, len(NODE_COLUMNS)), np.float32)
     base[:cg.n_nodes] = baseline[cg.node_kind]
-    out, attention, attribution, fx, fb = analyzer(params, graph, base)
+    out, attention, attribution, fx, fb, pairs = analyzer(params, graph, base)
     n = cg.n_nodes
     attribution = np.asarray(attribution)[:n]
     change = float(fx) - float(fb)
@@ -165,8 +172,7 @@ def analyze_model(analyzer, params, cg: CG, name: str, task_name: str, config,
         logits = np.asarray(out["node"])[:n]
     prediction = np.asarray(jax.nn.softmax(logits, -1)) if task.kind == "classification" \
         else logits
-    rows = attention_rows(graph, attention, mechanism_pairs(graph, config), n) \
-        if attention else empty_attention()
+    rows = attention_rows(graph, attention, pairs, n) if attention else empty_attention()
     return ModelAnalysis(name, cg, prediction, rows, attribution, gap)
 
 
@@ -177,12 +183,13 @@ def analyze_all(run, inputs: Sequence, reference: Sequence[CG], steps: int = 32,
     returns (analyses, one outcome per input)."""
     task_name = run.config.task
     baseline = kind_baseline(reference)
-    analyzer = make_analyzer(run.model.apply, data_lib.task_of(task_name), steps)
+    config = run.model.config if isinstance(getattr(run.model, "config", None), BGANConfig) \
+        else None
+    analyzer = make_analyzer(run.model.apply, data_lib.task_of(task_name), steps, config)
     analyses, outcomes = [], []
     for name, cg in tqdm(inputs, desc="models", disable=not progress):
         try:
-            a = analyze_model(analyzer, run.params, cg, name, task_name, run.model.config,
-                              baseline)
+            a = analyze_model(analyzer, run.params, cg, name, task_name, baseline)
             analyses.append(a)
             outcomes.append({"name": name, "status": "ok", "nodes": cg.n_nodes,
                              **predicted(a, task_name)})

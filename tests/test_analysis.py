@@ -34,13 +34,14 @@ PARAMS = _params(MODEL, random_cg(0))  # parameter shapes do not depend on the g
 _ANALYZERS = {}
 
 
-def analyse(cg, steps=16, reference=None, model=MODEL, params=PARAMS, name="g"):
+def analyse(cg, steps=16, reference=None, model=MODEL, params=PARAMS, name="g", pad_factor=1):
     """One model's analysis; analyzers are cached per (model, steps): one jit each."""
     key = (id(model), steps)
     if key not in _ANALYZERS:
-        _ANALYZERS[key] = A.make_analyzer(model.apply, data_lib.task_of("planted"), steps)
+        _ANALYZERS[key] = A.make_analyzer(model.apply, data_lib.task_of("planted"), steps,
+                                          CONFIG)
     base = A.kind_baseline(reference or [cg])
-    return A.analyze_model(_ANALYZERS[key], params, cg, name, "planted", CONFIG, base)
+    return A.analyze_model(_ANALYZERS[key], params, cg, name, "planted", base, pad_factor)
 
 
 def test_attention_shares_sum_to_one_per_receiver_kind():
@@ -83,12 +84,7 @@ def test_analysis_is_independent_of_node_order_and_padding():
     np.testing.assert_allclose(A.group_shares(b), A.group_shares(a), atol=1e-5)
     np.testing.assert_allclose(b.prediction, a.prediction, atol=1e-6)
     # a bigger padded shape: same numbers
-    original = A._size_class
-    try:
-        A._size_class = lambda n: 4 * original(n)
-        big = analyse(cg)
-    finally:
-        A._size_class = original
+    big = analyse(cg, pad_factor=4)
     np.testing.assert_allclose(big.attribution, a.attribution, atol=1e-5)
     np.testing.assert_allclose(np.sort(big.attention["weight"]), np.sort(a.attention["weight"]),
                                atol=1e-6)
