@@ -49,7 +49,7 @@ from bnnsim.labels import (
     spike_stats,
 )
 from bnnsim.morphology import network_rows, neuron_view
-from graphs import canonical, convert_file, load_cg, save_cg
+from graphs import canonical, convert_file, save_cg
 from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
 from graphs.storage import write_manifest
 
@@ -82,15 +82,6 @@ def assign_splits(rows: Sequence[dict], ood_family: str | None, stratify: str = 
         for rank, i in enumerate(members):
             splits[i] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
     return splits
-
-
-def _write_splits(rows: Sequence[dict], splits: Sequence[str]) -> None:
-    """Record each network's split in its report row and its CG's meta."""
-    for row, split in zip(rows, splits):
-        row["split"] = split
-        if row["status"] == "ok":
-            cg = load_cg(row["npz"])
-            save_cg(dataclasses.replace(cg, meta=dict(cg.meta, split=split)), row["npz"])
 
 
 def spec_model(spec: NetworkSpec):
@@ -223,7 +214,10 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
             rows[i] = row
             bar.update(1)
     bar.close()
-    _write_splits(rows, assign_splits(rows, ood_family))
+    # the split lives in report.json only (what bgan_jax.data reads): every CG is
+    # written once, before the labels that stratify the split are all known
+    for row, split in zip(rows, assign_splits(rows, ood_family)):
+        row["split"] = split
     report = {"n": n, "seed": seed, "ood_family": ood_family, "networks": rows,
               "splits": dict(Counter(r["split"] for r in rows if r["status"] == "ok")),
               "class_balance": class_balance(rows)}

@@ -173,7 +173,7 @@ def build_planted(out_dir, case_name: str, n: int = 160, seed: int = 0,
     (out / "nml").mkdir(parents=True, exist_ok=True)
     (out / "graphs").mkdir(parents=True, exist_ok=True)
     labels = np.random.default_rng([seed, 11]).permutation(np.arange(n) % 2)
-    rows, cgs = [], []
+    rows = []
     for i in tqdm(range(n), desc=f"planted {case.name}", disable=not progress):
         name, net_seed = f"{case.name}{i:04d}", seed * 100000 + i
         try:
@@ -192,20 +192,16 @@ def build_planted(out_dir, case_name: str, n: int = 160, seed: int = 0,
                                      group=case.group, column=case.column,
                                      label=LABELS[int(labels[i])],
                                      nodes=np.flatnonzero(nodes).tolist()))
-            cgs.append(dataclasses.replace(cg, meta=meta))
+            save_cg(dataclasses.replace(cg, meta=meta), out / "graphs" / f"{name}.npz")
             rows.append({"file": str(nml), "npz": str(out / "graphs" / f"{name}.npz"),
                          "status": "ok", "n_nodes": cg.n_nodes, "n_edges": cg.n_edges,
                          "labels": {"planted": int(labels[i])},
                          "generator": dict(spec.meta, seed=net_seed)})
         except Exception as err:  # keep going; the report says what failed
-            cgs.append(None)
             rows.append({"file": name, "status": "error", "generator": {"seed": net_seed},
                          "error": {"type": type(err).__name__, "message": str(err)}})
-    splits = assign_splits(rows, None, stratify="planted")
-    for row, cg, split in zip(rows, cgs, splits):
-        row["split"] = split
-        if cg is not None:  # written once, with its split
-            save_cg(dataclasses.replace(cg, meta=dict(cg.meta, split=split)), row["npz"])
+    for row, split in zip(rows, assign_splits(rows, None, stratify="planted")):
+        row["split"] = split  # in report.json, what bgan_jax.data reads
     report = {"n": n, "seed": seed,
               "case": case._asdict() | {"kind": case.kind.name.lower(), "group": case.group},
               "networks": rows,
