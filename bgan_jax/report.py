@@ -177,21 +177,20 @@ def model_graph(a: A.ModelAnalysis) -> nx.MultiDiGraph:
                 attrs[f"{col.group}.{col.name}"] = float(decode(col, cg.node_features[i, j]))
         g.add_node(i, **attrs)
     edge_rows = t["edge"] >= 0
-    for e in range(cg.n_edges):
-        g.add_edge(int(cg.senders[e]), int(cg.receivers[e]), key=e,
-                   kind=A.EDGE_KINDS[cg.edge_kind[e]], forward=int(cg.edge_forward[e]))
-    means = []
+    weights = {}  # mechanism -> [E] mean over the (block, head) slots that attend
     for m in sorted(set(t["mechanism"][edge_rows])):
         sel = edge_rows & (t["mechanism"] == m)
         slots = len({(b, h) for b, h in zip(t["block"][sel], t["head"][sel])})
         w = np.bincount(t["edge"][sel], weights=t["weight"][sel], minlength=cg.n_edges)
-        w = w[:cg.n_edges] / max(slots, 1)
-        means.append(w)
-        for e in range(cg.n_edges):
-            g.edges[int(cg.senders[e]), int(cg.receivers[e]), e][f"attention_{m}"] = float(w[e])
-    mean = np.mean(means, 0) if means else np.zeros(cg.n_edges)
-    for e in range(cg.n_edges):
-        g.edges[int(cg.senders[e]), int(cg.receivers[e]), e]["attention_mean"] = float(mean[e])
+        weights[f"attention_{m}"] = w[:cg.n_edges] / max(slots, 1)
+    weights["attention_mean"] = (np.mean(list(weights.values()), 0) if weights
+                                 else np.zeros(cg.n_edges))
+    columns = {"kind": [A.EDGE_KINDS[k] for k in cg.edge_kind],
+               "forward": cg.edge_forward.astype(int).tolist(),
+               **{k: v.astype(float).tolist() for k, v in weights.items()}}
+    g.add_edges_from(  # one pass; networkx stores a dict per edge anyway
+        (int(s), int(r), e, {k: col[e] for k, col in columns.items()})
+        for e, (s, r) in enumerate(zip(cg.senders, cg.receivers)))
     return g
 
 
