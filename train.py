@@ -72,8 +72,9 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    "built on first use); for tavrnn/vgrnn/vgae a spike file (.csv time_ms,neuron; "
                    ".npz; LEMS .spikes), default: the simulated community recording")
     p.add_argument("--task", choices=sorted(TASKS), help="default: firing_pattern")
-    p.add_argument("--model", choices=MODELS + VARIANTS, help="default: bgan; tavrnn, vgrnn "
-                   "and vgae learn from spike trains (issue: TAVRNN)")
+    p.add_argument("--model", choices=MODELS + VARIANTS + ("snn",), help="default: bgan; "
+                   "tavrnn, vgrnn and vgae learn from spike trains; snn: a spiking network "
+                   "(STBP) on the bundled 8x8 digits")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. num_steps=200 or model.num_blocks=2")
     p.add_argument("--resume", action="store_true", help="continue from the workdir's latest "
@@ -92,6 +93,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.model in VARIANTS:
         return train_temporal_main(args)
+    if args.model == "snn":
+        return train_snn_main(args)
     from bgan_jax import data as data_lib
     from bgan_jax.training import TrainConfig, TrainingDiverged, format_table, train_and_evaluate
 
@@ -122,6 +125,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"task {config.task}, model {config.model_name}, best step {table['best_step']}, "
           f"{table['compilations']} compilations")
     print(format_table(table, data_lib.task_of(config.task)))
+    print(f"saved {workdir / 'eval.json'}")
+    return 0
+
+
+def train_snn_main(args: argparse.Namespace) -> int:
+    """A spiking network on the bundled digits, with or without spike-timing scaling."""
+    from bgan_jax.snn_train import SNNTrainConfig, TrainingDiverged, train_snn
+
+    if args.task or args.data or args.resume:
+        print("train.py: --model snn trains on the bundled 8x8 digits; --task, --data and "
+              "--resume do not apply", file=sys.stderr)
+        return 2
+    try:
+        config = apply_overrides(SNNTrainConfig(), args.set)
+    except (ValueError, TypeError) as err:
+        print(f"train.py: bad config: {err}", file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    print(f"workdir {workdir}\nmodel snn, spike scaling {'on' if config.spike_scaling else 'off'}",
+          flush=True)
+    try:
+        table = train_snn(config, workdir, progress=not args.no_progress)
+    except (FileExistsError, TrainingDiverged) as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return 1
+    print(f"best epoch {table['best_epoch']} (val accuracy {table['val_accuracy']:.3f})\n"
+          f"test accuracy     {table['test_accuracy']:.3f}\n"
+          f"spikes per sample {table['spikes_per_sample']:.1f}")
     print(f"saved {workdir / 'eval.json'}")
     return 0
 
