@@ -61,6 +61,28 @@ def _set(obj, path: List[str], value, full_key: str):
     return dataclasses.replace(obj, **{path[0]: value})
 
 
+def _config(make, overrides: Sequence[str]):
+    """``make()`` with the ``--set`` overrides, or None after saying what is wrong."""
+    try:
+        return apply_overrides(make(), overrides)
+    except (ValueError, TypeError) as err:
+        print(f"train.py: bad config: {err}", file=sys.stderr)
+        return None
+
+
+def _workdir(args: argparse.Namespace) -> Path:
+    return Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+
+
+def _guarded(run, errors: tuple):
+    """``run()``'s table, or None after printing the expected error (named file, step)."""
+    try:
+        return run()
+    except errors as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return None
+
+
 def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from bgan_jax.data import TASKS
     from bgan_jax.tavrnn import VARIANTS
@@ -98,17 +120,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from bgan_jax import data as data_lib
     from bgan_jax.training import TrainConfig, TrainingDiverged, format_table, train_and_evaluate
 
-    try:
-        config = TrainConfig()
-        if args.task:
-            config = dataclasses.replace(config, task=args.task)
-        if args.model:
-            config = dataclasses.replace(config, model_name=args.model)
-        config = apply_overrides(config, args.set)
-    except (ValueError, TypeError) as err:
-        print(f"train.py: bad config: {err}", file=sys.stderr)
+    config = _config(lambda: TrainConfig(
+        **{k: v for k, v in (("task", args.task), ("model_name", args.model)) if v}), args.set)
+    if config is None:
         return 2
-    workdir = Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    workdir = _workdir(args)
     if args.data:
         data_dir = Path(args.data)
     else:
@@ -116,11 +132,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data_dir = default_dataset(progress=not args.no_progress)
     print(f"data {data_dir}\nworkdir {workdir}\ndevices {jax.local_device_count()} x "
           f"{jax.devices()[0].platform}", flush=True)
-    try:
-        table = train_and_evaluate(config, data_dir, workdir, resume=args.resume,
-                                   progress=not args.no_progress)
-    except (data_lib.DatasetError, FileExistsError, TrainingDiverged) as err:
-        print(f"train.py: {err}", file=sys.stderr)
+    table = _guarded(lambda: train_and_evaluate(config, data_dir, workdir, resume=args.resume,
+                                                progress=not args.no_progress),
+                     (data_lib.DatasetError, FileExistsError, TrainingDiverged))
+    if table is None:
         return 1
     print(f"task {config.task}, model {config.model_name}, best step {table['best_step']}, "
           f"{table['compilations']} compilations")
@@ -137,18 +152,15 @@ def train_snn_main(args: argparse.Namespace) -> int:
         print("train.py: --model snn trains on the bundled 8x8 digits; --task, --data and "
               "--resume do not apply", file=sys.stderr)
         return 2
-    try:
-        config = apply_overrides(SNNTrainConfig(), args.set)
-    except (ValueError, TypeError) as err:
-        print(f"train.py: bad config: {err}", file=sys.stderr)
+    config = _config(SNNTrainConfig, args.set)
+    if config is None:
         return 2
-    workdir = Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    workdir = _workdir(args)
     print(f"workdir {workdir}\nmodel snn, spike scaling {'on' if config.spike_scaling else 'off'}",
           flush=True)
-    try:
-        table = train_snn(config, workdir, progress=not args.no_progress)
-    except (FileExistsError, TrainingDiverged) as err:
-        print(f"train.py: {err}", file=sys.stderr)
+    table = _guarded(lambda: train_snn(config, workdir, progress=not args.no_progress),
+                     (FileExistsError, TrainingDiverged))
+    if table is None:
         return 1
     print(f"best epoch {table['best_epoch']} (val accuracy {table['val_accuracy']:.3f})\n"
           f"test accuracy     {table['test_accuracy']:.3f}\n"
@@ -167,24 +179,20 @@ def train_temporal_main(args: argparse.Namespace) -> int:
         print("train.py: --task applies to bgan/mlp/transformer; TAVRNN learns links, "
               "communities and regimes of a recording", file=sys.stderr)
         return 2
-    try:
-        config = TemporalConfig(model=TAVRNNConfig(variant=args.model))
-        config = apply_overrides(config, args.set)
-    except (ValueError, TypeError) as err:
-        print(f"train.py: bad config: {err}", file=sys.stderr)
+    config = _config(lambda: TemporalConfig(model=TAVRNNConfig(variant=args.model)), args.set)
+    if config is None:
         return 2
-    workdir = Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    workdir = _workdir(args)
     if args.data:
         data = Path(args.data)
     else:
         from bnnsim.population import default_population
         data = default_population()
     print(f"data {data}\nworkdir {workdir}\nmodel {config.model.variant}", flush=True)
-    try:
-        table = train_temporal(config, data, workdir, resume=args.resume,
-                               progress=not args.no_progress)
-    except (SpikeDataError, FileExistsError, TrainingDiverged) as err:
-        print(f"train.py: {err}", file=sys.stderr)
+    table = _guarded(lambda: train_temporal(config, data, workdir, resume=args.resume,
+                                            progress=not args.no_progress),
+                     (SpikeDataError, FileExistsError, TrainingDiverged))
+    if table is None:
         return 1
     print(f"{table['variant']}: {table['neurons']} neurons, {table['windows']} windows, "
           f"{table['steps']} steps")
