@@ -69,6 +69,7 @@ def test_dense_equals_sparse_outputs_attention_and_gradients(batch):
                               sizes=(None, bgan_jax.dense_block_size(batch)))
 
 
+@pytest.mark.slow  # 35 s; the default suite checks dense == sparse on generated graphs
 def test_dense_equals_sparse_on_the_shared_corpus(shared_neuroml):
     names = ["MediumNet.net.nml", "brunel2000_mini.net.nml", "StimuliTest.nml",
              "L23_One.net.nml", "NML2_MultiCompCellNetwork.nml", "testSyns.net.nml"]
