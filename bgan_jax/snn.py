@@ -111,25 +111,22 @@ class Step(nn.Module):
         cfg = self.config
         spike = make_spike(cfg.surrogate, cfg.surrogate_width)
         u_prev, o_prev = carry
-        us, os_, conv_out, pre, post = [], [], [], [], []
-        layer = 0
+        layers = [nn.Conv(c, (3, 3), name=f"conv{i}") for i, c in enumerate(cfg.conv)] + \
+            [nn.Dense(w, name=f"dense{i}") for i, w in enumerate(cfg.hidden)]
+        us, spikes, inputs = [], [], []
         h = x
-        for i, c in enumerate(cfg.conv):
-            cur = nn.Conv(c, (3, 3), name=f"conv{i}")(h)
-            u = cfg.decay * u_prev[layer] * (1.0 - o_prev[layer]) + cur
-            o = spike(u - cfg.threshold)
-            us.append(u), os_.append(o), conv_out.append(o)
-            h, layer = o, layer + 1
-        h = h.reshape(h.shape[0], -1)
-        for i, width in enumerate(cfg.hidden):
-            cur = nn.Dense(width, name=f"dense{i}")(h)
-            u = cfg.decay * u_prev[layer] * (1.0 - o_prev[layer]) + cur
-            o = spike(u - cfg.threshold)
-            us.append(u), os_.append(o), pre.append(h), post.append(o)
-            h, layer = o, layer + 1
+        for k, layer in enumerate(layers):
+            if k == len(cfg.conv):
+                h = h.reshape(h.shape[0], -1)  # conv maps -> dense inputs
+            u = cfg.decay * u_prev[k] * (1.0 - o_prev[k]) + layer(h)
+            inputs.append(h)
+            h = spike(u - cfg.threshold)
+            us.append(u)
+            spikes.append(h)
         readout = nn.Dense(cfg.num_classes, name="readout")(h)
-        return (tuple(us), tuple(os_)), Records(readout, tuple(pre), tuple(post),
-                                                tuple(conv_out))
+        c = len(cfg.conv)
+        return (tuple(us), tuple(spikes)), Records(readout, tuple(inputs[c:]),
+                                                   tuple(spikes[c:]), tuple(spikes[:c]))
 
 
 def layer_shapes(config: SNNConfig, x_shape) -> list:

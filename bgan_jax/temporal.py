@@ -35,7 +35,7 @@ from bgan_jax.tavrnn import (VARIANTS, TAVRNNConfig, create_tavrnn, edge_probabi
 from bgan_jax.training import TrainingDiverged, log_jsonl
 from graphs.errors import SpikeDataError
 from graphs.spikes import (DynamicGraphs, SpikeTrains, WindowConfig, check_windows,
-                           dynamic_graphs, read_spikes, stack_graphs)
+                           functional_windows, read_spikes, stack_graphs, window_graphs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,10 +155,10 @@ def holdout_pairs(adjacency: np.ndarray, fraction: float, rng) -> tuple:
 
 
 def prepare(trains: SpikeTrains, config: TemporalConfig) -> Prepared:
-    first = dynamic_graphs(trains, config.windows)
+    windows = functional_windows(trains, config.windows)
     rng = np.random.default_rng(config.seed)
-    pairs, labels, hide = holdout_pairs(first.adjacency, config.holdout, rng)
-    data = dynamic_graphs(trains, config.windows, hide=hide) if pairs.size else first
+    pairs, labels, hide = holdout_pairs(windows.adjacency, config.holdout, rng)
+    data = window_graphs(windows, hide=hide)
     return Prepared(data, stack_graphs(data.graphs), data.adjacency.astype(np.float32),
                     (~hide).astype(np.float32), pairs, labels)
 
@@ -193,6 +193,12 @@ def link_auc(mu: np.ndarray, pairs: np.ndarray, labels: np.ndarray) -> float:
         return float("nan")
     scores = np.einsum("kl,kl->k", mu[pairs[:, 0], pairs[:, 1]], mu[pairs[:, 0], pairs[:, 2]])
     return float(roc_auc_score(labels, scores))
+
+
+def cluster_count(truth: Truth, n_neurons: int) -> int:
+    """Clusters to look for: the true number of communities when known, else 3."""
+    k = len(np.unique(truth.community)) if truth.community is not None else 3
+    return min(k, n_neurons)
 
 
 def clusters(mu: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -243,18 +249,20 @@ def regime_accuracy(features: np.ndarray, labels: np.ndarray, train: np.ndarray)
     return float(np.mean(clf.predict(features[test]) == labels[test]))
 
 
-def evaluate(mu: np.ndarray, prep: Prepared, truth: Truth, seed: int = 0) -> Dict[str, float]:
-    """All metrics the data allows (NaN-free keys only)."""
+def evaluate(mu: np.ndarray, prep: Prepared, truth: Truth, seed: int = 0,
+             found: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """All metrics the data allows (NaN-free keys only); ``found``: the clusters if
+    already computed (``clusters(mu, cluster_count(truth, N), seed)``)."""
     out = {"link_auc": link_auc(mu, prep.test_pairs, prep.test_labels)}
-    k = len(np.unique(truth.community)) if truth.community is not None else 3
-    found = clusters(mu, min(k, mu.shape[1]), seed)
+    if found is None:
+        found = clusters(mu, cluster_count(truth, mu.shape[1]), seed)
     if truth.community is not None:
         out.update(community_scores(found, truth.community))
-    if truth.segment_regime is not None and k > 1:
+    if truth.segment_regime is not None and found.max() > 0:
         labels = window_regimes(prep.data.starts, prep.data.config.window_ms, truth)
         out["regime_accuracy"] = regime_accuracy(cluster_connectivity(mu, found), labels,
                                                  regime_split(prep.data.starts, labels, truth))
-    return {k: v for k, v in out.items() if np.isfinite(v)}
+    return {name: v for name, v in out.items() if np.isfinite(v)}
 
 
 def _manager(workdir: Path) -> ocp.CheckpointManager:

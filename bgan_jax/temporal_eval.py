@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bgan_jax.tavrnn import VARIANTS, TAVRNNConfig
+from bgan_jax.tavrnn import VARIANTS
 from bgan_jax.temporal import TemporalConfig, train_temporal
 
 METRICS = ("link_auc", "ari", "nmi", "regime_accuracy")
@@ -83,8 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
-    rows = run(args.out, args.seeds, args.steps, args.variants, progress=args.progress,
-               config=TemporalConfig(model=TAVRNNConfig()))
+    rows = run(args.out, args.seeds, args.steps, args.variants, progress=args.progress)
     print(markdown(rows))
     return 0
 

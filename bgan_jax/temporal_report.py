@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from bgan_jax.tavrnn import create_tavrnn, edge_probabilities
-from bgan_jax.temporal import (clusters, cluster_connectivity, embed, evaluate, load_recording,
-                               load_temporal_run, prepare, run_config, window_regimes)
+from bgan_jax.temporal import (cluster_connectivity, cluster_count, clusters, embed, evaluate,
+                               load_recording, load_temporal_run, prepare, run_config,
+                               window_regimes)
 
 
 def pca2(x: np.ndarray) -> np.ndarray:
@@ -123,17 +124,16 @@ def analyze_temporal(workdir, out, recording=None) -> Dict:
     graphs = jax.tree.map(jnp.asarray, prep.graphs)
     run = load_temporal_run(workdir, trains.n_neurons, graphs)
     result = embed(create_tavrnn(config.model, trains.n_neurons), run.params, graphs)
-    mu, attention = result.mu, result.attention  # [T, N, L], [T, N, T]
+    mu, attention = result.mu, result.attention  # [T, N, L], [T, N, K]
     starts = prep.data.starts
     regimes = window_regimes(starts, config.window_ms, truth)
-    k = len(np.unique(truth.community)) if truth.community is not None else 3
-    found = clusters(mu, k, config.seed)
-    metrics = evaluate(mu, prep, truth, config.seed)
+    found = clusters(mu, cluster_count(truth, trains.n_neurons), config.seed)
+    metrics = evaluate(mu, prep, truth, config.seed, found)
     out.mkdir(parents=True, exist_ok=True)
     between = cluster_connectivity(mu, found)  # [T, k(k-1)/2]
     figures = _figures(out, mu, attention, prep.data.adjacency, regimes, truth.regimes,
                        truth.community, found, starts, between)
-    a, b = np.triu_indices(k, 1)
+    a, b = np.triu_indices(int(found.max()) + 1, 1)
     with (out / "windows.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["window", "start_ms", "regime", "observed_links", "attention_entropy"]

@@ -342,8 +342,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             if step % config.log_every == 0 or step == config.num_steps:
                 rate = graphs_seen / max(time.time() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss:.4f}", graphs_per_s=f"{rate:.1f}")
-                log_jsonl(metrics_path, {"step": step, "loss": loss, "grad_norm": float(s["grad_norm"]),
-                                    "graphs_per_s": rate})
+                log_jsonl(metrics_path, {"step": step, "loss": loss,
+                                         "grad_norm": float(s["grad_norm"]), "graphs_per_s": rate})
             if step % config.eval_every == 0 or step == config.num_steps:
                 val = evaluate(eval_step, host_state(), splits["val"], config, task, scale)
                 log_jsonl(metrics_path, {"step": step, "split": "val", **val})
@@ -357,7 +357,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
                 break
         epoch_traces.append(counter.count - traces_before)
         log_jsonl(metrics_path, {"epoch": epoch, "compilations": epoch_traces[-1],
-                            "buckets": n_buckets})
+                                 "buckets": n_buckets})
     bar.close()
     final = host_state()
     if best.best_step() is not None:

@@ -192,8 +192,8 @@ def build_planted(out_dir, case_name: str, n: int = 160, seed: int = 0,
                                      group=case.group, column=case.column,
                                      label=LABELS[int(labels[i])],
                                      nodes=np.flatnonzero(nodes).tolist()))
-            save_cg(dataclasses.replace(cg, meta=meta), out / "graphs" / f"{name}.npz")
-            rows.append({"file": str(nml), "npz": str(out / "graphs" / f"{name}.npz"),
+            npz = save_cg(dataclasses.replace(cg, meta=meta), out / "graphs" / f"{name}.npz")
+            rows.append({"file": str(nml), "npz": str(npz),
                          "status": "ok", "n_nodes": cg.n_nodes, "n_edges": cg.n_edges,
                          "labels": {"planted": int(labels[i])},
                          "generator": dict(spec.meta, seed=net_seed)})

@@ -12,7 +12,8 @@ Pipeline (every step a small pure function)::
          rows 0..N-1: the neurons in this window, rows N..2N-1: one *history node*
          per neuron (the same neuron in the previous window, linked to it both
          ways; its edges are the previous window's functional graph)
-      -> padded jraph.GraphsTuples of one shape      dynamic_graphs
+      -> padded jraph.GraphsTuples of one shape      window_graphs
+    (functional_windows + window_graphs = dynamic_graphs)
 
 Node features: the neuron's spike counts in the window's bins, z-scored over
 the window (zeros for a silent neuron), then log1p(rate in Hz) and a
@@ -167,9 +168,7 @@ def read_spikes(path) -> SpikeTrains:
             return _read_npz(path)
         if suffix in (".spikes", ".dat", ".txt"):
             return _read_lems_events(path)
-    except (OSError, ValueError) as err:
-        if isinstance(err, SpikeDataError):
-            raise
+    except (OSError, ValueError) as err:  # SpikeDataError is neither: it passes through
         raise SpikeDataError(path, f"cannot read: {err}") from None
     raise SpikeDataError(path, f"unknown spike file type {suffix!r} (.csv, .npz, .spikes)")
 
@@ -263,13 +262,17 @@ def pad_size(n: int, multiple: int = 64) -> int:
     return -(-max(int(n), 1) // multiple) * multiple
 
 
-def dynamic_graphs(trains: SpikeTrains, config: WindowConfig = WindowConfig(),
-                   hide: Optional[np.ndarray] = None, pad_nodes: Optional[int] = None,
-                   pad_edges: Optional[int] = None) -> DynamicGraphs:
-    """The recording's window graphs. ``hide`` ([T, N, N] bool, symmetric) removes
-    pairs from the *input* graphs (held-out links); ``adjacency`` keeps them.
-    Every graph is padded to the same ``pad_nodes`` / ``pad_edges`` (default: the
-    largest, rounded up to a multiple of 64) plus jraph's padding graph."""
+class Windows(NamedTuple):
+    """A recording's windows before graph building (what held-out links are drawn from)."""
+
+    adjacency: np.ndarray  # [T, N, N] bool functional graphs
+    features: np.ndarray  # [T, 2N, F] float32 (neurons, then history nodes)
+    starts: np.ndarray  # [T] ms
+    config: WindowConfig
+
+
+def functional_windows(trains: SpikeTrains, config: WindowConfig = WindowConfig()) -> Windows:
+    """Bin, window, correlate: every window's functional graph and node features."""
     starts = window_starts(trains.duration, config)
     if starts.size == 0:
         raise SpikeDataError("<spikes>", f"recording of {trains.duration} ms is shorter than "
@@ -283,17 +286,28 @@ def dynamic_graphs(trains: SpikeTrains, config: WindowConfig = WindowConfig(),
         c = counts[t * s:t * s + w]
         adjacency.append(functional_adjacency(correlation(c), config.threshold, config.top_k))
         current.append(window_features(c, config.window_ms))
-    adjacency = np.stack(adjacency)  # [T, N, N]
     current = np.stack(current)  # [T, N, W + 1]
     history = np.concatenate([np.zeros_like(current[:1]), current[:-1]])
     flag = np.concatenate([np.zeros((n, 1)), np.ones((n, 1))])[None].repeat(starts.size, 0)
     features = np.concatenate([np.concatenate([current, history], axis=1), flag],
                               axis=2).astype(np.float32)  # [T, 2N, W + 2]
+    return Windows(np.stack(adjacency), features, starts, config)
+
+
+def window_graphs(windows: Windows, hide: Optional[np.ndarray] = None,
+                  pad_nodes: Optional[int] = None,
+                  pad_edges: Optional[int] = None) -> DynamicGraphs:
+    """The window graphs. ``hide`` ([T, N, N] bool, symmetric) removes pairs from the
+    *input* graphs (held-out links); ``adjacency`` keeps them. Every graph is padded
+    to the same ``pad_nodes`` / ``pad_edges`` (default: the largest, rounded up to a
+    multiple of 64) plus jraph's padding graph."""
+    adjacency, features = windows.adjacency, windows.features
+    n = adjacency.shape[1]
     if hide is not None and hide.shape != adjacency.shape:
         raise ValueError(f"hide has shape {hide.shape}, the windows {adjacency.shape}")
     seen = adjacency & ~hide if hide is not None else adjacency
     edges = [window_graph(seen[t], seen[t - 1] if t else np.zeros_like(seen[0]))
-             for t in range(starts.size)]
+             for t in range(len(seen))]
     n_edge = max(e[0].size for e in edges)
     pad_n = pad_nodes or pad_size(2 * n + 1)
     pad_e = pad_edges or pad_size(n_edge + 1)
@@ -306,7 +320,14 @@ def dynamic_graphs(trains: SpikeTrains, config: WindowConfig = WindowConfig(),
                               senders=snd, receivers=rcv, globals=np.zeros((1, 1), np.float32),
                               n_node=np.array([2 * n]), n_edge=np.array([snd.size]))
         graphs.append(jraph.pad_with_graphs(g, pad_n, pad_e, 2))
-    return DynamicGraphs(graphs, adjacency, features, starts, config)
+    return DynamicGraphs(graphs, adjacency, features, windows.starts, windows.config)
+
+
+def dynamic_graphs(trains: SpikeTrains, config: WindowConfig = WindowConfig(),
+                   hide: Optional[np.ndarray] = None, pad_nodes: Optional[int] = None,
+                   pad_edges: Optional[int] = None) -> DynamicGraphs:
+    """``window_graphs(functional_windows(trains, config), hide, pad_nodes, pad_edges)``."""
+    return window_graphs(functional_windows(trains, config), hide, pad_nodes, pad_edges)
 
 
 def stack_graphs(graphs) -> jraph.GraphsTuple:
