@@ -120,6 +120,22 @@ def target_scale(examples: Sequence[Example], task: Task) -> Tuple[float, float]
     return float(values.mean()), float(values.std() or 1.0)
 
 
+def class_weights(examples: Sequence[Example], task: Task) -> np.ndarray:
+    """Balanced class weights n / (K * n_c) from the labelled items of ``examples`` [C]
+    (K: classes present, as scikit-learn's "balanced"): every present class then
+    weighs the same in the loss and the mean item weight is 1. An absent class gets 1."""
+    if task.kind != "classification":
+        raise DatasetError(f"class weights need a classification task, not {task.kind}")
+    if task.level == "node":
+        y = np.concatenate([e.node_y[e.node_mask] for e in examples] or [np.zeros(0)])
+    else:
+        y = np.array([e.graph_y for e in examples if e.graph_mask])
+    counts = np.bincount(y.astype(int), minlength=task.outputs).astype(np.float64)
+    present = max(int(np.sum(counts > 0)), 1)
+    w = np.where(counts > 0, y.size / (present * np.maximum(counts, 1)), 1.0)
+    return w.astype(np.float32)
+
+
 def make_batch(examples: Sequence[Example], n_graph: int, scale=(0.0, 1.0),
                n_node: Optional[int] = None, n_edge: Optional[int] = None) -> jraph.GraphsTuple:
     """Batch and pad examples (n_graph includes jraph's padding graph), targets attached."""

@@ -33,43 +33,50 @@ VARIANTS: Dict[str, tuple] = {
 ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
 
 
-def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int) -> Dict:
-    from bgan_jax.training import TrainConfig, metric_name, train_and_evaluate
-    from bgan_jax import data as data_lib
+def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
+            balanced: bool = False) -> Dict:
+    from bgan_jax.training import TrainConfig, selection_metric, train_and_evaluate
 
     model_name, changes = VARIANTS[variant]
     base = TrainConfig()
     config = dataclasses.replace(base, task=task, model_name=model_name, seed=seed,
-                                 num_steps=steps, eval_every=max(steps // 3, 1),
-                                 checkpoint_every=steps, model=base.model.replace(**changes))
+                                 num_steps=steps, eval_every=max(steps // 6, 1),
+                                 checkpoint_every=steps, model=base.model.replace(**changes),
+                                 class_weighting="balanced" if balanced else "none")
     workdir = out / f"{task}-{variant}-s{seed}"
     if workdir.exists():  # an interrupted run (finished ones are skipped): start it again
         shutil.rmtree(workdir)
     t0 = time.time()
     table = train_and_evaluate(config, data_dir, workdir, progress=False)
-    metric = metric_name(data_lib.task_of(task))
-    return {"task": task, "variant": variant, "seed": seed, "metric": metric,
-            "seconds": time.time() - t0, "best_step": table["best_step"],
-            **{split: row.get(metric) for split, row in table["splits"].items()}}
+    return {"task": task, "variant": variant, "seed": seed, "metric": selection_metric(config),
+            "steps": steps, "seconds": time.time() - t0, "best_step": table["best_step"],
+            "splits": table["splits"]}
+
+
+def _reported(metric: str) -> List[str]:
+    """The metrics a table shows: the selection metric, plus plain accuracy when the
+    checkpoint was chosen by balanced accuracy."""
+    return [metric, "accuracy"] if metric == "balanced_accuracy" else [metric]
 
 
 def markdown(rows: Sequence[Dict]) -> str:
-    """Mean +- std over seeds, one table per task."""
+    """Mean +- std over seeds, one table per task and reported metric."""
     lines: List[str] = []
     for task in dict.fromkeys(r["task"] for r in rows):
         sub = [r for r in rows if r["task"] == task]
-        metric = sub[0]["metric"]
-        lines += [f"### {task} ({metric}, best-validation checkpoint, "
-                  f"{len({r['seed'] for r in sub})} seeds)", "",
-                  "| variant | train | val | test | ood |", "|---|---|---|---|---|"]
-        for variant in dict.fromkeys(r["variant"] for r in sub):
-            cells = []
-            for split in ("train", "val", "test", "ood"):
-                vals = [r[split] for r in sub if r["variant"] == variant
-                        and r.get(split) is not None and np.isfinite(r[split])]
-                cells.append(f"{np.mean(vals):.3f} +- {np.std(vals):.3f}" if vals else "-")
-            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-        lines.append("")
+        for metric in _reported(sub[0]["metric"]):
+            lines += [f"### {task} ({metric}, best-validation checkpoint, "
+                      f"{len({r['seed'] for r in sub})} seeds, {sub[0]['steps']} steps)", "",
+                      "| variant | train | val | test | ood |", "|---|---|---|---|---|"]
+            for variant in dict.fromkeys(r["variant"] for r in sub):
+                cells = []
+                for split in ("train", "val", "test", "ood"):
+                    vals = [r["splits"][split].get(metric) for r in sub
+                            if r["variant"] == variant and split in r["splits"]]
+                    vals = [v for v in vals if v is not None and np.isfinite(v)]
+                    cells.append(f"{np.mean(vals):.3f} +- {np.std(vals):.3f}" if vals else "-")
+                lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -81,6 +88,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--tasks", nargs="+", default=["firing_pattern", "regime", "stdp_dw"])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--balanced", nargs="*", default=["regime"], metavar="TASK",
+                   help="classification tasks trained with balanced class weights and "
+                   "selected by balanced accuracy (default: regime, 75%% one class)")
     p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
                    "variant share compilations)")
     args = p.parse_args(argv)
@@ -103,7 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for seed in args.seeds:
                 if (task, variant, seed) in done:
                     continue
-                row = run_one(data_dir, out, task, variant, seed, args.steps)
+                row = run_one(data_dir, out, task, variant, seed, args.steps,
+                              balanced=task in args.balanced)
                 rows.append(row)
                 results.write_text(json.dumps(rows, indent=1))
                 (out / "results.md").write_text(markdown(rows))

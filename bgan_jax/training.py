@@ -32,6 +32,7 @@ from graphs.cg import GraphBuilder
 from graphs.schema import EdgeKind, NodeKind
 
 MODELS = ("bgan", "mlp", "transformer")
+CLASS_WEIGHTING = ("none", "balanced")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
+    class_weighting: str = "none"
+    """'none' or 'balanced' (classification): each item's loss is weighted by the
+    train split's n / (C * n_c) for its class, and the best checkpoint is chosen by
+    balanced accuracy: for skewed labels (the regime task is 75% one class)."""
     seed: int = 0
     log_every: int = 10
     eval_every: int = 100
@@ -65,6 +70,12 @@ class TrainConfig:
         data_lib.task_of(self.task)
         if self.model_name not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model_name!r}")
+        if self.class_weighting not in CLASS_WEIGHTING:
+            raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTING}, got "
+                             f"{self.class_weighting!r}")
+        if self.class_weighting != "none" and data_lib.task_of(self.task).kind != "classification":
+            raise ValueError(f"class_weighting={self.class_weighting!r} needs a classification "
+                             f"task; {self.task!r} is a regression")
         for name in ("batch_size", "num_steps", "log_every", "eval_every", "checkpoint_every",
                      "keep_checkpoints"):
             if getattr(self, name) < 1:
@@ -117,8 +128,11 @@ def create_train_state(config: TrainConfig, example_batch) -> train_state.TrainS
 
 # -- losses and steps (pure) ---------------------------------------------------
 
-def batch_stats(params, apply_fn, batch, task: data_lib.Task, rng, train: bool) -> Dict:
-    """Sums over the batch's labelled items: loss, count and the metric's parts."""
+def batch_stats(params, apply_fn, batch, task: data_lib.Task, rng, train: bool,
+                class_weights=None) -> Dict:
+    """Sums over the batch's labelled items: loss (weighted by ``class_weights`` [C] of
+    each item's class when given), count and the metric's parts (per-class counts
+    [C] for balanced accuracy)."""
     out = apply_fn({"params": params}, batch, train=train, rngs={"dropout": rng})
     if task.level == "node":
         pred, y, mask = out["node"], batch.nodes["y"], batch.nodes["y_mask"]  # [N, C], [N]
@@ -128,8 +142,12 @@ def batch_stats(params, apply_fn, batch, task: data_lib.Task, rng, train: bool) 
     if task.kind == "classification":
         labels = jnp.where(mask, y, 0).astype(jnp.int32)
         loss = optax.softmax_cross_entropy_with_integer_labels(pred, labels)
+        if class_weights is not None:
+            loss = loss * jnp.asarray(class_weights)[labels]
         correct = (jnp.argmax(pred, -1) == labels).astype(jnp.float32)
-        return {"loss": jnp.sum(loss * w), "count": jnp.sum(w), "correct": jnp.sum(correct * w)}
+        onehot = jax.nn.one_hot(labels, task.outputs) * w[:, None]  # [items, C]
+        return {"loss": jnp.sum(loss * w), "count": jnp.sum(w), "correct": jnp.sum(correct * w),
+                "class_count": onehot.sum(0), "class_correct": (onehot * correct[:, None]).sum(0)}
     err = jnp.square(pred[:, 0] - y)
     return {"loss": jnp.sum(err * w), "count": jnp.sum(w), "y": jnp.sum(y * w),
             "y2": jnp.sum(jnp.square(y) * w)}
@@ -143,7 +161,7 @@ class TraceCounter:
 
 
 def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
-                    counter: Optional[TraceCounter] = None) -> Callable:
+                    counter: Optional[TraceCounter] = None, class_weights=None) -> Callable:
     """(state, batch, rng) -> (state, stats). With ``axis_name`` it runs under pmap."""
 
     def step(state, batch, rng):
@@ -154,7 +172,7 @@ def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
             rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
         def loss_fn(params):
-            s = batch_stats(params, state.apply_fn, batch, task, rng, True)
+            s = batch_stats(params, state.apply_fn, batch, task, rng, True, class_weights)
             total = s["count"] if axis_name is None else jax.lax.psum(s["count"], axis_name)
             return s["loss"] / jnp.maximum(total, 1.0), s
 
@@ -179,6 +197,9 @@ def summarize(stats: Dict[str, float], task: data_lib.Task) -> Dict[str, float]:
     out = {"loss": float(stats["loss"]) / n, "count": int(stats["count"])}
     if task.kind == "classification":
         out["accuracy"] = float(stats["correct"]) / n
+        seen = np.asarray(stats["class_count"]) > 0  # classes present in this split
+        recall = np.asarray(stats["class_correct"])[seen] / np.asarray(stats["class_count"])[seen]
+        out["balanced_accuracy"] = float(recall.mean()) if seen.any() else float("nan")
     else:
         var = float(stats["y2"]) - float(stats["y"]) ** 2 / n
         out["r2"] = 1.0 - float(stats["loss"]) / var if var > 0 else float("nan")
@@ -189,12 +210,19 @@ def metric_name(task: data_lib.Task) -> str:
     return "accuracy" if task.kind == "classification" else "r2"
 
 
+def selection_metric(config: TrainConfig) -> str:
+    """The validation metric that picks the best checkpoint."""
+    if config.class_weighting == "balanced":
+        return "balanced_accuracy"
+    return metric_name(data_lib.task_of(config.task))
+
+
 def evaluate(eval_step, state, examples: Sequence[data_lib.Example], config: TrainConfig,
              task: data_lib.Task, scale) -> Dict[str, float]:
     totals: Dict[str, float] = {}
     for (batch,) in data_lib.batches(examples, config.batch_size, shuffle=False, scale=scale):
         for k, v in eval_step(state, batch).items():
-            totals[k] = totals.get(k, 0.0) + float(v)
+            totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
     return summarize(totals, task) if totals else {"count": 0}
 
 
@@ -251,7 +279,7 @@ def load_run(workdir) -> Run:
     if not config_path.is_file():
         raise FileNotFoundError(f"{workdir}: no config.json; is it a train.py --workdir?")
     config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    latest, best = checkpoint_managers(workdir, config, metric_name(data_lib.task_of(config.task)))
+    latest, best = checkpoint_managers(workdir, config, selection_metric(config))
     manager = best if best.latest_step() is not None else latest
     if manager.latest_step() is None:
         raise FileNotFoundError(f"{workdir}: no checkpoint in best/ or checkpoints/")
@@ -289,8 +317,10 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
 
     first = next(data_lib.batches(train[:1], config.batch_size, scale=scale))[0]
     state = create_train_state(config, first)
-    metric = metric_name(task)
+    metric = selection_metric(config)
     latest, best = checkpoint_managers(workdir, config, metric)
+    weights = (data_lib.class_weights(train, task) if config.class_weighting == "balanced"
+               else None)
     if resume and latest.latest_step() is not None:
         state = restore(latest, state)
     elif not resume and latest.latest_step() is not None:
@@ -301,12 +331,12 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     counter = TraceCounter()
     rng = jax.random.PRNGKey(config.seed + 1)
     if devices > 1:
-        step_fn = jax.pmap(make_train_step(task, "devices", counter), axis_name="devices",
+        step_fn = jax.pmap(make_train_step(task, "devices", counter, weights), axis_name="devices",
                            donate_argnums=(0,))
         state = flax.jax_utils.replicate(state)
         rngs = jax.random.split(rng, devices)
     else:
-        step_fn = jax.jit(make_train_step(task, None, counter), donate_argnums=(0,))
+        step_fn = jax.jit(make_train_step(task, None, counter, weights), donate_argnums=(0,))
     eval_step = make_eval_step(task)
     metrics_path = workdir / "metrics.jsonl"
 
@@ -371,10 +401,11 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
 
 
 def format_table(table: Dict, task: data_lib.Task) -> str:
-    metric = metric_name(task)
-    lines = [f"{'split':<8}{'labelled':>10}{'loss':>10}{metric:>10}"]
+    metrics = ["accuracy", "balanced_accuracy"] if task.kind == "classification" else ["r2"]
+    lines = [f"{'split':<8}{'labelled':>10}{'loss':>10}" + "".join(f"{m:>19}" for m in metrics)]
     for name, row in table["splits"].items():
         if row.get("count"):
-            lines.append(f"{name:<8}{row['count']:>10}{row['loss']:>10.4f}{row[metric]:>10.4f}")
+            lines.append(f"{name:<8}{row['count']:>10}{row['loss']:>10.4f}"
+                         + "".join(f"{row[m]:>19.4f}" for m in metrics))
     return "\n".join(lines)
 

@@ -83,8 +83,9 @@ for task in ("firing_pattern", "regime"):
     state = create_train_state(cfg, union)
     t = data_lib.task_of(task)
     rng = jax.random.PRNGKey(3)
-    single, s1 = jax.jit(make_train_step(t))(state, union, rng)
-    step = jax.pmap(make_train_step(t, "d"), axis_name="d")
+    w = data_lib.class_weights(train, t) if task == "regime" else None  # weighted loss too
+    single, s1 = jax.jit(make_train_step(t, class_weights=w))(state, union, rng)
+    step = jax.pmap(make_train_step(t, "d", class_weights=w), axis_name="d")
     stacked = jax.tree.map(lambda *xs: np.stack(xs), *per_device)
     multi, s4 = step(flax.jax_utils.replicate(state), stacked, jax.random.split(rng, 4))
     multi = flax.jax_utils.unreplicate(multi)
@@ -191,9 +192,34 @@ def test_epochs_are_deterministic_buckets_of_one_shape(dataset):
 
 def test_results_table_averages_over_seeds():
     from bgan_jax.experiments import markdown
-    rows = [{"task": "regime", "variant": v, "seed": s, "metric": "accuracy", "train": a,
-             "val": a, "test": a, "ood": None} for v, s, a in
-            [("bgan", 0, 0.5), ("bgan", 1, 0.7), ("mlp", 0, 0.4)]]
-    text = markdown(rows)
+
+    def row(v, s, a):
+        split = {"accuracy": a, "balanced_accuracy": a / 2}
+        return {"task": "regime", "variant": v, "seed": s, "metric": "balanced_accuracy",
+                "steps": 10, "splits": {"train": split, "val": split, "test": split, "ood": {}}}
+
+    text = markdown([row("bgan", 0, 0.5), row("bgan", 1, 0.7), row("mlp", 0, 0.4)])
     assert "| bgan | 0.600 +- 0.100 | 0.600 +- 0.100 | 0.600 +- 0.100 | - |" in text
+    assert "| bgan | 0.300 +- 0.050 | 0.300 +- 0.050 | 0.300 +- 0.050 | - |" in text
     assert "| mlp | 0.400 +- 0.000" in text and "2 seeds" in text
+    assert text.index("(balanced_accuracy") < text.index("(accuracy")
+
+
+def test_balanced_class_weights_and_accuracy():
+    """Weights n / (C n_c) make every class weigh the same in the loss; balanced accuracy
+    is the mean per-class recall over the classes present."""
+    from bgan_jax.training import summarize
+    task = data_lib.task_of("regime")
+    exs = [data_lib.Example(None, np.zeros(1), np.zeros(1, bool), float(y), True, str(i))
+           for i, y in enumerate([1, 1, 1, 2])]
+    w = data_lib.class_weights(exs, task)
+    np.testing.assert_allclose(w, [1.0, 4 / 6, 4 / 2, 1.0])  # 2 classes present; absent: 1
+    counts = np.bincount([1, 1, 1, 2], minlength=4)
+    np.testing.assert_allclose((w * counts)[1:3], [2.0, 2.0])  # equal class totals, mean 1
+    s = summarize({"loss": 0.0, "count": 4, "correct": 3, "class_count": counts,
+                   "class_correct": np.array([0, 3, 0, 0])}, task)
+    assert s["accuracy"] == 0.75 and s["balanced_accuracy"] == 0.5  # (1 + 0) / 2
+    with pytest.raises(data_lib.DatasetError):
+        data_lib.class_weights(exs, data_lib.task_of("stdp_dw"))
+    with pytest.raises(ValueError, match="classification"):
+        TrainConfig(task="stdp_dw", class_weighting="balanced")
