@@ -40,7 +40,7 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
     model_name, changes = VARIANTS[variant]
     base = TrainConfig()
     config = dataclasses.replace(base, task=task, model_name=model_name, seed=seed,
-                                 num_steps=steps, eval_every=max(steps // 6, 1),
+                                 num_steps=steps, eval_every=max(steps // 3, 1),
                                  checkpoint_every=steps, model=base.model.replace(**changes),
                                  class_weighting="balanced" if balanced else "none")
     workdir = out / f"{task}-{variant}-s{seed}"
