@@ -218,7 +218,9 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
     # written once, before the labels that stratify the split are all known
     for row, split in zip(rows, assign_splits(rows, ood_family)):
         row["split"] = split
-    report = {"n": n, "seed": seed, "ood_family": ood_family, "networks": rows,
+    report = {"n": n, "seed": seed, "ood_family": ood_family,
+              "generator_args": {"families": list(families), "neuron_range": list(neuron_range)},
+              "networks": rows,
               "splits": dict(Counter(r["split"] for r in rows if r["status"] == "ok")),
               "class_balance": class_balance(rows)}
     (out / "report.json").write_text(json.dumps(report, indent=1))
