@@ -33,8 +33,31 @@ VARIANTS: Dict[str, tuple] = {
 ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
 
 
+def by_drive(workdir: Path, data_dir, config) -> Dict[str, Dict]:
+    """Every split's metrics over pulse- and Poisson-driven networks separately, from the
+    run's best checkpoint: Poisson-driven labels are partly draw noise to a CG model
+    (``bnnsim.stability``), pulse-driven ones are not."""
+    from bgan_jax import data as data_lib
+    from bgan_jax import training
+
+    task = data_lib.task_of(config.task)
+    splits = data_lib.load_splits(data_dir, config.task)
+    scale = data_lib.target_scale(splits["train"], task)
+    first = next(data_lib.batches(splits["train"][:1], config.batch_size, scale=scale))[0]
+    state = training.create_train_state(config, first)
+    state = state.replace(params=training.load_run(workdir).params)
+    step = training.make_eval_step(task)
+    out = {}
+    for split, examples in splits.items():
+        for drive in ("pulse", "poisson"):
+            sub = [e for e in examples if e.cg.meta.get("generator", {}).get("drive") == drive]
+            if sub:
+                out[f"{split}/{drive}"] = training.evaluate(step, state, sub, config, task, scale)
+    return out
+
+
 def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
-            balanced: bool = False) -> Dict:
+            balanced: bool = False, drives: bool = False) -> Dict:
     from bgan_jax.training import TrainConfig, selection_metric, train_and_evaluate
 
     model_name, changes = VARIANTS[variant]
@@ -48,9 +71,10 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
         shutil.rmtree(workdir)
     t0 = time.time()
     table = train_and_evaluate(config, data_dir, workdir, progress=False)
-    return {"task": task, "variant": variant, "seed": seed, "metric": selection_metric(config),
-            "steps": steps, "seconds": time.time() - t0, "best_step": table["best_step"],
-            "splits": table["splits"]}
+    row = {"task": task, "variant": variant, "seed": seed, "metric": selection_metric(config),
+           "steps": steps, "seconds": time.time() - t0, "best_step": table["best_step"],
+           "splits": table["splits"]}
+    return dict(row, by_drive=by_drive(workdir, data_dir, config)) if drives else row
 
 
 def _reported(metric: str) -> List[str]:
@@ -77,7 +101,25 @@ def markdown(rows: Sequence[Dict]) -> str:
                     cells.append(f"{np.mean(vals):.3f} +- {np.std(vals):.3f}" if vals else "-")
                 lines.append(f"| {variant} | " + " | ".join(cells) + " |")
             lines.append("")
+        lines += _drive_table(sub)
     return "\n".join(lines)
+
+
+def _drive_table(rows: Sequence[Dict]) -> List[str]:
+    """Mean +- std of the selection metric per split and drive, for rows scored by drive."""
+    rows = [r for r in rows if r.get("by_drive")]
+    if not rows:
+        return []
+    metric = rows[0]["metric"]
+    keys = [f"{s}/{d}" for s in ("val", "test", "ood") for d in ("pulse", "poisson")]
+    lines = [f"#### {rows[0]['task']} by drive ({metric})", "",
+             "| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        vals = [[r["by_drive"][k][metric] for r in rows
+                 if r["variant"] == variant and k in r["by_drive"]] for k in keys]
+        lines.append(f"| {variant} | " + " | ".join(
+            f"{np.mean(v):.3f} +- {np.std(v):.3f}" if v else "-" for v in vals) + " |")
+    return lines + [""]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -91,6 +133,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--balanced", nargs="*", default=["regime"], metavar="TASK",
                    help="classification tasks trained with balanced class weights and "
                    "selected by balanced accuracy (default: regime, 75%% one class)")
+    p.add_argument("--by-drive", action="store_true",
+                   help="also score each run on pulse- and Poisson-driven networks apart")
     p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
                    "variant share compilations)")
     args = p.parse_args(argv)
@@ -114,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if (task, variant, seed) in done:
                     continue
                 row = run_one(data_dir, out, task, variant, seed, args.steps,
-                              balanced=task in args.balanced)
+                              balanced=task in args.balanced, drives=args.by_drive)
                 rows.append(row)
                 results.write_text(json.dumps(rows, indent=1))
                 (out / "results.md").write_text(markdown(rows))

@@ -198,7 +198,10 @@ def test_results_table_averages_over_seeds():
         return {"task": "regime", "variant": v, "seed": s, "metric": "balanced_accuracy",
                 "steps": 10, "splits": {"train": split, "val": split, "test": split, "ood": {}}}
 
-    text = markdown([row("bgan", 0, 0.5), row("bgan", 1, 0.7), row("mlp", 0, 0.4)])
+    rows = [row("bgan", 0, 0.5), row("bgan", 1, 0.7), row("mlp", 0, 0.4)]
+    rows[0]["by_drive"] = {"test/pulse": {"balanced_accuracy": 0.9}}
+    text = markdown(rows)
+    assert "| bgan | - | - | 0.900 +- 0.000 | - | - | - |" in text  # test/pulse
     assert "| bgan | 0.600 +- 0.100 | 0.600 +- 0.100 | 0.600 +- 0.100 | - |" in text
     assert "| bgan | 0.300 +- 0.050 | 0.300 +- 0.050 | 0.300 +- 0.050 | - |" in text
     assert "| mlp | 0.400 +- 0.000" in text and "2 seeds" in text
