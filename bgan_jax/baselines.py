@@ -11,6 +11,7 @@ import jraph
 
 from bgan_jax.config import BGANConfig
 from bgan_jax.masks import graph_index
+from bgan_jax.model import node_inputs
 
 
 class NodeMLP(nn.Module):
@@ -24,7 +25,7 @@ class NodeMLP(nn.Module):
                  train: bool = False) -> Dict[str, jnp.ndarray]:
         cfg, nodes = self.config, graph.nodes
         valid = nodes["valid"][:, None]  # [N, 1]
-        h = jnp.concatenate([nodes["features"] * nodes["feature_mask"], nodes["feature_mask"]], -1)
+        h = node_inputs(nodes, cfg)  # [N, 2F]
         for i in range(cfg.num_blocks):
             h = nn.gelu(nn.Dense(cfg.hidden, name=f"dense_{i}")(h))
             h = nn.Dropout(cfg.dropout, deterministic=not train)(h)

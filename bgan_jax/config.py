@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 from graphs.schema import EdgeKind
 
 ATTENTION_PATHS = ("sparse", "dense")
+FEATURE_CLIP = 10.0  # standardised node features are clipped to +-this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,15 @@ class BGANConfig:
     """Masked-feature reconstruction head over all node feature columns."""
     dropout: float = 0.0
     """Dropout on attention outputs and MLP during training (``train=True``)."""
+    feature_shift: Tuple[float, ...] = ()
+    """Per-column shift of the encoded node features (one per schema column; () = none).
+    Training fills it and ``feature_scale`` from the train split
+    (``bgan_jax.data.feature_stats``): parameters that matter can differ by 0.01 in
+    their encoded value (Izhikevich ``a``), too little for a model to see unscaled.
+    Kept in the config, so a saved run standardises any CG it is given the same way."""
+    feature_scale: Tuple[float, ...] = ()
+    """Per-column scale (> 0) paired with ``feature_shift``; standardised values are
+    clipped to +-``FEATURE_CLIP`` so an unseen parameter value cannot dominate."""
 
     def __post_init__(self):
         checks = [
@@ -70,6 +80,9 @@ class BGANConfig:
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
             (self.dense_graph_nodes is None or self.dense_graph_nodes >= 1,
              "dense_graph_nodes must be None or >= 1"),
+            (len(self.feature_shift) == len(self.feature_scale)
+             and all(v > 0 for v in self.feature_scale),
+             "feature_shift and feature_scale must have the same length and scale > 0"),
             (all(k in {int(e) for e in EdgeKind} for k in self.signal_edge_kinds),
              f"signal_edge_kinds must be EdgeKind values, got {self.signal_edge_kinds}"),
         ]

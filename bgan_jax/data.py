@@ -120,6 +120,25 @@ def target_scale(examples: Sequence[Example], task: Task) -> Tuple[float, float]
     return float(values.mean()), float(values.std() or 1.0)
 
 
+MIN_FEATURE_STD = 1e-3  # below this a column's spread is float noise of a constant
+
+
+def feature_stats(examples: Sequence[Example], min_std: float = MIN_FEATURE_STD
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-column (mean, std) of the known node features of ``examples`` ([F] each),
+    for ``BGANConfig.feature_shift`` / ``feature_scale``. The std is floored at
+    ``min_std``; a column never known gets (0, 1)."""
+    if not examples:
+        raise DatasetError("feature statistics need at least one example")
+    x = np.concatenate([e.cg.node_features for e in examples]).astype(np.float64)  # [N, F]
+    known = np.concatenate([e.cg.node_feature_mask for e in examples]) > 0  # [N, F]
+    count = known.sum(0)
+    mean = np.where(known, x, 0.0).sum(0) / np.maximum(count, 1)
+    var = np.where(known, (x - mean) ** 2, 0.0).sum(0) / np.maximum(count, 1)
+    std = np.where(count > 0, np.maximum(np.sqrt(var), min_std), 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
 def class_weights(examples: Sequence[Example], task: Task) -> np.ndarray:
     """Balanced class weights n / (K * n_c) from the labelled items of ``examples`` [C]
     (K: classes present, as scikit-learn's "balanced"): every present class then

@@ -33,19 +33,20 @@ VARIANTS: Dict[str, tuple] = {
 ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
 
 
-def by_drive(workdir: Path, data_dir, config) -> Dict[str, Dict]:
+def by_drive(workdir: Path, data_dir) -> Dict[str, Dict]:
     """Every split's metrics over pulse- and Poisson-driven networks separately, from the
     run's best checkpoint: Poisson-driven labels are partly draw noise to a CG model
     (``bnnsim.stability``), pulse-driven ones are not."""
     from bgan_jax import data as data_lib
     from bgan_jax import training
 
+    run = training.load_run(workdir)  # its saved config holds the feature statistics
+    config = run.config
     task = data_lib.task_of(config.task)
     splits = data_lib.load_splits(data_dir, config.task)
     scale = data_lib.target_scale(splits["train"], task)
     first = next(data_lib.batches(splits["train"][:1], config.batch_size, scale=scale))[0]
-    state = training.create_train_state(config, first)
-    state = state.replace(params=training.load_run(workdir).params)
+    state = training.create_train_state(config, first).replace(params=run.params)
     step = training.make_eval_step(task)
     out = {}
     for split, examples in splits.items():
@@ -74,7 +75,7 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
     row = {"task": task, "variant": variant, "seed": seed, "metric": selection_metric(config),
            "steps": steps, "seconds": time.time() - t0, "best_step": table["best_step"],
            "splits": table["splits"]}
-    return dict(row, by_drive=by_drive(workdir, data_dir, config)) if drives else row
+    return dict(row, by_drive=by_drive(workdir, data_dir)) if drives else row
 
 
 def _reported(metric: str) -> List[str]:

@@ -16,8 +16,24 @@ import jraph
 
 from bgan_jax import masks
 from bgan_jax.attention import dense_attention, sparse_attention
-from bgan_jax.config import BGANConfig
+from bgan_jax.config import FEATURE_CLIP, BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
+
+
+def node_inputs(nodes: Dict, config: BGANConfig) -> jnp.ndarray:
+    """[N, 2F] model input: the known node features, standardised with the config's
+    per-column shift and scale (when set), next to their known-mask. Unknown values
+    and padding are 0 whatever the shift, so they carry only the mask."""
+    x, known = nodes["features"], nodes["feature_mask"]  # [N, F] each
+    if config.feature_shift:
+        if len(config.feature_shift) != x.shape[-1]:
+            raise ValueError(f"feature_shift has {len(config.feature_shift)} columns but the "
+                             f"graph has {x.shape[-1]} node features: a run trained on another "
+                             "feature schema")
+        shift = jnp.asarray(config.feature_shift, x.dtype)
+        scale = jnp.asarray(config.feature_scale, x.dtype)
+        x = jnp.clip((x - shift) / scale, -FEATURE_CLIP, FEATURE_CLIP)
+    return jnp.concatenate([jnp.where(known > 0, x, 0.0), known], -1)
 
 
 class Context(NamedTuple):
@@ -174,7 +190,7 @@ class BGAN(nn.Module):
         cfg = self.config
         nodes, edges = graph.nodes, graph.edges
         valid, edge_valid = nodes["valid"], edges["valid"]
-        x = jnp.concatenate([nodes["features"] * nodes["feature_mask"], nodes["feature_mask"]], -1)
+        x = node_inputs(nodes, cfg)  # [N, 2F]
         h = jnp.where(valid[:, None], nn.Dense(cfg.hidden, name="node_embed")(x), 0.0)  # [N, d]
         ex = jnp.concatenate([edges["features"] * edges["feature_mask"], edges["feature_mask"]], -1)
         edge_emb = nn.gelu(nn.Dense(cfg.edge_hidden, name="edge_embed")(ex))

@@ -56,6 +56,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
+    normalize_features: bool = True
+    """Standardise node features per column with the train split's statistics, stored
+    in ``model.feature_shift`` / ``feature_scale`` (so in config.json) at the start."""
     class_weighting: str = "none"
     """'none' or 'balanced' (classification): each item's loss is weighted by the
     train split's n / (C * n_c) for its class, and the best checkpoint is chosen by
@@ -104,6 +107,17 @@ def model_config(config: TrainConfig) -> BGANConfig:
     if config.model_name == "transformer":
         heads.update(nsa=False, bmsa=True, plain_attention=True)
     return config.model.replace(**heads)
+
+
+def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -> TrainConfig:
+    """The config with the model's feature standardisation set from the train split
+    (when ``normalize_features`` and not set already, e.g. by a resumed config)."""
+    if not config.normalize_features or config.model.feature_shift:
+        return config
+    shift, scale = data_lib.feature_stats(train)
+    model = config.model.replace(feature_shift=tuple(float(v) for v in shift),
+                                 feature_scale=tuple(float(v) for v in scale))
+    return dataclasses.replace(config, model=model)
 
 
 def build_model(config: TrainConfig):
@@ -304,12 +318,13 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     """Train on the train split, keep the best checkpoint by validation metric, and
     evaluate it on val / test / ood. Returns the final table (also eval.json)."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=1, default=str))
-    (workdir / "data.json").write_text(json.dumps({"data": str(Path(data_dir).absolute())}))
     task = data_lib.task_of(config.task)
     splits = data_lib.load_splits(data_dir, config.task)
     train = splits["train"]
+    config = with_feature_stats(config, train)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=1, default=str))
+    (workdir / "data.json").write_text(json.dumps({"data": str(Path(data_dir).absolute())}))
     scale = data_lib.target_scale(train, task)
     devices = jax.local_device_count()
     steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices))

@@ -220,6 +220,8 @@ def test_dropout_needs_train_flag_and_rng(batch):
     (dict(hidden=30, heads=4), "multiple of heads"),
     (dict(heads=1), "heads >= 2"),
     (dict(signal_edge_kinds=(9,)), "EdgeKind values"),
+    (dict(feature_shift=(0.0,), feature_scale=()), "same length"),
+    (dict(feature_shift=(0.0,), feature_scale=(0.0,)), "scale > 0"),
 ])
 def test_bad_config_is_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -257,3 +259,19 @@ def test_model_attention_sums_to_one_over_each_receivers_allowed_set(batch):
             total = jax.ops.segment_sum(w.edges, p.receivers, n) + w.self  # [N, H]
             expected = np.asarray(bgan_jax.receives(p), np.float32)[:, None]
             np.testing.assert_allclose(total, np.broadcast_to(expected, total.shape), atol=1e-6)
+
+
+def test_feature_standardisation_is_the_same_as_feeding_standardised_features(batch):
+    f = batch.nodes["features"].shape[-1]
+    rng = np.random.default_rng(0)
+    shift, scale = rng.normal(size=f), rng.uniform(0.5, 2.0, size=f)
+    cfg = SMALL.replace(feature_shift=tuple(shift), feature_scale=tuple(scale))
+    model, params = init_apply(cfg, batch)
+    known = np.asarray(batch.nodes["feature_mask"]) > 0
+    z = np.clip((np.asarray(batch.nodes["features"]) - shift) / scale, -10, 10)
+    pre = batch._replace(nodes=dict(batch.nodes, features=np.where(known, z, 0.0).astype(np.float32)))
+    assert_tree_close(create_model(SMALL).apply(params, pre), model.apply(params, batch))
+    out = model.apply(params, batch)
+    assert all(np.isfinite(np.asarray(v)).all() for v in out.values())  # padding: no NaN
+    with pytest.raises(ValueError, match="another feature schema"):
+        create_model(SMALL.replace(feature_shift=(0.0,), feature_scale=(1.0,))).apply(params, batch)

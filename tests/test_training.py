@@ -169,6 +169,31 @@ def test_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     assert kept and max(kept) == bad - 1
 
 
+def test_feature_stats_are_masked_floored_and_saved_with_the_run(dataset, tmp_path):
+    train = data_lib.load_splits(dataset, "firing_pattern")["train"]
+    mean, std = data_lib.feature_stats(train)
+    x = np.concatenate([e.cg.node_features for e in train])
+    known = np.concatenate([e.cg.node_feature_mask for e in train]) > 0
+    partly = np.flatnonzero((known.sum(0) > 1) & (known.sum(0) < len(x)))
+    j = int(partly[np.argmax(x[:, partly].std(0))])  # a partly known, varying column
+    col = x[known[:, j], j]  # unknown entries must not count
+    np.testing.assert_allclose(mean[j], col.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std[j], max(col.std(), data_lib.MIN_FEATURE_STD), rtol=1e-4)
+    assert np.all(std >= data_lib.MIN_FEATURE_STD)
+    never = ~known.any(0)
+    assert never.any() and np.all(mean[never] == 0) and np.all(std[never] == 1)
+    with pytest.raises(data_lib.DatasetError, match="at least one example"):
+        data_lib.feature_stats([])
+
+    cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2)
+    assert cfg.normalize_features and not cfg.model.feature_shift
+    train_and_evaluate(cfg, dataset, tmp_path, progress=False)
+    from bgan_jax.training import load_run
+    saved = load_run(tmp_path).config.model
+    np.testing.assert_allclose(saved.feature_shift, mean, rtol=1e-6)
+    np.testing.assert_allclose(saved.feature_scale, std, rtol=1e-6)
+
+
 def test_existing_run_needs_resume(dataset, tmp_path):
     cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2)
     table = train_and_evaluate(cfg, dataset, tmp_path, progress=False)
