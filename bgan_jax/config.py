@@ -59,9 +59,10 @@ class BGANConfig:
     feature_shift: Tuple[float, ...] = ()
     """Per-column shift of the encoded node features (one per schema column; () = none).
     Training fills it and ``feature_scale`` from the train split
-    (``bgan_jax.data.feature_stats``): parameters that matter can differ by 0.01 in
-    their encoded value (Izhikevich ``a``), too little for a model to see unscaled.
-    Kept in the config, so a saved run standardises any CG it is given the same way."""
+    (``bgan_jax.data.feature_stats``, physical quantities only): parameters that
+    matter can differ by 0.01 in their encoded value (Izhikevich ``a``), too little
+    for a model to see unscaled. Kept in the config, so a saved run standardises any
+    CG it is given the same way."""
     feature_scale: Tuple[float, ...] = ()
     """Per-column scale (> 0) paired with ``feature_shift``; standardised values are
     clipped to +-``FEATURE_CLIP`` so an unseen parameter value cannot dominate."""

@@ -31,6 +31,7 @@ from bnnsim.planted import LABELS as PLANTED_LABELS
 from graphs import load_cg
 from graphs.batching import batch_graphs, bucket_size, pad_to_bucket
 from graphs.cg import CG
+from graphs.schema import NODE_COLUMNS
 
 
 class Task(NamedTuple):
@@ -126,8 +127,13 @@ MIN_FEATURE_STD = 1e-3  # below this a column's spread is float noise of a const
 def feature_stats(examples: Sequence[Example], min_std: float = MIN_FEATURE_STD
                   ) -> Tuple[np.ndarray, np.ndarray]:
     """Per-column (mean, std) of the known node features of ``examples`` ([F] each),
-    for ``BGANConfig.feature_shift`` / ``feature_scale``. The std is floored at
-    ``min_std``; a column never known gets (0, 1)."""
+    for ``BGANConfig.feature_shift`` / ``feature_scale``.
+
+    Only physical quantities (schema transform ``slog``) are standardised: their
+    encoded spread can be tiny (Izhikevich ``a``: 0.01). One-hots, [0, 1] indices and
+    log-counts are O(1) already and keep (0, 1): scaling them up would make a model
+    sensitive to near-constant structure columns. The std is floored at ``min_std``;
+    a column never known gets (0, 1)."""
     if not examples:
         raise DatasetError("feature statistics need at least one example")
     x = np.concatenate([e.cg.node_features for e in examples]).astype(np.float64)  # [N, F]
@@ -135,8 +141,9 @@ def feature_stats(examples: Sequence[Example], min_std: float = MIN_FEATURE_STD
     count = known.sum(0)
     mean = np.where(known, x, 0.0).sum(0) / np.maximum(count, 1)
     var = np.where(known, (x - mean) ** 2, 0.0).sum(0) / np.maximum(count, 1)
-    std = np.where(count > 0, np.maximum(np.sqrt(var), min_std), 1.0)
-    return mean.astype(np.float32), std.astype(np.float32)
+    quantity = np.array([c.transform == "slog" for c in NODE_COLUMNS]) & (count > 0)
+    std = np.where(quantity, np.maximum(np.sqrt(var), min_std), 1.0)
+    return np.where(quantity, mean, 0.0).astype(np.float32), std.astype(np.float32)
 
 
 def class_weights(examples: Sequence[Example], task: Task) -> np.ndarray:

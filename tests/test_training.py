@@ -14,6 +14,7 @@ import pytest
 
 from bgan_jax import data as data_lib
 from bgan_jax.config import BGANConfig
+from graphs.schema import NODE_COLUMNS
 from bgan_jax.training import (TrainConfig, TrainingDiverged, create_train_state,
                                make_train_step, train_and_evaluate)
 
@@ -174,14 +175,15 @@ def test_feature_stats_are_masked_floored_and_saved_with_the_run(dataset, tmp_pa
     mean, std = data_lib.feature_stats(train)
     x = np.concatenate([e.cg.node_features for e in train])
     known = np.concatenate([e.cg.node_feature_mask for e in train]) > 0
-    partly = np.flatnonzero((known.sum(0) > 1) & (known.sum(0) < len(x)))
-    j = int(partly[np.argmax(x[:, partly].std(0))])  # a partly known, varying column
+    quantity = np.array([c.transform == "slog" for c in NODE_COLUMNS])
+    partly = np.flatnonzero(quantity & (known.sum(0) > 1) & (known.sum(0) < len(x)))
+    j = int(partly[np.argmax(x[:, partly].std(0))])  # a partly known, varying quantity
     col = x[known[:, j], j]  # unknown entries must not count
     np.testing.assert_allclose(mean[j], col.mean(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(std[j], max(col.std(), data_lib.MIN_FEATURE_STD), rtol=1e-4)
     assert np.all(std >= data_lib.MIN_FEATURE_STD)
-    never = ~known.any(0)
-    assert never.any() and np.all(mean[never] == 0) and np.all(std[never] == 1)
+    as_is = ~known.any(0) | ~quantity  # never known, or one-hot / index / count columns
+    assert as_is.any() and np.all(mean[as_is] == 0) and np.all(std[as_is] == 1)
     with pytest.raises(data_lib.DatasetError, match="at least one example"):
         data_lib.feature_stats([])
 
