@@ -7,6 +7,7 @@ import pytest
 
 import bgan_jax
 from bgan_jax import BGANConfig, create_model
+from bgan_jax.config import FEATURE_CLIP
 from graphs import batch_and_pad, convert_file
 from tests.graph_factory import permute_cg, random_cg
 
@@ -268,7 +269,7 @@ def test_feature_standardisation_is_the_same_as_feeding_standardised_features(ba
     cfg = SMALL.replace(feature_shift=tuple(shift), feature_scale=tuple(scale))
     model, params = init_apply(cfg, batch)
     known = np.asarray(batch.nodes["feature_mask"]) > 0
-    z = np.clip((np.asarray(batch.nodes["features"]) - shift) / scale, -10, 10)
+    z = np.clip((np.asarray(batch.nodes["features"]) - shift) / scale, -FEATURE_CLIP, FEATURE_CLIP)
     pre = batch._replace(nodes=dict(batch.nodes, features=np.where(known, z, 0.0).astype(np.float32)))
     assert_tree_close(create_model(SMALL).apply(params, pre), model.apply(params, batch))
     out = model.apply(params, batch)

@@ -14,9 +14,9 @@ import pytest
 
 from bgan_jax import data as data_lib
 from bgan_jax.config import BGANConfig
-from graphs.schema import NODE_COLUMNS
 from bgan_jax.training import (TrainConfig, TrainingDiverged, create_train_state,
                                make_train_step, train_and_evaluate)
+from graphs.schema import NODE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "model.hidden=16", "--set", "model.num_blocks=1", "--set", "model.heads=2",
