@@ -40,7 +40,7 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def dataset_inputs(data_dir: Path, split: str, task: str):
     """(reference CGs for the baseline, [(name, CG)] to analyse) from a dataset split."""
-    from bgan_jax import data as data_lib
+    from bgan_jax.bgan import data as data_lib
 
     splits = data_lib.load_splits(data_dir, task, ("train", split))
     if not splits[split]:
@@ -64,14 +64,14 @@ def nml_inputs(files: Sequence[str]) -> Tuple[List, List[dict]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = process_args(argv)
-    from bgan_jax.temporal import is_temporal_run
+    from bgan_jax.tavrnn.train import is_temporal_run
 
     if is_temporal_run(args.workdir):
         return analyze_temporal_main(args)
-    from bgan_jax import analysis as A
-    from bgan_jax import data as data_lib
-    from bgan_jax.report import write_all
-    from bgan_jax.training import load_run
+    from bgan_jax.bgan import analysis as A
+    from bgan_jax.bgan import data as data_lib
+    from bgan_jax.bgan.report import write_all
+    from bgan_jax.bgan.train import load_run
 
     try:
         run = load_run(args.workdir)
@@ -125,8 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def analyze_temporal_main(args: argparse.Namespace) -> int:
-    from bgan_jax.temporal_report import analyze_temporal
-    from graphs.errors import SpikeDataError
+    from bgan_jax.tavrnn.report import analyze_temporal
+    from bgan_jax.tavrnn.spikes import SpikeDataError
 
     if args.nml:
         print("analyze.py: --nml applies to BGAN runs; a TAVRNN run reads a spike file "

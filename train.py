@@ -84,9 +84,9 @@ def _guarded(run, errors: tuple):
 
 
 def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from bgan_jax.data import TASKS
-    from bgan_jax.tavrnn import VARIANTS
-    from bgan_jax.training import MODELS
+    from bgan_jax.bgan.data import TASKS
+    from bgan_jax.tavrnn.model import VARIANTS
+    from bgan_jax.bgan.train import MODELS
 
     p = argparse.ArgumentParser(prog="python train.py", description=__doc__.split("\n")[0])
     p.add_argument("--workdir", help="run directory (default: runs/<timestamp>)")
@@ -111,14 +111,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if "JAX_COORDINATOR_ADDRESS" in os.environ:
         jax.distributed.initialize()
-    from bgan_jax.tavrnn import VARIANTS
+    from bgan_jax.tavrnn.model import VARIANTS
 
     if args.model in VARIANTS:
         return train_temporal_main(args)
     if args.model == "snn":
         return train_snn_main(args)
-    from bgan_jax import data as data_lib
-    from bgan_jax.training import TrainConfig, TrainingDiverged, format_table, train_and_evaluate
+    from bgan_jax.bgan import data as data_lib
+    from bgan_jax.bgan.train import TrainConfig, TrainingDiverged, format_table, train_and_evaluate
 
     config = _config(lambda: TrainConfig(
         **{k: v for k, v in (("task", args.task), ("model_name", args.model)) if v}), args.set)
@@ -146,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def train_snn_main(args: argparse.Namespace) -> int:
     """A spiking network on the bundled digits, with or without spike-timing scaling."""
-    from bgan_jax.snn_train import SNNTrainConfig, TrainingDiverged, train_snn
+    from bgan_jax.snn.train import SNNTrainConfig, TrainingDiverged, train_snn
 
     if args.task or args.data or args.resume:
         print("train.py: --model snn trains on the bundled 8x8 digits; --task, --data and "
@@ -171,9 +171,9 @@ def train_snn_main(args: argparse.Namespace) -> int:
 
 def train_temporal_main(args: argparse.Namespace) -> int:
     """TAVRNN / VGRNN / VGAE on one spike recording."""
-    from bgan_jax.tavrnn import TAVRNNConfig
-    from bgan_jax.temporal import TemporalConfig, TrainingDiverged, format_table, train_temporal
-    from graphs.errors import SpikeDataError
+    from bgan_jax.tavrnn.model import TAVRNNConfig
+    from bgan_jax.tavrnn.train import TemporalConfig, TrainingDiverged, format_table, train_temporal
+    from bgan_jax.tavrnn.spikes import SpikeDataError
 
     if args.task:
         print("train.py: --task applies to bgan/mlp/transformer; TAVRNN learns links, "

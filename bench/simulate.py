@@ -44,13 +44,14 @@ def timed(fn):
 
 
 def jnml_seconds(spec, duration: float) -> float:
-    from graphs import canonical as cn
+    from bnnsim import canonical as cn
+    from bnnsim import lems
 
     with tempfile.TemporaryDirectory() as tmp:
         model = cn.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps,
                                  spec.sources)
         lems = cn.write_lems_run(model, Path(tmp), duration, DT)
-        seconds, _ = timed(lambda: cn.run_jneuroml(lems, max_memory="4G", timeout=3600))
+        seconds, _ = timed(lambda: lems.run_jneuroml(lems, max_memory="4G", timeout=3600))
     return seconds
 
 

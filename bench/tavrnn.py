@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 def synthetic(n: int, seed: int = 0, duration: float = 72000.0):
     """Spike trains: each neuron fires at 5 Hz alone plus on 60% of its community's
     10 Hz shared events."""
-    from graphs.spikes import from_arrays
+    from bgan_jax.tavrnn.spikes import from_arrays
 
     rng = np.random.default_rng(seed)
     times, ids = [], []
@@ -61,8 +61,8 @@ def ours(prep, variant: str, n: int) -> float:
     import jax
     import jax.numpy as jnp
 
-    from bgan_jax import tavrnn as T
-    from bgan_jax import temporal
+    from bgan_jax.tavrnn import model as T
+    from bgan_jax.tavrnn import train as temporal
 
     cfg = temporal.TemporalConfig(model=T.TAVRNNConfig(variant=variant))
     model = T.create_tavrnn(cfg.model, n)
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--neurons", type=int, nargs="+", default=[60, 240])
     p.add_argument("--quick", action="store_true", help="60 neurons only")
     args = p.parse_args(argv)
-    from bgan_jax import temporal
+    from bgan_jax.tavrnn import train as temporal
 
     sizes = [60] if args.quick else args.neurons
     print("| neurons | windows | variant | ours s/step | PyG peer s/step | speedup |")

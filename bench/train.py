@@ -1,7 +1,7 @@
 """Training throughput: graphs/s of the BGAN train step on 1 and on N devices, padding
 efficiency of the batches, and a PyTorch Geometric peer on the same batches.
 
-Ours: ``bgan_jax.training`` train step (forward, backward, AdamW update) with one
+Ours: ``bgan_jax.bgan.train`` train step (forward, backward, AdamW update) with one
 BGAN block of the widths of bench/attention.py (hidden 128, 4 heads, edge 32),
 jit on one device, ``jax.pmap`` over N devices (fake CPU devices via
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` on CPU; real ones on a
@@ -42,7 +42,7 @@ def _data(path):
 
 
 def _epoch(train, batch_size, devices, limit):
-    from bgan_jax import data as data_lib
+    from bgan_jax.bgan import data as data_lib
     out = list(data_lib.batches(train, batch_size, seed=0, epoch=0, devices=devices))
     return out[:limit] if limit else out
 
@@ -52,8 +52,8 @@ def child_ours(data_dir, batch_size: int, limit: int) -> dict:
     import jax
 
     import attention as att
-    from bgan_jax import data as data_lib
-    from bgan_jax.training import TrainConfig, create_train_state, make_train_step
+    from bgan_jax.bgan import data as data_lib
+    from bgan_jax.bgan.train import TrainConfig, create_train_state, make_train_step
     from graphs.batching import padding_efficiency
 
     devices = jax.local_device_count()
@@ -95,7 +95,7 @@ def child_ours(data_dir, batch_size: int, limit: int) -> dict:
 
 def peer_pyg(data_dir, batch_size: int, limit: int) -> dict:
     import attention as att
-    from bgan_jax import data as data_lib
+    from bgan_jax.bgan import data as data_lib
 
     train = data_lib.load_splits(data_dir, "firing_pattern", ("train",))["train"]
     steps = _epoch(train, batch_size, 1, limit)

@@ -8,7 +8,7 @@ adExIaFCell, iafCell, iafRefCell; HH channels on the segments of a <cell>,
 jNeuroML. Units inside: mV, ms, pA, pF, nS (consistent: nS * mV = pA,
 pA / pF = mV / ms).
 
-It reads parameter arrays, never XML: ``graphs.canonical`` writes the NeuroML
+It reads parameter arrays, never XML: ``bnnsim.canonical`` writes the NeuroML
 file and hands the same numbers to the simulator.
 """
 

@@ -1,7 +1,7 @@
 """Neuron families and their parameters as arrays (one row per compartment).
 
 A point neuron is ``{"family": name, <parameter>: value, ...}`` with values in
-mV, ms, pA, pF, nS (``graphs.canonical`` writes the same numbers into
+mV, ms, pA, pF, nS (``bnnsim.canonical`` writes the same numbers into
 NeuroML); it is one row. A multi-compartment ``<cell>`` (family ``"cell"``,
 see ``bnnsim.morphology``) becomes one ``hhCompartment`` row per segment,
 coupled by axial conductances. ``cell_params`` stacks rows of any families

@@ -49,7 +49,8 @@ from bnnsim.labels import (
     spike_stats,
 )
 from bnnsim.morphology import network_rows, neuron_view
-from graphs import canonical, convert_file, save_cg
+from bnnsim import canonical
+from graphs import convert_file, save_cg
 from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
 from graphs.storage import write_manifest
 
@@ -214,7 +215,7 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
             rows[i] = row
             bar.update(1)
     bar.close()
-    # the split lives in report.json only (what bgan_jax.data reads): every CG is
+    # the split lives in report.json only (what bgan_jax.bgan.data reads): every CG is
     # written once, before the labels that stratify the split are all known
     for row, split in zip(rows, assign_splits(rows, ood_family)):
         row["split"] = split

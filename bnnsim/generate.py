@@ -2,7 +2,7 @@
 
 ``random_network(seed, ...)`` returns a ``NetworkSpec``: the neuron, synapse,
 gap-junction, pulse and spike-source dicts that both
-``graphs.canonical.network_model`` (NeuroML) and ``bnnsim.simulate`` read, so
+``bnnsim.canonical.network_model`` (NeuroML) and ``bnnsim.simulate`` read, so
 the file in the dataset and the simulation that labels it are the same model.
 
 Families (published parameter sets with +-``jitter`` relative noise on every
@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphs.canonical import (
+from bnnsim.canonical import (
     ADEX_NAUD_2008,
     FAMILIES,
     IZHIKEVICH_2007,

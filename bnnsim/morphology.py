@@ -1,7 +1,7 @@
 """Multi-compartment cells: segments become simulator rows, axial resistance a coupling.
 
 A morphological neuron is a dict with ``family="cell"`` (the NeuroML
-``<cell>`` that ``graphs.canonical.cell_component`` writes from the same
+``<cell>`` that ``bnnsim.canonical.cell_component`` writes from the same
 numbers)::
 
     dict(family="cell", segments=((name, group, parent, length_um, diameter_um), ...),
@@ -100,7 +100,7 @@ def expand(cells: Sequence[dict]) -> Rows:
 def network_rows(cells: Sequence[dict], pulses: Sequence[Sequence[dict]],
                  connections: Sequence[dict] = (), gaps: Sequence[dict] = (),
                  sources: Sequence[Sequence[float]] = ()) -> tuple:
-    """A network in the ``graphs.canonical.network_model`` format -> (``Model`` over rows,
+    """A network in the ``bnnsim.canonical.network_model`` format -> (``Model`` over rows,
     [N] soma row per neuron). Connections land on ``post_segment`` (default 0, the
     soma); pulses and gap junctions on the soma; source k stays presynaptic unit
     ``rows + k``."""

@@ -6,7 +6,7 @@ canonical generator (family within the case, size, connectivity, coupling, drive
 jitter), then that parameter is set on every planted component, from the case's high
 range on a majority of them for label 1 and on a minority for label 0 (the rest from
 its low range). No single component decides the label: a model has to read all of
-them, so each planted component is part of the truth the analysis should find. The file is written by ``graphs.canonical`` and converted by the real front
+them, so each planted component is part of the truth the analysis should find. The file is written by ``bnnsim.canonical`` and converted by the real front
 end, so the planted value reaches the CG through the same path as any model's
 parameters, and the analysis must find it among every other feature.
 
@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from bnnsim.dataset import assign_splits
 from bnnsim.generate import FAMILIES, NetworkSpec, poisson_train, random_network
-from graphs import canonical, convert_file, save_cg
+from bnnsim import canonical
+from graphs import convert_file, save_cg
 from graphs.cg import CG
 from graphs.schema import NODE_INDEX, NODE_COLUMNS, NodeKind
 from graphs.storage import write_manifest
@@ -166,7 +167,7 @@ def planted_network(case: PlantedCase, seed: int, label: int,
 def build_planted(out_dir, case_name: str, n: int = 160, seed: int = 0,
                   neuron_range=(6, 12), progress: bool = True) -> dict:
     """Write ``n`` networks of one planted case (labels balanced) as a dataset directory
-    that ``bgan_jax.data`` loads with task ``planted``; every network's outcome is
+    that ``bgan_jax.bgan.data`` loads with task ``planted``; every network's outcome is
     reported and a failing one does not stop the rest."""
     case = case_of(case_name)
     out = Path(out_dir)
@@ -201,7 +202,7 @@ def build_planted(out_dir, case_name: str, n: int = 160, seed: int = 0,
             rows.append({"file": name, "status": "error", "generator": {"seed": net_seed},
                          "error": {"type": type(err).__name__, "message": str(err)}})
     for row, split in zip(rows, assign_splits(rows, None, stratify="planted")):
-        row["split"] = split  # in report.json, what bgan_jax.data reads
+        row["split"] = split  # in report.json, what bgan_jax.bgan.data reads
     report = {"n": n, "seed": seed,
               "case": case._asdict() | {"kind": case.kind.name.lower(), "group": case.group},
               "networks": rows,

@@ -134,7 +134,7 @@ def simulate_population(config: PopulationConfig = PopulationConfig()) -> Popula
 
 
 def save_population(pop: Population, path) -> Path:
-    """One ``.npz`` that ``graphs.spikes.read_spikes`` reads (times, ids, n_neurons,
+    """One ``.npz`` that ``bgan_jax.tavrnn.spikes.read_spikes`` reads (times, ids, n_neurons,
     duration) plus the ground truth (community, segment_regime, segment_ms, regimes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,11 @@ from graphs.convert import convert_file, model_to_cg
 from graphs.errors import ConversionError, SchemaMismatch
 from graphs.reader import read_model
 from graphs.schema import SCHEMA_VERSION, EdgeKind, NodeKind
-from graphs.spikes import SpikeTrains, WindowConfig, dynamic_graphs, read_spikes
 from graphs.storage import load_cg, save_cg
 
 __all__ = [
     "CG", "SCHEMA_VERSION", "EdgeKind", "NodeKind", "ConversionError", "SchemaMismatch",
     "batch_and_pad", "batch_graphs", "bucket_size", "convert_file", "load_cg",
     "model_to_cg", "pad_to_bucket", "padding_efficiency", "read_model", "save_cg",
-    "stack_device_batches", "SpikeTrains", "WindowConfig", "dynamic_graphs", "read_spikes",
+    "stack_device_batches",
 ]

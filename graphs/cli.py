@@ -14,7 +14,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from graphs import canonical
 from graphs.errors import ConversionError, MissingFile, SchemaMismatch
 from graphs.schema import EDGE_GROUPS, GRANULARITIES, NODE_GROUPS, EdgeKind, NodeKind
 
@@ -37,39 +36,7 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help="one node per segment, per unbranched section, or soma only")
     info = sub.add_parser("info", help="summarize a converted .npz graph")
     info.add_argument("file")
-    synth = sub.add_parser("synth", help="generate canonical networks, labelled by simulation")
-    synth.add_argument("--out", default="synth_out", help="output directory (default: synth_out)")
-    synth.add_argument("--n", type=int, default=20, help="number of networks (default: 20)")
-    synth.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
-    synth.add_argument("--family", action="append", choices=canonical.FAMILIES,
-                       help="cell families to draw from (repeatable; default: all)")
-    synth.add_argument("--neurons", type=int, nargs=2, default=(10, 60), metavar=("MIN", "MAX"),
-                       help="neurons per network, drawn uniformly (default: 10 60)")
-    synth.add_argument("--activity-features", action="store_true",
-                       help="also write measured activity into the neuron nodes' activity "
-                       "features (off by default: it would leak the labels)")
-    synth.add_argument("--ood-family", default="adex",
-                       help="family held out as the out-of-distribution split ('' for none)")
     return parser.parse_args(argv)
-
-
-def synth_command(args) -> int:
-    """Generation, simulation and labelling live in bnnsim (JAX); imported only here."""
-    from bnnsim.dataset import build_dataset
-    from bnnsim.generate import FAMILIES
-
-    if args.n < 1 or not 1 <= args.neurons[0] <= args.neurons[1]:
-        print("error: --n must be >= 1 and --neurons MIN MAX with 1 <= MIN <= MAX",
-              file=sys.stderr)
-        return 2
-    report = build_dataset(args.out, args.n, args.seed, families=args.family or FAMILIES,
-                           ood_family=args.ood_family or None,
-                           neuron_range=tuple(args.neurons),
-                           activity_features=args.activity_features)
-    failed = [r for r in report["networks"] if r["status"] != "ok"]
-    print(f"{args.n - len(failed)}/{args.n} networks written to {args.out} "
-          f"(splits {report['splits']}); class balance in {args.out}/report.json")
-    return 1 if failed else 0
 
 
 def find_inputs(paths: Sequence[str]) -> List[Tuple[Path, Path]]:
@@ -177,9 +144,12 @@ def info_command(args) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["synth"]:  # generation is not the front end's; it lives in bnnsim
+        print("python -m graphs synth moved: run python -m bnnsim synth " + " ".join(argv[1:]),
+              file=sys.stderr)
+        return 2
     args = process_args(argv)
     if args.command == "convert":
         return convert_command(args)
-    if args.command == "synth":
-        return synth_command(args)
     return info_command(args)

@@ -72,7 +72,3 @@ class NothingToConvert(ConversionError):
 
 class SchemaMismatch(Exception):
     """A stored graph was built by a different schema version."""
-
-
-class SpikeDataError(ConversionError):
-    """Spike data (CSV, npz, LEMS event file or arrays) that cannot be used."""

@@ -1,0 +1,114 @@
+"""Edge-aware masked multi-head attention: a sparse and a dense path, same numbers.
+
+For allowed pairs p = (j -> i) with edge key/value terms ek_p, ev_p (the
+projected edge embedding of the pair's edge), per head::
+
+    logit_p = <q_i, k_j + ek_p>           (q already scaled by 1/sqrt(d_h))
+    a_p     = softmax of logit over the allowed pairs with receiver i
+    out_i   = sum_p a_p (v_j + ev_p)
+
+Self pairs (node n attending to itself) carry no edge and are computed
+densely, without gathers; weights come back as ``AttentionWeights(edges [E, H],
+self [N, H])``, aligned with the batch's edge arrays.
+
+The sparse path works on the edge rows directly (segment softmax, O(P) memory).
+The dense path computes <q_i, k_j> for all pairs of a block as one matmul and
+adds the edge term as a scattered bias; several rows on the same (i, j) cell
+(parallel synapses) enter through a log-sum-exp of their biases, so both paths
+give the same distribution over rows. Receivers with no allowed row get a
+zero output and zero weights, never NaN (finite sentinels and double-where,
+so gradients stay finite too).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from bgan_jax.bgan.masks import DenseLayout, Pairs
+
+_NEG = -1e30  # finite "minus infinity": exp(_NEG - x) underflows to 0 without NaN
+_HIGHEST = jax.lax.Precision.HIGHEST  # full float32 matmuls, so dense == sparse on GPU too
+
+
+class AttentionWeights(NamedTuple):
+    """Weights of one mechanism, aligned with the batch: per edge row and per self pair."""
+
+    edges: jnp.ndarray  # [E, H] weight of edge e's pair (0 where the edge is not used)
+    self: jnp.ndarray  # [N, H] weight of node n attending to itself
+
+
+def pair_softmax(edge_logits: jnp.ndarray, self_logits: jnp.ndarray,
+                 pairs: Pairs) -> AttentionWeights:
+    """Softmax per receiver over its allowed edge rows [E, H] and self pair [N, H].
+
+    Numerically stable (per-receiver max); rows that are not allowed get 0, and
+    a receiver with nothing allowed gets all zeros. jraph's ``segment_softmax``
+    has no mask and gives NaN for empty segments, hence this one.
+    """
+    n, r = self_logits.shape[0], pairs.receivers
+    ok_e, ok_s = pairs.allowed[:, None], pairs.self_allowed[:, None]  # [E, 1], [N, 1]
+    peak = jnp.maximum(jax.ops.segment_max(jnp.where(ok_e, edge_logits, _NEG), r, n),
+                       jnp.where(ok_s, self_logits, _NEG))
+    peak = jax.lax.stop_gradient(peak)  # [N, H]; the softmax does not depend on it
+    un_e = jnp.exp(jnp.where(ok_e, edge_logits - peak[r], 0.0)) * ok_e  # [E, H]
+    un_s = jnp.exp(jnp.where(ok_s, self_logits - peak, 0.0)) * ok_s  # [N, H]
+    total = jax.ops.segment_sum(un_e, r, n) + un_s
+    total = jnp.where(total > 0, total, 1.0)
+    return AttentionWeights(edges=un_e / total[r], self=un_s / total)
+
+
+def sparse_attention(q, k, v, ek, ev, pairs: Pairs) -> Tuple[jnp.ndarray, AttentionWeights]:
+    """q, k, v [N, H, D]; edge key/value terms ek, ev [E, H, D] -> out [N, H, D], weights."""
+    n, s, r = q.shape[0], pairs.senders, pairs.receivers
+    w = pair_softmax(jnp.sum(q[r] * (k[s] + ek), axis=-1), jnp.sum(q * k, axis=-1), pairs)
+    out = jax.ops.segment_sum(w.edges[..., None] * (v[s] + ev), r, n) + w.self[..., None] * v
+    return out, w  # out [N, H, D]
+
+
+def to_dense(x: jnp.ndarray, layout: DenseLayout) -> jnp.ndarray:
+    """[N, ...] -> [B, M, ...]; nodes outside the blocks are dropped."""
+    out = jnp.zeros((layout.num_blocks, layout.size) + x.shape[1:], x.dtype)
+    return out.at[layout.block, layout.pos].set(x, mode="drop")
+
+
+def from_dense(x: jnp.ndarray, layout: DenseLayout) -> jnp.ndarray:
+    """[B, M, ...] -> [N, ...]; nodes outside the blocks read 0."""
+    return x.at[layout.block, layout.pos].get(mode="fill", fill_value=0)
+
+
+def dense_attention(q, k, v, ek, ev, pairs: Pairs,
+                    layout: DenseLayout) -> Tuple[jnp.ndarray, AttentionWeights]:
+    """Same contract as ``sparse_attention``, with [B, H, M, M] score matrices."""
+    n, h, e = q.shape[0], q.shape[1], ek.shape[0]
+    nodes = jnp.arange(n, dtype=jnp.int32)
+    # All rows (edges, then self pairs) as one list of (receiver, sender) cells.
+    s = jnp.concatenate([pairs.senders, nodes])  # [P]
+    r = jnp.concatenate([pairs.receivers, nodes])
+    ok = jnp.concatenate([pairs.allowed, pairs.self_allowed])[:, None]  # [P, 1]
+    cell = (layout.block[r], slice(None), layout.pos[r], layout.pos[s])  # -> [P, H]
+    shape = (layout.num_blocks, h, layout.size, layout.size)
+    # Edge bias per row (0 on self rows), and its log-sum-exp over rows sharing a cell.
+    bias = jnp.concatenate([jnp.sum(q[pairs.receivers] * ek, axis=-1),
+                            jnp.zeros((n, h), q.dtype)])  # [P, H]
+    top = jnp.full(shape, _NEG, q.dtype).at[cell].max(jnp.where(ok, bias, _NEG), mode="drop")
+    top = jax.lax.stop_gradient(top)  # [B, H, M, M]
+    rel = jnp.where(ok, bias - top.at[cell].get(mode="fill", fill_value=0), 0.0)  # [P, H]
+    mass = jnp.zeros(shape, q.dtype).at[cell].add(jnp.exp(rel) * ok, mode="drop")
+    has = mass > 0  # [B, H, M, M] the mask: cells with at least one allowed row
+    cell_bias = jnp.where(has, top + jnp.log(jnp.where(has, mass, 1.0)), 0.0)
+    qd, kd, vd = to_dense(q, layout), to_dense(k, layout), to_dense(v, layout)  # [B, M, H, D]
+    scores = jnp.einsum("bihd,bjhd->bhij", qd, kd, precision=_HIGHEST) + cell_bias
+    peak = jax.lax.stop_gradient(jnp.max(jnp.where(has, scores, _NEG), -1, keepdims=True))
+    unnorm = jnp.exp(jnp.where(has, scores - peak, 0.0)) * has
+    total = jnp.sum(unnorm, -1, keepdims=True)
+    attn = unnorm / jnp.where(total > 0, total, 1.0)  # [B, H, M, M]
+    out = from_dense(jnp.einsum("bhij,bjhd->bihd", attn, vd, precision=_HIGHEST), layout)
+    # Split each cell's weight back over its rows, then add the edge-value term.
+    share = jnp.exp(jnp.where(ok, bias - cell_bias.at[cell].get(mode="fill", fill_value=0), 0.0))
+    rows = attn.at[cell].get(mode="fill", fill_value=0) * share * ok  # [P, H]
+    w = AttentionWeights(edges=rows[:e], self=rows[e:])
+    out = out + jax.ops.segment_sum(w.edges[..., None] * ev, pairs.receivers, n)  # [N, H, D]
+    return out, w

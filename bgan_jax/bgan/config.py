@@ -1,0 +1,95 @@
+"""The model's configuration: one typed, frozen dataclass with documented defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from graphs.schema import EdgeKind
+
+ATTENTION_PATHS = ("sparse", "dense")
+FEATURE_CLIP = 10.0  # standardised node features are clipped to +-this
+
+
+@dataclasses.dataclass(frozen=True)
+class BGANConfig:
+    """Hyper-parameters and switches of BGAN (DESIGN.md section 2)."""
+
+    hidden: int = 128
+    """Width d of every node state."""
+    heads: int = 4
+    """Attention heads per mechanism; BMSA splits them between MaskA and MaskB."""
+    num_blocks: int = 4
+    """Number L of pre-norm residual blocks (NSA -> BMSA -> MLP)."""
+    mlp_ratio: int = 2
+    """Hidden width of the block MLP, in multiples of ``hidden``."""
+    edge_hidden: int = 32
+    """Width of the shared edge embedding fed to every attention's keys and values."""
+    low_hops: int = 1
+    """GANlow rounds: each round attends one axial hop, so k rounds reach k hops."""
+    attention: str = "sparse"
+    """'sparse' (edge lists, O(E) memory) or 'dense' (per-graph M x M masks)."""
+    dense_graph_nodes: Optional[int] = None
+    """Dense path block size M (>= nodes of the largest real graph in a batch);
+    None puts the whole padded batch in one block (M = padded node count)."""
+    nsa: bool = True
+    """Neuronal structural attention (GANlow + GANup + top-down gate) on/off."""
+    bmsa: bool = True
+    """Bidirectional masked self-attention on/off."""
+    mask_a: bool = True
+    """BMSA forward (signal-flow) heads on/off."""
+    mask_b: bool = True
+    """BMSA backward (retrograde) heads on/off."""
+    plain_attention: bool = False
+    """Baseline switch: BMSA heads attend along every edge (MaskA: j -> i, MaskB: its
+    transpose) whatever its kind or direction flag, i.e. no biological masks."""
+    signal_edge_kinds: Tuple[int, ...] = (int(EdgeKind.AXIAL), int(EdgeKind.SYNAPTIC),
+                                          int(EdgeKind.GAP), int(EdgeKind.INPUT))
+    """Edge kinds whose forward-flagged edges define signal flow for MaskA/MaskB."""
+    num_node_outputs: int = 0
+    """Width of the node head (classes or regression targets); 0 = no head."""
+    num_edge_outputs: int = 0
+    """Width of the edge (synapse) head; 0 = no head."""
+    num_graph_outputs: int = 0
+    """Width of the graph (CLS) head; 0 = no head."""
+    reconstruct: bool = True
+    """Masked-feature reconstruction head over all node feature columns."""
+    dropout: float = 0.0
+    """Dropout on attention outputs and MLP during training (``train=True``)."""
+    feature_shift: Tuple[float, ...] = ()
+    """Per-column shift of the encoded node features (one per schema column; () = none).
+    Training fills it and ``feature_scale`` from the train split
+    (``bgan_jax.bgan.data.feature_stats``, physical quantities only): parameters that
+    matter can differ by 0.01 in their encoded value (Izhikevich ``a``), too little
+    for a model to see unscaled. Kept in the config, so a saved run standardises any
+    CG it is given the same way."""
+    feature_scale: Tuple[float, ...] = ()
+    """Per-column scale (> 0) paired with ``feature_shift``; standardised values are
+    clipped to +-``FEATURE_CLIP`` so an unseen parameter value cannot dominate."""
+
+    def __post_init__(self):
+        checks = [
+            (self.attention in ATTENTION_PATHS,
+             f"attention must be one of {ATTENTION_PATHS}, got {self.attention!r}"),
+            (self.hidden > 0 and self.heads > 0 and self.hidden % self.heads == 0,
+             f"hidden ({self.hidden}) must be a positive multiple of heads ({self.heads})"),
+            (not (self.bmsa and self.mask_a and self.mask_b) or self.heads >= 2,
+             "BMSA with both masks needs heads >= 2 (heads are split between them)"),
+            (self.num_blocks >= 1, "num_blocks must be >= 1"),
+            (self.low_hops >= 1, "low_hops must be >= 1"),
+            (self.mlp_ratio >= 1 and self.edge_hidden >= 1, "mlp_ratio and edge_hidden must be >= 1"),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+            (self.dense_graph_nodes is None or self.dense_graph_nodes >= 1,
+             "dense_graph_nodes must be None or >= 1"),
+            (len(self.feature_shift) == len(self.feature_scale)
+             and all(v > 0 for v in self.feature_scale),
+             "feature_shift and feature_scale must have the same length and scale > 0"),
+            (all(k in {int(e) for e in EdgeKind} for k in self.signal_edge_kinds),
+             f"signal_edge_kinds must be EdgeKind values, got {self.signal_edge_kinds}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"BGANConfig: {message}")
+
+    def replace(self, **changes) -> "BGANConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,231 @@
+"""BGAN as Flax Linen modules: NSA (GANlow, GANup, top-down gate), BMSA, blocks, heads.
+
+``create_model(config)`` returns the module; ``model.init(rng, batch)`` and
+``model.apply(params, batch, return_attention=True)`` are the pure functional
+API. The batch is the padded ``jraph.GraphsTuple`` of ``graphs.batch_and_pad``.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+
+from bgan_jax.bgan import masks
+from bgan_jax.bgan.attention import dense_attention, sparse_attention
+from bgan_jax.bgan.config import FEATURE_CLIP, BGANConfig
+from graphs.schema import COMPARTMENT_KINDS, NodeKind
+
+
+def node_inputs(nodes: Dict, config: BGANConfig) -> jnp.ndarray:
+    """[N, 2F] model input: the known node features, standardised with the config's
+    per-column shift and scale (when set), next to their known-mask. Unknown values
+    and padding are 0 whatever the shift, so they carry only the mask."""
+    x, known = nodes["features"], nodes["feature_mask"]  # [N, F] each
+    if config.feature_shift:
+        if len(config.feature_shift) != x.shape[-1]:
+            raise ValueError(f"feature_shift has {len(config.feature_shift)} columns but the "
+                             f"graph has {x.shape[-1]} node features: a run trained on another "
+                             "feature schema")
+        shift = jnp.asarray(config.feature_shift, x.dtype)
+        scale = jnp.asarray(config.feature_scale, x.dtype)
+        x = jnp.clip((x - shift) / scale, -FEATURE_CLIP, FEATURE_CLIP)
+    return jnp.concatenate([jnp.where(known > 0, x, 0.0), known], -1)
+
+
+class Context(NamedTuple):
+    """Per-batch quantities shared by every block (computed once per forward pass)."""
+
+    edge_emb: jnp.ndarray  # [E, edge_hidden]
+    layout: Optional[masks.DenseLayout]
+    low: masks.Pairs
+    up: masks.Pairs
+    fwd: masks.Pairs
+    bwd: masks.Pairs
+    neuron_id: jnp.ndarray  # [N] int32
+    is_compartment: jnp.ndarray  # [N] bool
+
+
+class EdgeAttention(nn.Module):
+    """Multi-head edge-aware attention over one pair set: -> ([N, H, D], weights)."""
+
+    heads: int
+    head_dim: int
+
+    @nn.compact
+    def __call__(self, x, edge_emb, pairs: masks.Pairs, layout: Optional[masks.DenseLayout]):
+        n, hd = x.shape[0], (self.heads, self.head_dim)
+        width = self.heads * self.head_dim
+        q = nn.Dense(width, name="query")(x).reshape((n,) + hd) / jnp.sqrt(self.head_dim)
+        k = nn.Dense(width, name="key")(x).reshape((n,) + hd)
+        v = nn.Dense(width, name="value")(x).reshape((n,) + hd)
+        e = edge_emb.shape[0]
+        ek = nn.Dense(width, use_bias=False, name="edge_key")(edge_emb).reshape((e,) + hd)
+        ev = nn.Dense(width, use_bias=False, name="edge_value")(edge_emb).reshape((e,) + hd)
+        args = (q, k, v, ek, ev, pairs)
+        return sparse_attention(*args) if layout is None else dense_attention(*args, layout)
+
+
+class MaskedAttention(nn.Module):
+    """EdgeAttention + bias-free output projection: a node with no pair gets exactly 0."""
+
+    hidden: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, x, edge_emb, pairs, layout):
+        out, w = EdgeAttention(self.heads, self.hidden // self.heads, name="attention")(
+            x, edge_emb, pairs, layout)
+        return nn.Dense(self.hidden, use_bias=False, name="out")(out.reshape(x.shape[0], -1)), w
+
+
+class NSA(nn.Module):
+    """Neuronal structural attention: GANlow rounds, GANup, gated top-down broadcast."""
+
+    config: BGANConfig
+
+    @nn.compact
+    def __call__(self, h, ctx: Context):  # h [N, d] -> update [N, d], weights
+        cfg = self.config
+        x, low = h, []
+        for r in range(cfg.low_hops):
+            u, w = MaskedAttention(cfg.hidden, cfg.heads, name=f"ganlow_{r}")(
+                x, ctx.edge_emb, ctx.low, ctx.layout)
+            x, low = x + u, low + [w]
+        up, w_up = MaskedAttention(cfg.hidden, cfg.heads, name="ganup")(
+            x, ctx.edge_emb, ctx.up, ctx.layout)
+        # Top-down: each compartment reads its neuron's new state through a gate.
+        comp = ctx.is_compartment[:, None]  # [N, 1]
+        parent = jnp.where(comp, (x + up)[jnp.maximum(ctx.neuron_id, 0)], 0.0)  # [N, d]
+        gate = nn.sigmoid(nn.Dense(cfg.hidden, name="down_gate")(jnp.concatenate([x, parent], -1)))
+        down = jnp.where(comp, gate * nn.Dense(cfg.hidden, use_bias=False, name="down")(parent), 0.0)
+        return (x - h) + up + down, {"ganlow": low, "ganup": w_up}
+
+
+def bmsa_heads(config: BGANConfig) -> Tuple[int, int]:
+    """(MaskA heads, MaskB heads): split evenly when both are on, all to one otherwise."""
+    if config.mask_a and config.mask_b:
+        return config.heads // 2, config.heads - config.heads // 2
+    return (config.heads, 0) if config.mask_a else (0, config.heads if config.mask_b else 0)
+
+
+class BMSA(nn.Module):
+    """Bidirectional masked self-attention: MaskA and MaskB heads, concatenated, mixed."""
+
+    config: BGANConfig
+
+    @nn.compact
+    def __call__(self, h, ctx: Context):
+        cfg = self.config
+        head_dim = cfg.hidden // cfg.heads
+        parts, weights = [], {}
+        for name, heads, pairs in zip(("mask_a", "mask_b"), bmsa_heads(cfg), (ctx.fwd, ctx.bwd)):
+            if heads:
+                out, w = EdgeAttention(heads, head_dim, name=name)(h, ctx.edge_emb, pairs, ctx.layout)
+                parts.append(out.reshape(h.shape[0], -1))
+                weights[name] = w
+        return nn.Dense(cfg.hidden, use_bias=False, name="mix")(jnp.concatenate(parts, -1)), weights
+
+
+class Block(nn.Module):
+    """H <- H + NSA(LN H); H <- H + BMSA(LN H); H <- H + MLP(LN H); padding stays 0."""
+
+    config: BGANConfig
+
+    @nn.compact
+    def __call__(self, h, ctx: Context, valid, train: bool):
+        cfg = self.config
+        drop = nn.Dropout(cfg.dropout, deterministic=not train)
+        attn = {}
+        if cfg.nsa:
+            u, w = NSA(cfg, name="nsa")(nn.LayerNorm(name="ln_nsa")(h), ctx)
+            h, attn = h + drop(u), {**attn, **w}
+        if cfg.bmsa and (cfg.mask_a or cfg.mask_b):
+            u, w = BMSA(cfg, name="bmsa")(nn.LayerNorm(name="ln_bmsa")(h), ctx)
+            h, attn = h + drop(u), {**attn, **w}
+        y = nn.Dense(cfg.hidden * cfg.mlp_ratio, name="mlp_in")(nn.LayerNorm(name="ln_mlp")(h))
+        y = nn.Dense(cfg.hidden, name="mlp_out")(drop(nn.gelu(y)))
+        return jnp.where(valid[:, None], h + drop(y), 0.0), attn
+
+
+def cls_index(graph: jraph.GraphsTuple) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """([G] index of each graph's CLS node, [G] bool graph has one and is real)."""
+    n, g = graph.nodes["kind"].shape[0], graph.n_node.shape[0]
+    graph_of = masks.graph_index(graph)
+    is_cls = (graph.nodes["kind"] == NodeKind.CLS) & graph.nodes["valid"]
+    first = jax.ops.segment_min(jnp.where(is_cls, jnp.arange(n), n), graph_of, g)
+    found = (first < n) & graph.globals["valid"]
+    return jnp.where(found, first, 0), found
+
+
+def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, masks.Pairs]:
+    """The pairs each mechanism attends over, keyed like the returned attention weights;
+    the model and the analysis both read them from here."""
+    fwd = (masks.neighbour_pairs(graph) if config.plain_attention
+           else masks.forward_pairs(graph, config.signal_edge_kinds))
+    return {"ganlow": masks.ganlow_pairs(graph), "ganup": masks.ganup_pairs(graph),
+            "mask_a": fwd, "mask_b": fwd._replace(senders=fwd.receivers, receivers=fwd.senders)}
+
+
+class BGAN(nn.Module):
+    """Bio-inspired graph attention network over padded CG batches."""
+
+    config: BGANConfig
+
+    def context(self, graph: jraph.GraphsTuple, edge_emb) -> Context:
+        cfg, nodes = self.config, graph.nodes
+        layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
+        pairs = mechanism_pairs(graph, cfg)
+        return Context(
+            edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
+            fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],
+            is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0))
+
+    @nn.compact
+    def __call__(self, graph: jraph.GraphsTuple, *, return_attention: bool = False,
+                 train: bool = False):
+        cfg = self.config
+        nodes, edges = graph.nodes, graph.edges
+        valid, edge_valid = nodes["valid"], edges["valid"]
+        x = node_inputs(nodes, cfg)  # [N, 2F]
+        h = jnp.where(valid[:, None], nn.Dense(cfg.hidden, name="node_embed")(x), 0.0)  # [N, d]
+        ex = jnp.concatenate([edges["features"] * edges["feature_mask"], edges["feature_mask"]], -1)
+        edge_emb = nn.gelu(nn.Dense(cfg.edge_hidden, name="edge_embed")(ex))
+        edge_emb = jnp.where(edge_valid[:, None], edge_emb, 0.0)  # [E, de]
+        ctx = self.context(graph, edge_emb)
+        attention: List[Dict] = []
+        for b in range(cfg.num_blocks):
+            h, w = Block(cfg, name=f"block_{b}")(h, ctx, valid, train)
+            attention.append(w)
+        h = jnp.where(valid[:, None], nn.LayerNorm(name="final_ln")(h), 0.0)
+        outputs = self.heads(graph, h, edge_emb)
+        return (outputs, attention) if return_attention else outputs
+
+    def heads(self, graph, h, edge_emb) -> Dict[str, jnp.ndarray]:
+        """Node [N, *], edge [E, *], graph [G, *] outputs and reconstruction [N, F]."""
+        cfg = self.config
+        valid, edge_valid = graph.nodes["valid"][:, None], graph.edges["valid"][:, None]
+        cls, found = cls_index(graph)
+        g = jnp.where(found[:, None], h[cls], 0.0)  # [G, d]
+        out = {"node_embedding": h, "graph_embedding": g}
+        if cfg.num_node_outputs:
+            out["node"] = jnp.where(valid, nn.Dense(cfg.num_node_outputs, name="node_head")(h), 0.0)
+        if cfg.num_graph_outputs:
+            out["graph"] = jnp.where(found[:, None],
+                                     nn.Dense(cfg.num_graph_outputs, name="graph_head")(g), 0.0)
+        if cfg.num_edge_outputs:
+            pair = jnp.concatenate([h[graph.senders], h[graph.receivers], edge_emb], -1)
+            y = nn.gelu(nn.Dense(cfg.hidden, name="edge_hidden")(pair))
+            out["edge"] = jnp.where(edge_valid, nn.Dense(cfg.num_edge_outputs, name="edge_head")(y), 0.0)
+        if cfg.reconstruct:
+            width = graph.nodes["features"].shape[-1]
+            out["reconstruction"] = jnp.where(valid, nn.Dense(width, name="reconstruct_head")(h), 0.0)
+        return out
+
+
+def create_model(config: BGANConfig = BGANConfig()) -> BGAN:
+    """The BGAN module for ``config``; use its pure ``init`` / ``apply``."""
+    return BGAN(config)

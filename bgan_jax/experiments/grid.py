@@ -1,0 +1,172 @@
+"""The comparison behind RESULTS.md: BGAN vs baselines and ablations, several seeds.
+
+    python -m bgan_jax.experiments.grid --out runs/results [--steps 300] [--seeds 0 1 2]
+
+Every run uses the same budget (steps, batch, optimizer) and is scored on its
+best-validation checkpoint; the test split is never used for any choice.
+Results go to ``OUT/results.json`` (one row per run) and ``OUT/results.md``
+(mean +- std over seeds per task, variant and split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+# variant -> (model name, model config overrides)
+VARIANTS: Dict[str, tuple] = {
+    "bgan": ("bgan", {}),
+    "mlp": ("mlp", {}),
+    "transformer": ("transformer", {}),
+    "bgan-no-nsa": ("bgan", {"nsa": False}),
+    "bgan-no-bmsa": ("bgan", {"bmsa": False}),
+    "bgan-no-maskA": ("bgan", {"mask_a": False}),
+    "bgan-no-maskB": ("bgan", {"mask_b": False}),
+}
+ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
+
+
+def by_drive(workdir: Path, data_dir) -> Dict[str, Dict]:
+    """Every split's metrics over pulse- and Poisson-driven networks separately, from the
+    run's best checkpoint: Poisson-driven labels are partly draw noise to a CG model
+    (``bnnsim.stability``), pulse-driven ones are not."""
+    from bgan_jax.bgan import data as data_lib
+    from bgan_jax.bgan import train as training
+
+    run = training.load_run(workdir)  # its saved config holds the feature statistics
+    config = run.config
+    task = data_lib.task_of(config.task)
+    splits = data_lib.load_splits(data_dir, config.task)
+    scale = data_lib.target_scale(splits["train"], task)
+    first = next(data_lib.batches(splits["train"][:1], config.batch_size, scale=scale))[0]
+    state = training.create_train_state(config, first).replace(params=run.params)
+    step = training.make_eval_step(task)
+    out = {}
+    for split, examples in splits.items():
+        for drive in ("pulse", "poisson"):
+            sub = [e for e in examples if e.cg.meta.get("generator", {}).get("drive") == drive]
+            if sub:
+                out[f"{split}/{drive}"] = training.evaluate(step, state, sub, config, task, scale)
+    return out
+
+
+def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
+            balanced: bool = False, drives: bool = False) -> Dict:
+    from bgan_jax.bgan.train import TrainConfig, selection_metric, train_and_evaluate
+
+    model_name, changes = VARIANTS[variant]
+    base = TrainConfig()
+    config = dataclasses.replace(base, task=task, model_name=model_name, seed=seed,
+                                 num_steps=steps, eval_every=max(steps // 3, 1),
+                                 checkpoint_every=steps, model=base.model.replace(**changes),
+                                 class_weighting="balanced" if balanced else "none")
+    workdir = out / f"{task}-{variant}-s{seed}"
+    if workdir.exists():  # an interrupted run (finished ones are skipped): start it again
+        shutil.rmtree(workdir)
+    t0 = time.time()
+    table = train_and_evaluate(config, data_dir, workdir, progress=False)
+    row = {"task": task, "variant": variant, "seed": seed, "metric": selection_metric(config),
+           "steps": steps, "seconds": time.time() - t0, "best_step": table["best_step"],
+           "splits": table["splits"]}
+    return dict(row, by_drive=by_drive(workdir, data_dir)) if drives else row
+
+
+def _reported(metric: str) -> List[str]:
+    """The metrics a table shows: the selection metric, plus plain accuracy when the
+    checkpoint was chosen by balanced accuracy."""
+    return [metric, "accuracy"] if metric == "balanced_accuracy" else [metric]
+
+
+def markdown(rows: Sequence[Dict]) -> str:
+    """Mean +- std over seeds, one table per task and reported metric."""
+    lines: List[str] = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        sub = [r for r in rows if r["task"] == task]
+        for metric in _reported(sub[0]["metric"]):
+            lines += [f"### {task} ({metric}, best-validation checkpoint, "
+                      f"{len({r['seed'] for r in sub})} seeds, {sub[0]['steps']} steps)", "",
+                      "| variant | train | val | test | ood |", "|---|---|---|---|---|"]
+            for variant in dict.fromkeys(r["variant"] for r in sub):
+                cells = []
+                for split in ("train", "val", "test", "ood"):
+                    vals = [r["splits"][split].get(metric) for r in sub
+                            if r["variant"] == variant and split in r["splits"]]
+                    vals = [v for v in vals if v is not None and np.isfinite(v)]
+                    cells.append(f"{np.mean(vals):.3f} +- {np.std(vals):.3f}" if vals else "-")
+                lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+            lines.append("")
+        lines += _drive_table(sub)
+    return "\n".join(lines)
+
+
+def _drive_table(rows: Sequence[Dict]) -> List[str]:
+    """Mean +- std of the selection metric per split and drive, for rows scored by drive."""
+    rows = [r for r in rows if r.get("by_drive")]
+    if not rows:
+        return []
+    metric = rows[0]["metric"]
+    keys = [f"{s}/{d}" for s in ("val", "test", "ood") for d in ("pulse", "poisson")]
+    lines = [f"#### {rows[0]['task']} by drive ({metric})", "",
+             "| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        vals = [[r["by_drive"][k][metric] for r in rows
+                 if r["variant"] == variant and k in r["by_drive"]] for k in keys]
+        lines.append(f"| {variant} | " + " | ".join(
+            f"{np.mean(v):.3f} +- {np.std(v):.3f}" if v else "-" for v in vals) + " |")
+    return lines + [""]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.grid", description=__doc__)
+    p.add_argument("--out", default="runs/results")
+    p.add_argument("--data", help="dataset (default: the embedded default dataset)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--tasks", nargs="+", default=["firing_pattern", "regime", "stdp_dw"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--balanced", nargs="*", default=["regime"], metavar="TASK",
+                   help="classification tasks trained with balanced class weights and "
+                   "selected by balanced accuracy (default: regime, 75%% one class)")
+    p.add_argument("--by-drive", action="store_true",
+                   help="also score each run on pulse- and Poisson-driven networks apart")
+    p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
+                   "variant share compilations)")
+    args = p.parse_args(argv)
+    import jax
+    if args.cache:
+        jax.config.update("jax_compilation_cache_dir", args.cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if args.data:
+        data_dir = Path(args.data)
+    else:
+        from bnnsim.dataset import default_dataset
+        data_dir = default_dataset()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.json"
+    rows = json.loads(results.read_text()) if results.is_file() else []
+    done = {(r["task"], r["variant"], r["seed"]) for r in rows}
+    for task in args.tasks:
+        for variant in args.variants:
+            for seed in args.seeds:
+                if (task, variant, seed) in done:
+                    continue
+                row = run_one(data_dir, out, task, variant, seed, args.steps,
+                              balanced=task in args.balanced, drives=args.by_drive)
+                rows.append(row)
+                results.write_text(json.dumps(rows, indent=1))
+                (out / "results.md").write_text(markdown(rows))
+                print(json.dumps(row), flush=True)
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

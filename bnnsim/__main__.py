@@ -1,0 +1,7 @@
+"""``python -m bnnsim``: see bnnsim.cli."""
+
+import sys
+
+from bnnsim.cli import main
+
+sys.exit(main())

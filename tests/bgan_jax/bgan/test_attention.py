@@ -1,0 +1,120 @@
+"""The two attention paths: same numbers, weights that are distributions, no NaN."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bgan_jax import Pairs, dense_attention, dense_layout, pair_softmax, sparse_attention
+from bgan_jax.bgan.masks import DenseLayout
+
+H, D = 2, 4
+
+
+def random_problem(seed, n=9, e=20, p_allowed=0.7, parallel=True):
+    """(q, k, v, ek, ev) and a pair list with repeated (i, j) cells and lonely receivers."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, n - 2, e)  # the last two nodes never send
+    r = rng.integers(0, n - 2, e)  # ... nor receive: they have no allowed pair
+    if parallel:
+        s[1], r[1] = s[0], r[0]
+    pairs = Pairs(jnp.asarray(s, jnp.int32), jnp.asarray(r, jnp.int32),
+                  jnp.asarray(rng.uniform(size=e) < p_allowed), jnp.arange(n) < n - 2)
+    keys = jax.random.split(jax.random.key(seed), 5)
+    q, k, v = (jax.random.normal(keys[i], (n, H, D)) for i in range(3))
+    ek, ev = (jax.random.normal(keys[i], (e, H, D)) for i in (3, 4))
+    return (q, k, v, ek, ev), pairs
+
+
+def both_paths(args, pairs, layout):
+    return sparse_attention(*args, pairs), dense_attention(*args, pairs, layout)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dense_equals_sparse_including_parallel_edges(seed):
+    args, pairs = random_problem(seed)
+    n = args[0].shape[0]
+    (out_s, w_s), (out_d, w_d) = both_paths(args, pairs, DenseLayout(
+        jnp.zeros(n, jnp.int32), jnp.arange(n, dtype=jnp.int32), 1, n))
+    np.testing.assert_allclose(out_d, out_s, rtol=1e-5, atol=1e-6)
+    for a, b in zip(w_s, w_d):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+def test_dense_equals_sparse_gradients():
+    args, pairs = random_problem(7)
+    n = args[0].shape[0]
+    layout = DenseLayout(jnp.zeros(n, jnp.int32), jnp.arange(n, dtype=jnp.int32), 1, n)
+
+    def loss(fn, *extra):
+        def f(args):
+            out, w = fn(*args, pairs, *extra)
+            return jnp.sum(jnp.sin(out)) + jnp.sum(w.edges ** 2) + jnp.sum(w.self ** 2)
+        return jax.grad(f)(args)
+
+    gs, gd = loss(sparse_attention), loss(dense_attention, layout)
+    for a, b in zip(gs, gd):
+        assert np.all(np.isfinite(b))
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_sum_to_one_over_each_receivers_allowed_rows():
+    args, pairs = random_problem(3)
+    n = args[0].shape[0]
+    _, w = sparse_attention(*args, pairs)
+    total = jax.ops.segment_sum(w.edges, pairs.receivers, n) + w.self  # [N, H]
+    np.testing.assert_allclose(total[: n - 2], 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(total[n - 2:], 0.0)
+    np.testing.assert_array_equal(np.asarray(w.edges)[~np.asarray(pairs.allowed)], 0.0)
+
+
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+def test_nothing_allowed_gives_zero_output_and_finite_gradients(path):
+    args, pairs = random_problem(1)
+    pairs = pairs._replace(allowed=jnp.zeros_like(pairs.allowed),
+                           self_allowed=jnp.zeros_like(pairs.self_allowed))
+    n = args[0].shape[0]
+    layout = DenseLayout(jnp.zeros(n, jnp.int32), jnp.arange(n, dtype=jnp.int32), 1, n)
+    fn = sparse_attention if path == "sparse" else (lambda *a: dense_attention(*a, layout))
+    out, w = fn(*args, pairs)
+    assert np.all(np.asarray(out) == 0)
+    assert np.all(np.asarray(w.edges) == 0) and np.all(np.asarray(w.self) == 0)
+    grads = jax.grad(lambda a: jnp.sum(fn(*a, pairs)[0]))(args)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_pair_softmax_is_stable_for_huge_logits():
+    edge_logits = jnp.array([[1e4], [1e4 - 1.0], [-1e4]])  # three rows into node 0
+    pairs = Pairs(jnp.array([1, 1, 1]), jnp.array([0, 0, 0]), jnp.ones(3, bool),
+                  jnp.array([False, True]))  # node 1 only attends to itself
+    w = pair_softmax(edge_logits, jnp.array([[5e4], [3.0]]), pairs)
+    e = np.exp(-1.0)
+    np.testing.assert_allclose(np.asarray(w.edges)[:, 0], [1 / (1 + e), e / (1 + e), 0.0],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(w.self)[:, 0], [0.0, 1.0])
+
+
+def test_per_graph_dense_blocks_equal_one_big_block():
+    args, pairs = random_problem(5, n=12, e=30)
+    import jraph
+    # two graphs of 5 nodes + a padding graph of 2; pairs must stay inside graphs
+    graph_of = np.repeat([0, 1, 2], [5, 5, 2])
+    s, r = np.asarray(pairs.senders), np.asarray(pairs.receivers)
+    pairs = pairs._replace(allowed=pairs.allowed & jnp.asarray(graph_of[s] == graph_of[r]),
+                           self_allowed=pairs.self_allowed & jnp.asarray(graph_of < 2))
+    g = jraph.GraphsTuple(nodes={"kind": jnp.zeros(12, jnp.int32)}, edges=None, senders=None,
+                          receivers=None, n_node=jnp.array([5, 5, 2]), n_edge=None,
+                          globals={"valid": jnp.array([True, True, False])})
+    whole = dense_attention(*args, pairs, dense_layout(g))
+    blocks = dense_attention(*args, pairs, dense_layout(g, 5))
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(blocks)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_too_small_dense_block_is_a_clear_error():
+    import jraph
+    g = jraph.GraphsTuple(nodes={"kind": jnp.zeros(12, jnp.int32)}, edges=None, senders=None,
+                          receivers=None, n_node=jnp.array([8, 2, 2]), n_edge=None,
+                          globals={"valid": jnp.array([True, True, False])})
+    with pytest.raises(ValueError, match="dense_graph_nodes=5 is smaller than the largest graph"):
+        dense_layout(g, 5)

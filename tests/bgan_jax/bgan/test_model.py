@@ -1,0 +1,278 @@
+"""The whole model: path equivalence, padding and order invariance, one compile per bucket."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import bgan_jax
+from bgan_jax import BGANConfig, create_model
+from bgan_jax.bgan.config import FEATURE_CLIP
+from graphs import batch_and_pad, convert_file
+from tests.graph_factory import permute_cg, random_cg
+
+SMALL = BGANConfig(hidden=16, heads=4, num_blocks=2, edge_hidden=8, low_hops=2,
+                   num_node_outputs=3, num_edge_outputs=2, num_graph_outputs=4)
+
+
+def init_apply(config, batch, seed=0):
+    model = create_model(config)
+    params = model.init(jax.random.key(seed), batch)
+    return model, params
+
+
+def assert_tree_close(a, b):
+    """rtol 1e-5, atol 1e-6 of the tree's largest magnitude.
+
+    The atol covers entries that are zero in exact arithmetic (e.g. the
+    gradient of a key bias, to which softmax is invariant) and come out as
+    float32 rounding noise of the large terms around them.
+    """
+    xs, ys = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(xs) == len(ys)
+    scale = max(1.0, max(float(np.max(np.abs(x), initial=0.0)) for x in xs))
+    for x, y in zip(xs, ys):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6 * scale)
+
+
+def loss_fn(model, batch):
+    def loss(params, features):
+        nodes = dict(batch.nodes, features=features)
+        out = model.apply(params, batch._replace(nodes=nodes))
+        return sum(jnp.sum(jnp.sin(v)) for v in out.values())
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return batch_and_pad([random_cg(s, n_neurons=2 + s) for s in range(4)])
+
+
+def forward(model):
+    return lambda params, batch: model.apply(params, batch, return_attention=True)
+
+
+def check_dense_equals_sparse(batch, config, sizes):
+    sparse = config.replace(attention="sparse")
+    model_s, params = init_apply(sparse, batch)
+    out_s, att_s = forward(model_s)(params, batch)
+    g_s = loss_fn(model_s, batch)(params, batch.nodes["features"])
+    for size in sizes:
+        model_d = create_model(config.replace(attention="dense", dense_graph_nodes=size))
+        out_d, att_d = forward(model_d)(params, batch)
+        assert_tree_close(out_s, out_d)
+        assert_tree_close(att_s, att_d)
+        assert_tree_close(g_s, loss_fn(model_d, batch)(params, batch.nodes["features"]))
+
+
+def test_dense_equals_sparse_outputs_attention_and_gradients(batch):
+    check_dense_equals_sparse(batch, SMALL.replace(num_blocks=1),
+                              sizes=(None, bgan_jax.dense_block_size(batch)))
+
+
+@pytest.mark.slow  # 35 s; the default suite checks dense == sparse on generated graphs
+def test_dense_equals_sparse_on_the_shared_corpus(shared_neuroml):
+    names = ["MediumNet.net.nml", "brunel2000_mini.net.nml", "StimuliTest.nml",
+             "L23_One.net.nml", "NML2_MultiCompCellNetwork.nml", "testSyns.net.nml"]
+    paths = {p.name: p for p in shared_neuroml.rglob("*.nml")}
+    cgs = [convert_file(paths[n]) for n in names if n in paths]
+    assert len(cgs) >= 4
+    batch = batch_and_pad(cgs)
+    check_dense_equals_sparse(batch, SMALL.replace(num_blocks=1, low_hops=1),
+                              sizes=(bgan_jax.dense_block_size(batch),))
+
+
+def test_attention_lies_on_the_edges_each_mechanism_may_use(batch):
+    model, params = init_apply(SMALL, batch)
+    _, attention = model.apply(params, batch, return_attention=True)
+    kind = np.asarray(batch.edges["kind"])
+    fwd = np.asarray(batch.edges["forward"]) > 0
+    used = {"ganup": np.isin(kind, [2, 3, 5]),
+            "mask_a": np.isin(kind, SMALL.signal_edge_kinds) & fwd,
+            "mask_b": np.isin(kind, SMALL.signal_edge_kinds) & fwd}
+    for block in attention:
+        assert set(block) == {"ganlow", "ganup", "mask_a", "mask_b"}
+        assert len(block["ganlow"]) == SMALL.low_hops
+        for name, allowed in used.items():
+            w = np.asarray(block[name].edges)
+            assert np.all(w[~allowed] == 0) and np.any(w[allowed] > 0), name
+        low = np.asarray(block["ganlow"][0].edges)
+        assert np.all(low[~np.isin(kind, [0, 1])] == 0)
+        assert block["mask_a"].edges.shape[1] == block["mask_b"].edges.shape[1] == 2
+
+
+def test_padding_does_not_change_real_outputs(batch):
+    cgs = [random_cg(s, n_neurons=2 + s) for s in range(4)]
+    big = batch_and_pad(cgs, n_node=batch.n_node.sum() * 2, n_edge=batch.n_edge.sum() * 2,
+                        n_graph=9)
+    for path in ("sparse", "dense"):
+        model, params = init_apply(SMALL.replace(attention=path), batch)
+        a, b = model.apply(params, batch), model.apply(params, big)
+        n, e = int(np.sum(batch.nodes["valid"])), int(np.sum(batch.edges["valid"]))
+        for key, rows in (("node", n), ("node_embedding", n), ("reconstruction", n),
+                          ("edge", e), ("graph", 4), ("graph_embedding", 4)):
+            np.testing.assert_allclose(b[key][:rows], a[key][:rows], rtol=1e-5, atol=1e-5)
+        assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(b))
+        np.testing.assert_array_equal(b["node"][n:], 0.0)
+
+
+def test_node_order_does_not_matter():
+    cg = random_cg(11, n_neurons=5)
+    perm, order, eorder = permute_cg(cg, seed=3)
+    b0, b1 = batch_and_pad([cg]), batch_and_pad([perm])
+    model, params = init_apply(SMALL, b0)
+    (o0, a0), (o1, a1) = (model.apply(params, b, return_attention=True) for b in (b0, b1))
+    n, e = cg.n_nodes, cg.n_edges
+    for key in ("node", "node_embedding", "reconstruction"):
+        np.testing.assert_allclose(o1[key][:n], o0[key][:n][order], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(o1["edge"][:e], o0["edge"][:e][eorder], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(o1["graph"], o0["graph"], rtol=1e-5, atol=1e-5)
+    w0, w1 = a0[-1]["mask_b"], a1[-1]["mask_b"]
+    np.testing.assert_allclose(w1.edges[:e], w0.edges[:e][eorder], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w1.self[:n], w0.self[:n][order], rtol=1e-5, atol=1e-6)
+
+
+def test_one_compilation_per_bucket():
+    traces = []
+    model = create_model(SMALL)
+    shape = dict(n_node=256, n_edge=1024, n_graph=5)
+    batches = [batch_and_pad([random_cg(10 * k + s) for s in range(4)], **shape)
+               for k in range(5)]
+    params = model.init(jax.random.key(0), batches[0])
+
+    @jax.jit
+    def forward(params, batch):
+        traces.append(1)
+        return model.apply(params, batch, return_attention=True)
+
+    outs = [forward(params, b) for b in batches]
+    assert len(traces) == 1
+    assert not np.allclose(outs[0][0]["node"], outs[1][0]["node"])
+
+
+def test_no_nan_with_empty_graphs_and_heavy_padding():
+    from graphs.cg import GraphBuilder
+    from graphs.schema import NodeKind
+    b = GraphBuilder()
+    b.add_node(NodeKind.CLS, -1, "cls")
+    lonely = b.finish({})  # a model with nothing in it but its CLS node
+    batch = batch_and_pad([lonely, random_cg(1), lonely], n_node=512, n_edge=512, n_graph=8)
+    for path in ("sparse", "dense"):
+        model, params = init_apply(SMALL.replace(attention=path, num_blocks=1), batch)
+        out, att = forward(model)(params, batch)
+        grads = loss_fn(model, batch)(params, batch.nodes["features"])
+        for leaf in jax.tree.leaves((out, att, grads)):
+            assert np.all(np.isfinite(leaf))
+
+
+@pytest.mark.parametrize("switch, absent", [
+    (dict(nsa=False), {"ganlow", "ganup"}), (dict(bmsa=False), {"mask_a", "mask_b"}),
+    (dict(mask_a=False), {"mask_a"}), (dict(mask_b=False), {"mask_b"})])
+def test_ablation_switches_remove_their_mechanism(batch, switch, absent):
+    model, params = init_apply(SMALL.replace(**switch), batch)
+    out, att = model.apply(params, batch, return_attention=True)
+    assert not absent & set(att[0])
+    full = {"ganlow", "ganup", "mask_a", "mask_b"}
+    assert set(att[0]) == full - absent
+    if switch in (dict(mask_a=False), dict(mask_b=False)):
+        (left,) = full - absent - {"ganlow", "ganup"}
+        assert att[0][left].edges.shape[1] == SMALL.heads  # all heads go to the other mask
+
+
+def test_maskA_only_model_ignores_downstream_nodes():
+    """With NSA and MaskB off, a node's output depends only on its upstream cone."""
+    cg = random_cg(4, n_neurons=3, n_gaps=0)
+    batch = batch_and_pad([cg])
+    config = SMALL.replace(nsa=False, mask_b=False, num_blocks=1, num_edge_outputs=0,
+                           num_graph_outputs=0)
+    model, params = init_apply(config, batch)
+    run = jax.jit(lambda f: model.apply(params, batch._replace(nodes=dict(batch.nodes, features=f)))["node"])
+    feats = jnp.asarray(batch.nodes["features"])
+    base = np.asarray(run(feats))
+    fwd = (np.asarray(batch.edges["forward"]) > 0) & np.isin(np.asarray(batch.edges["kind"]),
+                                                              config.signal_edge_kinds)
+    s, r = np.asarray(batch.senders)[fwd], np.asarray(batch.receivers)[fwd]
+    j = int(s[0])  # perturb an upstream node: its receivers change, nodes it does not feed do not
+    out = np.asarray(run(feats.at[j].add(1.0)))
+    fed = set(r[s == j]) | {j}
+    changed = set(np.flatnonzero(np.abs(out - base).max(-1) > 0))
+    assert changed == fed
+
+
+def test_heads_shapes_and_reconstruction(batch):
+    model, params = init_apply(SMALL, batch)
+    out = model.apply(params, batch)
+    n, e, g = batch.nodes["kind"].shape[0], batch.senders.shape[0], batch.n_node.shape[0]
+    assert out["node"].shape == (n, 3) and out["edge"].shape == (e, 2)
+    assert out["graph"].shape == (g, 4) and out["reconstruction"].shape == (n, 114)
+    np.testing.assert_array_equal(out["graph"][-1], 0.0)  # jraph's padding graph
+
+
+def test_dropout_needs_train_flag_and_rng(batch):
+    model, params = init_apply(SMALL.replace(dropout=0.5), batch)
+    a = model.apply(params, batch)
+    b = model.apply(params, batch, train=True, rngs={"dropout": jax.random.key(1)})
+    np.testing.assert_array_equal(a["node"], model.apply(params, batch)["node"])
+    assert not np.allclose(a["node"], b["node"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(attention="flash"), "attention must be one of"),
+    (dict(hidden=30, heads=4), "multiple of heads"),
+    (dict(heads=1), "heads >= 2"),
+    (dict(signal_edge_kinds=(9,)), "EdgeKind values"),
+    (dict(feature_shift=(0.0,), feature_scale=()), "same length"),
+    (dict(feature_shift=(0.0,), feature_scale=(0.0,)), "scale > 0"),
+])
+def test_bad_config_is_a_clear_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        BGANConfig(**bad)
+
+
+def test_losses_ignore_what_is_masked_and_never_nan():
+    logits = jnp.array([[2.0, 0.0], [0.0, 2.0]])
+    labels = jnp.array([0, 0])
+    none = jnp.zeros(2, bool)
+    assert float(bgan_jax.classification_loss(logits, labels, none)) == 0.0
+    assert float(bgan_jax.accuracy(logits, labels, jnp.array([True, False]))) == 1.0
+    assert float(bgan_jax.regression_loss(jnp.ones(2), jnp.zeros(2), none)) == 0.0
+    batch = batch_and_pad([random_cg(0)])
+    masked, hidden = bgan_jax.mask_node_features(jax.random.key(0), batch, rate=0.5)
+    hidden = np.asarray(hidden)
+    assert hidden.any() and not hidden[~np.asarray(batch.nodes["valid"])].any()
+    assert np.all(np.asarray(masked.nodes["feature_mask"])[hidden] == 0)
+    loss = bgan_jax.reconstruction_loss(masked.nodes["features"], batch.nodes["features"], hidden)
+    expected = np.mean(np.asarray(batch.nodes["features"])[hidden] ** 2)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_model_attention_sums_to_one_over_each_receivers_allowed_set(batch):
+    model, params = init_apply(SMALL, batch)
+    _, attention = model.apply(params, batch, return_attention=True)
+    kinds = SMALL.signal_edge_kinds
+    pairs = {"ganup": bgan_jax.ganup_pairs(batch), "mask_a": bgan_jax.forward_pairs(batch, kinds),
+             "mask_b": bgan_jax.backward_pairs(batch, kinds)}
+    n = batch.nodes["kind"].shape[0]
+    for block in attention:
+        checks = [(bgan_jax.ganlow_pairs(batch), w) for w in block["ganlow"]]
+        checks += [(pairs[name], block[name]) for name in pairs]
+        for p, w in checks:
+            total = jax.ops.segment_sum(w.edges, p.receivers, n) + w.self  # [N, H]
+            expected = np.asarray(bgan_jax.receives(p), np.float32)[:, None]
+            np.testing.assert_allclose(total, np.broadcast_to(expected, total.shape), atol=1e-6)
+
+
+def test_feature_standardisation_is_the_same_as_feeding_standardised_features(batch):
+    f = batch.nodes["features"].shape[-1]
+    rng = np.random.default_rng(0)
+    shift, scale = rng.normal(size=f), rng.uniform(0.5, 2.0, size=f)
+    cfg = SMALL.replace(feature_shift=tuple(shift), feature_scale=tuple(scale))
+    model, params = init_apply(cfg, batch)
+    known = np.asarray(batch.nodes["feature_mask"]) > 0
+    z = np.clip((np.asarray(batch.nodes["features"]) - shift) / scale, -FEATURE_CLIP, FEATURE_CLIP)
+    pre = batch._replace(nodes=dict(batch.nodes, features=np.where(known, z, 0.0).astype(np.float32)))
+    assert_tree_close(create_model(SMALL).apply(params, pre), model.apply(params, batch))
+    out = model.apply(params, batch)
+    assert all(np.isfinite(np.asarray(v)).all() for v in out.values())  # padding: no NaN
+    with pytest.raises(ValueError, match="another feature schema"):
+        create_model(SMALL.replace(feature_shift=(0.0,), feature_scale=(1.0,))).apply(params, batch)

@@ -1,0 +1,255 @@
+"""Training: overrides, the pure step, pmap == single device, resume after SIGKILL, NaN stop."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from bgan_jax.bgan import data as data_lib
+from bgan_jax.bgan.config import BGANConfig
+from bgan_jax.bgan.train import (TrainConfig, TrainingDiverged, create_train_state,
+                               make_train_step, train_and_evaluate)
+from graphs.schema import NODE_COLUMNS
+
+from tests.conftest import REPO as ROOT
+TINY = ["--set", "model.hidden=16", "--set", "model.num_blocks=1", "--set", "model.heads=2",
+        "--set", "batch_size=4"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from bnnsim.dataset import build_dataset
+    out = tmp_path_factory.mktemp("data")
+    build_dataset(out, 12, seed=1, neuron_range=(10, 14), ood_family=None, progress=False)
+    return out
+
+
+def tiny_config(**changes) -> TrainConfig:
+    model = BGANConfig(hidden=16, num_blocks=1, heads=2, reconstruct=False)
+    return TrainConfig(model=model, batch_size=4, **changes)
+
+
+def test_overrides_reach_nested_fields_and_bad_keys_are_clear():
+    sys.path.insert(0, str(ROOT))
+    from train import apply_overrides
+    cfg = apply_overrides(TrainConfig(), ["num_steps=7", "model.num_blocks=3",
+                                          "learning_rate=1", "model.nsa=false"])
+    assert (cfg.num_steps, cfg.model.num_blocks, cfg.model.nsa) == (7, 3, False)
+    assert isinstance(cfg.learning_rate, float)
+    with pytest.raises(ValueError, match="unknown config field 'model.nope'"):
+        apply_overrides(cfg, ["model.nope=1"])
+    with pytest.raises(ValueError, match="num_steps must be >= 1"):
+        apply_overrides(cfg, ["num_steps=0"])
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides(cfg, ["num_steps"])
+
+
+def test_train_step_fits_one_batch(dataset):
+    cfg = tiny_config(learning_rate=3e-3, warmup_steps=1, num_steps=60)
+    train = data_lib.load_splits(dataset, cfg.task)["train"]
+    batch = next(data_lib.batches(train, 4, shuffle=False))[0]
+    state = create_train_state(cfg, batch)
+    step = jax.jit(make_train_step(data_lib.task_of(cfg.task)))
+    rng = jax.random.PRNGKey(0)
+    losses = []
+    for _ in range(60):
+        state, s = step(state, batch, rng)
+        losses.append(float(s["loss"] / s["count"]))
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+PMAP_SCRIPT = """
+import sys, jax, numpy as np, flax.jax_utils
+sys.path.insert(0, {root!r})
+from bgan_jax.bgan import data as data_lib
+from bgan_jax.bgan.config import BGANConfig
+from bgan_jax.bgan.train import TrainConfig, create_train_state, make_train_step
+assert jax.local_device_count() == 4
+for task in ("firing_pattern", "regime"):
+    cfg = TrainConfig(task=task, model=BGANConfig(hidden=16, num_blocks=1, heads=2,
+                                                  reconstruct=False), batch_size=2)
+    train = data_lib.load_splits({data!r}, task)["train"][:7]  # 7 graphs: one device gets 1
+    groups = [train[0:2], train[2:4], train[4:6], train[6:7]]
+    n_node, n_edge = data_lib.batch_shapes(groups)
+    per_device = [data_lib.make_batch(g, 3, n_node=n_node, n_edge=n_edge) for g in groups]
+    union = data_lib.make_batch(train, len(train) + 1)
+    state = create_train_state(cfg, union)
+    t = data_lib.task_of(task)
+    rng = jax.random.PRNGKey(3)
+    w = data_lib.class_weights(train, t) if task == "regime" else None  # weighted loss too
+    single, s1 = jax.jit(make_train_step(t, class_weights=w))(state, union, rng)
+    step = jax.pmap(make_train_step(t, "d", class_weights=w), axis_name="d")
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *per_device)
+    multi, s4 = step(flax.jax_utils.replicate(state), stacked, jax.random.split(rng, 4))
+    multi = flax.jax_utils.unreplicate(multi)
+    np.testing.assert_allclose(float(s1["loss"]), float(s4["loss"][0]), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(multi.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+print("PMAP-OK")
+"""
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **extra)
+    env.pop("XLA_FLAGS", None)
+    env.update(extra)
+    return env
+
+
+def test_pmap_step_equals_single_device_step(dataset):
+    """4 fake CPU devices: the pmap step on 4 device batches == one step on their union."""
+    script = PMAP_SCRIPT.format(root=str(ROOT), data=str(dataset))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+                         timeout=600)
+    assert "PMAP-OK" in out.stdout, out.stderr[-3000:]
+
+
+def _train_cmd(data, workdir, *extra):
+    return [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--workdir",
+            str(workdir), "--no-progress", *TINY, "--set", "num_steps=12",
+            "--set", "checkpoint_every=3", "--set", "eval_every=6", *extra]
+
+
+def _final_params(workdir):
+    import orbax.checkpoint as ocp
+    mngr = ocp.CheckpointManager(Path(workdir, "checkpoints").absolute())
+    return mngr.restore(mngr.latest_step())["params"], mngr.latest_step()
+
+
+def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path):
+    full = tmp_path / "full"
+    out = subprocess.run(_train_cmd(dataset, full), capture_output=True, text=True,
+                         env=_env(), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(dataset, killed), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env())
+    deadline = time.time() + 600
+    while time.time() < deadline:  # kill once the first checkpoint is on disk
+        ckpts = killed / "checkpoints"
+        if ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir()):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    steps = [int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit()]
+    assert steps and max(steps) < 12, steps  # really interrupted mid-run
+    again = subprocess.run(_train_cmd(dataset, killed, "--resume"), capture_output=True,
+                           text=True, env=_env(), timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    a, step_a = _final_params(full)
+    b, step_b = _final_params(killed)
+    assert step_a == step_b == 12
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    log = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    epochs = [e for e in log if "compilations" in e]
+    assert epochs and epochs[0]["compilations"] == epochs[0]["buckets"]  # one per bucket
+    assert all(e["compilations"] == 0 for e in epochs[1:])  # then none
+    assert any(e.get("split") == "val" for e in log)
+
+
+def test_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(dataset,
+                                                                                 tmp_path):
+    cfg = tiny_config(learning_rate=1e38, grad_clip=1e38, warmup_steps=1, num_steps=50,
+                      checkpoint_every=1, eval_every=50)
+    with pytest.raises(TrainingDiverged, match=r"step (\d+): loss .* not finite") as err:
+        train_and_evaluate(cfg, dataset, tmp_path, progress=False)
+    bad = int(str(err.value).split("step ")[1].split(":")[0])
+    kept = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+    assert kept and max(kept) == bad - 1
+
+
+def test_feature_stats_are_masked_floored_and_saved_with_the_run(dataset, tmp_path):
+    train = data_lib.load_splits(dataset, "firing_pattern")["train"]
+    mean, std = data_lib.feature_stats(train)
+    x = np.concatenate([e.cg.node_features for e in train])
+    known = np.concatenate([e.cg.node_feature_mask for e in train]) > 0
+    quantity = np.array([c.transform == "slog" for c in NODE_COLUMNS])
+    partly = np.flatnonzero(quantity & (known.sum(0) > 1) & (known.sum(0) < len(x)))
+    j = int(partly[np.argmax(x[:, partly].std(0))])  # a partly known, varying quantity
+    col = x[known[:, j], j]  # unknown entries must not count
+    np.testing.assert_allclose(mean[j], col.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std[j], max(col.std(), data_lib.MIN_FEATURE_STD), rtol=1e-4)
+    assert np.all(std >= data_lib.MIN_FEATURE_STD)
+    as_is = ~known.any(0) | ~quantity  # never known, or one-hot / index / count columns
+    assert as_is.any() and np.all(mean[as_is] == 0) and np.all(std[as_is] == 1)
+    with pytest.raises(data_lib.DatasetError, match="at least one example"):
+        data_lib.feature_stats([])
+
+    cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2)
+    assert cfg.normalize_features and not cfg.model.feature_shift
+    train_and_evaluate(cfg, dataset, tmp_path, progress=False)
+    from bgan_jax.bgan.train import load_run
+    saved = load_run(tmp_path).config.model
+    np.testing.assert_allclose(saved.feature_shift, mean, rtol=1e-6)
+    np.testing.assert_allclose(saved.feature_scale, std, rtol=1e-6)
+
+
+def test_existing_run_needs_resume(dataset, tmp_path):
+    cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2)
+    table = train_and_evaluate(cfg, dataset, tmp_path, progress=False)
+    assert table["final_step"] == 2 and (tmp_path / "eval.json").is_file()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_and_evaluate(cfg, dataset, tmp_path, progress=False)
+
+
+def test_epochs_are_deterministic_buckets_of_one_shape(dataset):
+    train = data_lib.load_splits(dataset, "firing_pattern")["train"]
+    a = [[b.nodes["features"].shape for b in s] for s in data_lib.batches(train, 3, 5, 2)]
+    b = [[b.nodes["features"].shape for b in s] for s in data_lib.batches(train, 3, 5, 2)]
+    assert a == b
+    buckets = data_lib.size_buckets(train, 3)
+    shapes = {s[0] for s in a}
+    assert len(shapes) <= len(buckets)
+    seen = sorted(i for _, groups in data_lib.epoch_plan(train, 3, 5, 2) for g in groups
+                  for i in g)
+    assert seen == list(range(len(train)))  # every example once per epoch
+
+
+def test_results_table_averages_over_seeds():
+    from bgan_jax.experiments.grid import markdown
+
+    def row(v, s, a):
+        split = {"accuracy": a, "balanced_accuracy": a / 2}
+        return {"task": "regime", "variant": v, "seed": s, "metric": "balanced_accuracy",
+                "steps": 10, "splits": {"train": split, "val": split, "test": split, "ood": {}}}
+
+    rows = [row("bgan", 0, 0.5), row("bgan", 1, 0.7), row("mlp", 0, 0.4)]
+    rows[0]["by_drive"] = {"test/pulse": {"balanced_accuracy": 0.9}}
+    text = markdown(rows)
+    assert "| bgan | - | - | 0.900 +- 0.000 | - | - | - |" in text  # test/pulse
+    assert "| bgan | 0.600 +- 0.100 | 0.600 +- 0.100 | 0.600 +- 0.100 | - |" in text
+    assert "| bgan | 0.300 +- 0.050 | 0.300 +- 0.050 | 0.300 +- 0.050 | - |" in text
+    assert "| mlp | 0.400 +- 0.000" in text and "2 seeds" in text
+    assert text.index("(balanced_accuracy") < text.index("(accuracy")
+
+
+def test_balanced_class_weights_and_accuracy():
+    """Weights n / (C n_c) make every class weigh the same in the loss; balanced accuracy
+    is the mean per-class recall over the classes present."""
+    from bgan_jax.bgan.train import summarize
+    task = data_lib.task_of("regime")
+    exs = [data_lib.Example(None, np.zeros(1), np.zeros(1, bool), float(y), True, str(i))
+           for i, y in enumerate([1, 1, 1, 2])]
+    w = data_lib.class_weights(exs, task)
+    np.testing.assert_allclose(w, [1.0, 4 / 6, 4 / 2, 1.0])  # 2 classes present; absent: 1
+    counts = np.bincount([1, 1, 1, 2], minlength=4)
+    np.testing.assert_allclose((w * counts)[1:3], [2.0, 2.0])  # equal class totals, mean 1
+    s = summarize({"loss": 0.0, "count": 4, "correct": 3, "class_count": counts,
+                   "class_correct": np.array([0, 3, 0, 0])}, task)
+    assert s["accuracy"] == 0.75 and s["balanced_accuracy"] == 0.5  # (1 + 0) / 2
+    with pytest.raises(data_lib.DatasetError):
+        data_lib.class_weights(exs, data_lib.task_of("stdp_dw"))
+    with pytest.raises(ValueError, match="classification"):
+        TrainConfig(task="stdp_dw", class_weighting="balanced")
