@@ -41,6 +41,7 @@ from tqdm import tqdm
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan.config import BGANConfig
 from bgan_jax.bgan.model import mechanism_pairs
+from bgan_jax.runs.metrics import auroc
 from graphs.batching import batch_and_pad, bucket_size
 from graphs.cg import CG
 from graphs.schema import FEATURE_GROUPS, NODE_COLUMNS, NODE_GROUPS, EdgeKind, NodeKind
@@ -397,15 +398,6 @@ def component_table(analyses: Sequence[ModelAnalysis], top: int = 10) -> Columns
 
 
 # -- planted truth ------------------------------------------------------------------
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (ties count one half); NaN without both classes."""
-    pos, neg = scores[positive], scores[~positive]
-    if not pos.size or not neg.size:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (pos.size * neg.size))
-
 
 def planted_metrics(analyses: Sequence[ModelAnalysis]) -> Optional[Dict]:
     """How well the read-out finds the planted truth of ``bnnsim.planted`` CGs: the rank

@@ -1,4 +1,5 @@
-"""Baselines that share BGAN's inputs and heads: an MLP on node features alone."""
+"""Baselines that share BGAN's inputs and heads: an MLP on node features alone, and the
+plain-attention transformer (BGAN's blocks without its masks)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import jraph
 
 from bgan_jax.bgan.config import BGANConfig
 from bgan_jax.bgan.masks import graph_index
-from bgan_jax.bgan.model import node_inputs
+from bgan_jax.bgan.model import create_model, node_inputs
 
 
 class NodeMLP(nn.Module):
@@ -45,3 +46,23 @@ class NodeMLP(nn.Module):
 
 def create_mlp(config: BGANConfig) -> NodeMLP:
     return NodeMLP(config)
+
+
+def transformer_config(config: BGANConfig) -> BGANConfig:
+    """The plain-attention transformer baseline: BGAN's blocks with neighbourhood
+    attention along every edge instead of the NSA/BMSA masks."""
+    return config.replace(nsa=False, bmsa=True, plain_attention=True)
+
+
+MODELS = ("bgan", "mlp", "transformer")
+
+
+def create_variant(name: str, config: BGANConfig):
+    """BGAN or one of its baselines (``MODELS``), from the same config."""
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+    if name == "mlp":
+        return create_mlp(config)
+    if name == "transformer":
+        config = transformer_config(config)
+    return create_model(config)

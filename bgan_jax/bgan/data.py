@@ -225,15 +225,16 @@ def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoc
 
 
 def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
-            shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0), skip: int = 0
-            ) -> Iterator[List[jraph.GraphsTuple]]:
+            shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0), skip: int = 0,
+            slots: Optional[Sequence[int]] = None) -> Iterator[List[jraph.GraphsTuple]]:
     """One epoch: per step, ``devices`` padded batches of up to ``batch_size`` graphs of
     one size bucket, all of the bucket's shape. A device with no graphs in a step's last
     chunk gets an all-padding batch, which contributes nothing. ``skip`` leaves out the
-    epoch's first steps without building them (a resumed run)."""
+    epoch's first steps without building them (a resumed run); ``slots`` builds only
+    those device positions of each step (this process's share of a global batch)."""
     for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices)[skip:]:
         out = []
-        for g in groups:
+        for g in (groups if slots is None else [groups[d] for d in slots]):
             exs = [examples[i] for i in (g if len(g) else groups[0][:1])]
             b = make_batch(exs, batch_size + 1, scale, bucket.n_node, bucket.n_edge)
             out.append(b if len(g) else _all_padding(b))

@@ -1,12 +1,14 @@
 """Masked losses for node, edge and graph targets, and masked-feature reconstruction.
 
 Every loss takes a boolean ``where`` so padding and unlabelled items never
-count; an empty ``where`` gives 0, not NaN.
+count; an empty ``where`` gives 0, not NaN. The per-item ``*_terms`` are what
+training sums (and divides by the labelled count of the global batch), so the
+public losses and the training objective are one definition.
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -19,23 +21,43 @@ def _masked_mean(values: jnp.ndarray, where: jnp.ndarray) -> jnp.ndarray:
     return jnp.sum(values * where) / jnp.maximum(jnp.sum(where), 1.0)
 
 
-def classification_loss(logits: jnp.ndarray, labels: jnp.ndarray,
-                        where: jnp.ndarray) -> jnp.ndarray:
-    """Mean softmax cross-entropy; logits [K, C], labels [K] int, where [K] bool."""
+def classification_terms(logits: jnp.ndarray, labels: jnp.ndarray, where: jnp.ndarray,
+                         class_weights: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+    """[K] softmax cross-entropy per item, times ``class_weights`` [C] of its class when
+    given, 0 where ``where`` is False; logits [K, C], labels [K] int."""
     safe = jnp.where(where, labels, 0)
-    return _masked_mean(optax.softmax_cross_entropy_with_integer_labels(logits, safe), where)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, safe)
+    if class_weights is not None:
+        loss = loss * jnp.asarray(class_weights)[safe]
+    return jnp.where(where, loss, 0.0)
+
+
+def correct_terms(logits: jnp.ndarray, labels: jnp.ndarray, where: jnp.ndarray) -> jnp.ndarray:
+    """[K] 1.0 where the arg-max class is the label, 0 elsewhere and off ``where``."""
+    return ((jnp.argmax(logits, -1) == labels) & where).astype(jnp.float32)
+
+
+def regression_terms(pred: jnp.ndarray, target: jnp.ndarray, where: jnp.ndarray) -> jnp.ndarray:
+    """[K] squared error per item (mean over trailing target axes), 0 off ``where``."""
+    err = jnp.square(pred - target)
+    if err.ndim > 1:
+        err = jnp.mean(err.reshape(err.shape[0], -1), -1)
+    return jnp.where(where, err, 0.0)
+
+
+def classification_loss(logits: jnp.ndarray, labels: jnp.ndarray, where: jnp.ndarray,
+                        class_weights: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+    """Mean (weighted) softmax cross-entropy over the items ``where`` is True."""
+    return _masked_mean(classification_terms(logits, labels, where, class_weights), where)
 
 
 def accuracy(logits: jnp.ndarray, labels: jnp.ndarray, where: jnp.ndarray) -> jnp.ndarray:
-    return _masked_mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32), where)
+    return _masked_mean(correct_terms(logits, labels, where), where)
 
 
 def regression_loss(pred: jnp.ndarray, target: jnp.ndarray, where: jnp.ndarray) -> jnp.ndarray:
     """Mean squared error; pred/target [K] or [K, T], where [K] bool."""
-    err = jnp.square(pred - target)
-    if err.ndim > 1:
-        err = jnp.mean(err.reshape(err.shape[0], -1), -1)
-    return _masked_mean(err, where)
+    return _masked_mean(regression_terms(pred, target, where), where)
 
 
 def mask_node_features(rng: jax.Array, graph: jraph.GraphsTuple,

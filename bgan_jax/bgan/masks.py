@@ -106,10 +106,15 @@ def forward_pairs(graph: jraph.GraphsTuple, signal_kinds: Sequence[int]) -> Pair
     return _with_self(graph, graph.senders, graph.receivers, ok, graph.nodes["valid"])
 
 
+def transpose(pairs: Pairs) -> Pairs:
+    """The same pairs with sender and receiver swapped, aligned with the same edge rows:
+    MaskB is the transpose of MaskA (retrograde flow)."""
+    return pairs._replace(senders=pairs.receivers, receivers=pairs.senders)
+
+
 def backward_pairs(graph: jraph.GraphsTuple, signal_kinds: Sequence[int]) -> Pairs:
-    """MaskB: the transpose of MaskA (retrograde flow), aligned with the same edge rows."""
-    fwd = forward_pairs(graph, signal_kinds)
-    return fwd._replace(senders=fwd.receivers, receivers=fwd.senders)
+    """MaskB: ``transpose(forward_pairs(...))``."""
+    return transpose(forward_pairs(graph, signal_kinds))
 
 
 def neighbour_pairs(graph: jraph.GraphsTuple) -> Pairs:

@@ -167,7 +167,7 @@ def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, m
     fwd = (masks.neighbour_pairs(graph) if config.plain_attention
            else masks.forward_pairs(graph, config.signal_edge_kinds))
     return {"ganlow": masks.ganlow_pairs(graph), "ganup": masks.ganup_pairs(graph),
-            "mask_a": fwd, "mask_b": fwd._replace(senders=fwd.receivers, receivers=fwd.senders)}
+            "mask_a": fwd, "mask_b": masks.transpose(fwd)}
 
 
 class BGAN(nn.Module):

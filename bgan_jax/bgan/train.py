@@ -1,43 +1,51 @@
-"""Training: config, optimizer, pure train/eval steps (jit or pmap), checkpoints, loop.
+"""BGAN training: TrainConfig, optimizer, pure train/eval steps (jit or pmap), the run.
 
 Losses are sums over labelled items divided by the labelled count of the whole
 global batch (``lax.psum`` across devices), and gradients are summed across
 devices, so a pmap step over D device batches equals one step over their union
-(tests/test_training.py checks it with fake CPU devices).
+(tests/bgan_jax/bgan/test_train.py checks it with fake CPU devices, and with two
+processes through ``jax.distributed``). The loop, checkpoints and run files are
+the shared ones of ``bgan_jax.runs``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence
 
 import flax.jax_utils
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax.training import train_state
-from tqdm import tqdm
 
 from bgan_jax.bgan import data as data_lib
-from bgan_jax.bgan.baselines import create_mlp
+from bgan_jax.bgan import losses
+from bgan_jax.bgan.baselines import MODELS, create_variant, transformer_config
 from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.model import create_model
+from bgan_jax.runs import distributed
+from bgan_jax.runs.checkpoints import Checkpoints
+from bgan_jax.runs.config import LoopConfig
+from bgan_jax.runs.loop import TrainingDiverged, is_primary, log_jsonl, train_loop
+from bgan_jax.runs.workdir import read_config, read_data_path, refuse_overwrite, write_run_files
 from graphs.batching import batch_and_pad
 from graphs.cg import GraphBuilder
 from graphs.schema import EdgeKind, NodeKind
 
-MODELS = ("bgan", "mlp", "transformer")
+KIND = "bgan"
 CLASS_WEIGHTING = ("none", "balanced")
+__all__ = ["TrainConfig", "TrainingDiverged", "train_and_evaluate", "load_run", "MODELS"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on; saved as ``config.json`` in the workdir."""
+class TrainConfig(LoopConfig):
+    """Everything a BGAN run depends on; saved as ``config.json`` in the workdir. The
+    budget and cadence fields (num_steps 600, seed, log/eval/checkpoint_every,
+    keep_checkpoints) come from ``runs.LoopConfig``."""
 
     task: str = "firing_pattern"
     """One of bgan_jax.bgan.data.TASKS: firing_pattern, regime, stdp_dw."""
@@ -49,7 +57,6 @@ class TrainConfig:
     drive of a spike source needs BMSA, BMSA, NSA hops to reach its neuron node."""
     batch_size: int = 8
     """Graphs per device per step."""
-    num_steps: int = 600
     learning_rate: float = 1e-3
     """Peak learning rate (linear warmup, then cosine decay to 1% of it)."""
     warmup_steps: int = 50
@@ -63,13 +70,9 @@ class TrainConfig:
     """'none' or 'balanced' (classification): each item's loss is weighted by the
     train split's n / (C * n_c) for its class, and the best checkpoint is chosen by
     balanced accuracy: for skewed labels (the regime task is 75% one class)."""
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 100
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 3
 
     def __post_init__(self):
+        super().__post_init__()
         data_lib.task_of(self.task)
         if self.model_name not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model_name!r}")
@@ -79,23 +82,8 @@ class TrainConfig:
         if self.class_weighting != "none" and data_lib.task_of(self.task).kind != "classification":
             raise ValueError(f"class_weighting={self.class_weighting!r} needs a classification "
                              f"task; {self.task!r} is a regression")
-        for name in ("batch_size", "num_steps", "log_every", "eval_every", "checkpoint_every",
-                     "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> Dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Dict) -> "TrainConfig":
-        """Inverse of ``to_dict`` (JSON lists back to tuples); unknown keys are an error."""
-        model = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get("model", {}).items()}
-        return cls(**{**d, "model": BGANConfig(**model)})
-
-
-class TrainingDiverged(RuntimeError):
-    """Loss or gradients became NaN/Inf; the last good checkpoint is kept."""
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 # -- model, optimizer, state ---------------------------------------------------
@@ -104,9 +92,8 @@ def model_config(config: TrainConfig) -> BGANConfig:
     task = data_lib.task_of(config.task)
     heads = dict(num_node_outputs=task.outputs if task.level == "node" else 0,
                  num_graph_outputs=task.outputs if task.level == "graph" else 0)
-    if config.model_name == "transformer":
-        heads.update(nsa=False, bmsa=True, plain_attention=True)
-    return config.model.replace(**heads)
+    mc = config.model.replace(**heads)
+    return transformer_config(mc) if config.model_name == "transformer" else mc
 
 
 def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -> TrainConfig:
@@ -121,8 +108,7 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
 
 
 def build_model(config: TrainConfig):
-    mc = model_config(config)
-    return create_mlp(mc) if config.model_name == "mlp" else create_model(mc)
+    return create_variant("mlp" if config.model_name == "mlp" else "bgan", model_config(config))
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -155,15 +141,13 @@ def batch_stats(params, apply_fn, batch, task: data_lib.Task, rng, train: bool,
     w = mask.astype(jnp.float32)
     if task.kind == "classification":
         labels = jnp.where(mask, y, 0).astype(jnp.int32)
-        loss = optax.softmax_cross_entropy_with_integer_labels(pred, labels)
-        if class_weights is not None:
-            loss = loss * jnp.asarray(class_weights)[labels]
-        correct = (jnp.argmax(pred, -1) == labels).astype(jnp.float32)
+        hit = losses.correct_terms(pred, labels, mask)  # [items]
         onehot = jax.nn.one_hot(labels, task.outputs) * w[:, None]  # [items, C]
-        return {"loss": jnp.sum(loss * w), "count": jnp.sum(w), "correct": jnp.sum(correct * w),
-                "class_count": onehot.sum(0), "class_correct": (onehot * correct[:, None]).sum(0)}
-    err = jnp.square(pred[:, 0] - y)
-    return {"loss": jnp.sum(err * w), "count": jnp.sum(w), "y": jnp.sum(y * w),
+        return {"loss": jnp.sum(losses.classification_terms(pred, labels, mask, class_weights)),
+                "count": jnp.sum(w), "correct": jnp.sum(hit), "class_count": onehot.sum(0),
+                "class_correct": (onehot * hit[:, None]).sum(0)}
+    err = losses.regression_terms(pred[:, 0], y, mask)
+    return {"loss": jnp.sum(err), "count": jnp.sum(w), "y": jnp.sum(y * w),
             "y2": jnp.sum(jnp.square(y) * w)}
 
 
@@ -194,8 +178,9 @@ def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
         if axis_name is not None:
             grads = jax.lax.psum(grads, axis_name)
             s = jax.lax.psum(s, axis_name)
-        s = dict(s, grad_norm=optax.tree.norm(grads))
-        return state.apply_gradients(grads=grads), s
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(s["loss"]) & jnp.isfinite(grad_norm)
+        return state.apply_gradients(grads=grads), dict(s, grad_norm=grad_norm, finite=finite)
 
     return step
 
@@ -240,31 +225,15 @@ def evaluate(eval_step, state, examples: Sequence[data_lib.Example], config: Tra
     return summarize(totals, task) if totals else {"count": 0}
 
 
-# -- checkpoints ---------------------------------------------------------------
-
-def checkpoint_managers(workdir: Path, config: TrainConfig, metric: str):
-    """(latest: keeps the last N, best: keeps the best by validation ``metric``)."""
-    sync = dict(enable_async_checkpointing=False, create=True)
-    latest = ocp.CheckpointManager(
-        (workdir / "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, **sync))
-    best = ocp.CheckpointManager(
-        (workdir / "best").absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m[metric],
-                                             best_mode="max",
-                                             keep_checkpoints_without_metrics=False, **sync))
-    return latest, best
-
+# -- the run -------------------------------------------------------------------
 
 def _saved(state) -> Dict:
+    """What a checkpoint holds: enough to go on bit-exactly."""
     return {"params": state.params, "opt_state": state.opt_state, "step": state.step}
 
 
-def restore(manager, state, step: Optional[int] = None):
-    step = manager.latest_step() if step is None else step
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved(state))
-    got = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    return state.replace(params=got["params"], opt_state=got["opt_state"], step=got["step"])
+def _restored(state, tree):
+    return state.replace(params=tree["params"], opt_state=tree["opt_state"], step=tree["step"])
 
 
 def _shape_batch():
@@ -282,35 +251,37 @@ class Run(NamedTuple):
     model: Any  # the Flax module (BGAN or a baseline)
     params: Any
     step: int
-    data_dir: Optional[Path]  # where it was trained (None for runs older than data.json)
+    data_dir: Optional[Path]  # where it was trained (None when data.json is missing)
 
 
 def load_run(workdir) -> Run:
     """The best checkpoint of a ``train.py`` workdir (the latest if none was kept as
-    best); raises ``FileNotFoundError`` naming what is missing."""
-    workdir = Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{workdir}: no config.json; is it a train.py --workdir?")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    latest, best = checkpoint_managers(workdir, config, selection_metric(config))
-    manager = best if best.latest_step() is not None else latest
-    if manager.latest_step() is None:
-        raise FileNotFoundError(f"{workdir}: no checkpoint in best/ or checkpoints/")
-    model = build_model(config)
+    best); raises ``RunDirError`` / ``CheckpointError`` naming what is missing or damaged."""
+    config = read_config(workdir, TrainConfig)
     state = create_train_state(config, _shape_batch())  # the structure to restore into
-    state = restore(manager, state, manager.latest_step())
-    data = workdir / "data.json"
-    data_dir = Path(json.loads(data.read_text())["data"]) if data.is_file() else None
-    return Run(config, model, state.params, int(state.step), data_dir)
+    ckpts = Checkpoints(workdir, config.keep_checkpoints, selection_metric(config))
+    _, tree = ckpts.restore_best(_saved(state))
+    state = _restored(state, tree)
+    return Run(config, build_model(config), state.params, int(state.step),
+               read_data_path(workdir, must_exist=False))
 
 
-# -- the loop ------------------------------------------------------------------
-
-def log_jsonl(path: Path, entry: Dict) -> None:
-    """Append one JSON line (metrics.jsonl)."""
-    with path.open("a") as f:
-        f.write(json.dumps(entry) + "\n")
+def _epochs(train, config: TrainConfig, start: int, steps_per_epoch: int, scale,
+            counter: "TraceCounter", n_buckets: int, metrics_path: Path) -> Iterator:
+    """Every step's device batches from ``start`` on, epoch after epoch (a pure function
+    of seed and epoch: a resumed run sees the batches the interrupted one would have).
+    The plan is made for all ``jax.device_count()`` devices; this process builds its own
+    ``distributed.local_slots()``. After each epoch: its compile count in metrics.jsonl."""
+    for epoch in itertools.count(start // steps_per_epoch):
+        traces = counter.count
+        skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
+        try:
+            yield from data_lib.batches(train, config.batch_size, config.seed, epoch,
+                                        devices=jax.device_count(), scale=scale, skip=skip,
+                                        slots=distributed.local_slots())
+        finally:  # also when the run stops inside the epoch (the generator is closed)
+            log_jsonl(metrics_path, {"epoch": epoch, "compilations": counter.count - traces,
+                                     "buckets": n_buckets})
 
 
 def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = False,
@@ -322,96 +293,74 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     splits = data_lib.load_splits(data_dir, config.task)
     train = splits["train"]
     config = with_feature_stats(config, train)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=1, default=str))
-    (workdir / "data.json").write_text(json.dumps({"data": str(Path(data_dir).absolute())}))
     scale = data_lib.target_scale(train, task)
-    devices = jax.local_device_count()
+    devices = jax.device_count()  # all processes' devices: the global batch
     steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices))
     n_buckets = len(data_lib.size_buckets(train, config.batch_size))
 
     first = next(data_lib.batches(train[:1], config.batch_size, scale=scale))[0]
     state = create_train_state(config, first)
     metric = selection_metric(config)
-    latest, best = checkpoint_managers(workdir, config, metric)
+    ckpts = Checkpoints(workdir, config.keep_checkpoints, metric)
+    refuse_overwrite(workdir, ckpts.latest_step() is not None, resume)
+    write_run_files(workdir, KIND, config, data_dir)
+    if resume and ckpts.latest_step() is not None:
+        state = _restored(state, ckpts.restore_latest(_saved(state), discard_damaged=True)[1])
     weights = (data_lib.class_weights(train, task) if config.class_weighting == "balanced"
                else None)
-    if resume and latest.latest_step() is not None:
-        state = restore(latest, state)
-    elif not resume and latest.latest_step() is not None:
-        raise FileExistsError(f"{workdir} already holds checkpoints; pass --resume to go on "
-                              "or choose another --workdir")
     start = int(state.step)
 
     counter = TraceCounter()
     rng = jax.random.PRNGKey(config.seed + 1)
-    if devices > 1:
-        step_fn = jax.pmap(make_train_step(task, "devices", counter, weights), axis_name="devices",
-                           donate_argnums=(0,))
-        state = flax.jax_utils.replicate(state)
-        rngs = jax.random.split(rng, devices)
-    else:
-        step_fn = jax.jit(make_train_step(task, None, counter, weights), donate_argnums=(0,))
     eval_step = make_eval_step(task)
+    if devices > 1:
+        pmapped = jax.pmap(make_train_step(task, "devices", counter, weights),
+                           axis_name="devices", donate_argnums=(0,))
+        rngs = jax.random.split(rng, devices)[np.asarray(distributed.local_slots())]
+
+        def step_fn(state, device_batches):
+            batch = jax.tree.map(lambda *xs: np.stack(xs), *device_batches)
+            state, s = pmapped(state, batch, rngs)
+            return state, jax.tree.map(lambda x: x[0], s)
+
+        state = flax.jax_utils.replicate(state)
+        host_state = flax.jax_utils.unreplicate
+    else:
+        jitted = jax.jit(make_train_step(task, None, counter, weights), donate_argnums=(0,))
+
+        def step_fn(state, device_batches):
+            return jitted(state, device_batches[0], rng)
+
+        def host_state(state):
+            return state
+
+    def describe(s):
+        return {"loss": float(s["loss"]) / max(float(s["count"]), 1.0),
+                "grad_norm": float(s["grad_norm"])}
+
     metrics_path = workdir / "metrics.jsonl"
-
-    def host_state():
-        return flax.jax_utils.unreplicate(state) if devices > 1 else state
-
-    bar = tqdm(total=config.num_steps, initial=start, desc="train", disable=not progress,
-               unit="step")
-    step, t0, graphs_seen, last_good = start, time.time(), 0, latest.latest_step()
-    epoch_traces: List[int] = []
-    while step < config.num_steps:
-        epoch = step // steps_per_epoch
-        traces_before = counter.count
-        for device_batches in data_lib.batches(  # resumed mid-epoch: skip what was trained
-                train, config.batch_size, config.seed, epoch, devices=devices, scale=scale,
-                skip=step - epoch * steps_per_epoch):
-            if devices > 1:
-                batch = jax.tree.map(lambda *xs: np.stack(xs), *device_batches)
-                state, s = step_fn(state, batch, rngs)
-                s = jax.tree.map(lambda x: x[0], s)
-            else:
-                state, s = step_fn(state, device_batches[0], rng)
-            step += 1
-            graphs_seen += sum(int(np.sum(b.globals["valid"])) for b in device_batches)
-            loss = float(s["loss"]) / max(float(s["count"]), 1.0)
-            if not (np.isfinite(loss) and np.isfinite(float(s["grad_norm"]))):
-                bar.close()
-                raise TrainingDiverged(
-                    f"step {step}: loss {loss} / gradient norm {float(s['grad_norm'])} is not "
-                    f"finite; stopped. Last good checkpoint: step {last_good} in "
-                    f"{workdir / 'checkpoints'}")
-            bar.update(1)
-            if step % config.log_every == 0 or step == config.num_steps:
-                rate = graphs_seen / max(time.time() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss:.4f}", graphs_per_s=f"{rate:.1f}")
-                log_jsonl(metrics_path, {"step": step, "loss": loss,
-                                         "grad_norm": float(s["grad_norm"]), "graphs_per_s": rate})
-            if step % config.eval_every == 0 or step == config.num_steps:
-                val = evaluate(eval_step, host_state(), splits["val"], config, task, scale)
-                log_jsonl(metrics_path, {"step": step, "split": "val", **val})
-                if metric in val:
-                    best.save(step, args=ocp.args.StandardSave(_saved(host_state())),
-                              metrics={metric: val[metric]})
-            if step % config.checkpoint_every == 0 or step == config.num_steps:
-                latest.save(step, args=ocp.args.StandardSave(_saved(host_state())))
-                last_good = step
-            if step >= config.num_steps:
-                break
-        epoch_traces.append(counter.count - traces_before)
-        log_jsonl(metrics_path, {"epoch": epoch, "compilations": epoch_traces[-1],
-                                 "buckets": n_buckets})
-    bar.close()
-    final = host_state()
-    if best.best_step() is not None:
-        final = restore(best, final, best.best_step())
-    table = {"best_step": best.best_step(), "final_step": step, "task": config.task,
+    batches = _epochs(train, config, start, steps_per_epoch, scale, counter, n_buckets,
+                      metrics_path)
+    try:
+        result = train_loop(
+            state, step_fn, batches, config=config, start=start, checkpoints=ckpts,
+            savable=lambda s: _saved(host_state(s)), metrics_path=metrics_path,
+            evaluate=lambda s: evaluate(eval_step, host_state(s), splits["val"], config, task,
+                                        scale),
+            select=metric, describe=describe, rate_name="graphs_per_s",
+            items=lambda bs: sum(int(np.sum(b.globals["valid"])) for b in bs),
+            progress=progress, desc="train")
+    finally:
+        batches.close()
+    final = host_state(result.state)
+    if result.best_step is not None:
+        final = _restored(final, ckpts.restore_best(_saved(final))[1])
+    table = {"best_step": result.best_step, "final_step": result.step, "task": config.task,
              "model": config.model_name, "compilations": counter.count,
              "splits": {name: evaluate(eval_step, final, exs, config, task, scale)
                         for name, exs in splits.items()}}
-    (workdir / "eval.json").write_text(json.dumps(table, indent=1))
+    if is_primary():
+        (workdir / "eval.json").write_text(json.dumps(table, indent=1))
     return table
 
 

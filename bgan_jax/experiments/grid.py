@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
+from bgan_jax.runs.tables import mean_std_table, seeds_of
+
 
 # variant -> (model name, model config overrides)
 VARIANTS: Dict[str, tuple] = {
@@ -91,16 +92,10 @@ def markdown(rows: Sequence[Dict]) -> str:
         sub = [r for r in rows if r["task"] == task]
         for metric in _reported(sub[0]["metric"]):
             lines += [f"### {task} ({metric}, best-validation checkpoint, "
-                      f"{len({r['seed'] for r in sub})} seeds, {sub[0]['steps']} steps)", "",
-                      "| variant | train | val | test | ood |", "|---|---|---|---|---|"]
-            for variant in dict.fromkeys(r["variant"] for r in sub):
-                cells = []
-                for split in ("train", "val", "test", "ood"):
-                    vals = [r["splits"][split].get(metric) for r in sub
-                            if r["variant"] == variant and split in r["splits"]]
-                    vals = [v for v in vals if v is not None and np.isfinite(v)]
-                    cells.append(f"{np.mean(vals):.3f} +- {np.std(vals):.3f}" if vals else "-")
-                lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+                      f"{seeds_of(sub)} seeds, {sub[0]['steps']} steps)", ""]
+            lines += mean_std_table(sub, "variant", {
+                split: (lambda r, s=split: r["splits"].get(s, {}).get(metric))
+                for split in ("train", "val", "test", "ood")})
             lines.append("")
         lines += _drive_table(sub)
     return "\n".join(lines)
@@ -113,14 +108,10 @@ def _drive_table(rows: Sequence[Dict]) -> List[str]:
         return []
     metric = rows[0]["metric"]
     keys = [f"{s}/{d}" for s in ("val", "test", "ood") for d in ("pulse", "poisson")]
-    lines = [f"#### {rows[0]['task']} by drive ({metric})", "",
-             "| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        vals = [[r["by_drive"][k][metric] for r in rows
-                 if r["variant"] == variant and k in r["by_drive"]] for k in keys]
-        lines.append(f"| {variant} | " + " | ".join(
-            f"{np.mean(v):.3f} +- {np.std(v):.3f}" if v else "-" for v in vals) + " |")
-    return lines + [""]
+    return ([f"#### {rows[0]['task']} by drive ({metric})", ""]
+            + mean_std_table(rows, "variant", {
+                k: (lambda r, k=k: r["by_drive"].get(k, {}).get(metric)) for k in keys})
+            + [""])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -26,6 +26,7 @@ from bgan_jax.bgan import analysis as A
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan.report import write_all
 from bgan_jax.bgan.train import TrainConfig, load_run, train_and_evaluate
+from bgan_jax.runs.tables import markdown_table
 from bnnsim.planted import CASES, build_planted
 
 RANKED_FIRST_TARGET = 0.9
@@ -66,15 +67,12 @@ def passed(row: Dict) -> bool:
 
 
 def markdown(rows: Sequence[Dict]) -> str:
-    lines = ["| case | planted (kind / group / column) | test acc | test models | ranked first "
-             "| planted share | AUROC attribution | AUROC attention |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['case']} | {r['kind']} / {r['group']} / {r['column']} | "
-                     f"{r['test_accuracy']:.3f} | {r['n']} | {r['ranked_first']:.2f} | "
-                     f"{r['planted_share']:.2f} | {r['auroc_attribution']:.3f} | "
-                     f"{r['auroc_attention']:.3f} |")
-    return "\n".join(lines)
+    return "\n".join(markdown_table(
+        ["case", "planted (kind / group / column)", "test acc", "test models", "ranked first",
+         "planted share", "AUROC attribution", "AUROC attention"],
+        [[r["case"], f"{r['kind']} / {r['group']} / {r['column']}", f"{r['test_accuracy']:.3f}",
+          r["n"], f"{r['ranked_first']:.2f}", f"{r['planted_share']:.2f}",
+          f"{r['auroc_attribution']:.3f}", f"{r['auroc_attention']:.3f}"] for r in rows]))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
+from bgan_jax.runs.tables import mean_std_table, seeds_of
 from bgan_jax.tavrnn.model import VARIANTS
 from bgan_jax.tavrnn.train import TemporalConfig, train_temporal
 
@@ -50,28 +49,12 @@ def run(out, seeds: Sequence[int] = (0, 1, 2), steps: int = 400,
     return rows
 
 
-def summary(rows: Sequence[Dict]) -> Dict[str, Dict[str, tuple]]:
-    """variant -> metric -> (mean, std, n)."""
-    out: Dict[str, Dict[str, tuple]] = {}
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        vals = [r for r in rows if r["variant"] == variant]
-        out[variant] = {m: (float(np.mean([r[m] for r in vals])),
-                            float(np.std([r[m] for r in vals])), len(vals))
-                        for m in METRICS if all(m in r for r in vals)}
-    return out
-
-
 def markdown(rows: Sequence[Dict]) -> str:
-    s = summary(rows)
-    lines = ["| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
-    for variant, metrics in s.items():
-        cells = [f"{metrics[m][0]:.3f} +- {metrics[m][1]:.3f}" if m in metrics else "-"
-                 for m in METRICS]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    n = max((v[2] for m in s.values() for v in m.values()), default=0)
-    lines.append(f"\nmean +- std over {n} seeds; targets: " +
-                 ", ".join(f"{m} > {t}" for m, t in TARGETS.items()))
-    return "\n".join(lines) + "\n"
+    """Mean +- std over seeds per model, and the targets."""
+    lines = mean_std_table(rows, "variant", {m: (lambda r, m=m: r.get(m)) for m in METRICS},
+                           label="model")
+    return "\n".join(lines) + (f"\n\nmean +- std over {seeds_of(rows)} seeds; targets: "
+                               + ", ".join(f"{m} > {t}" for m, t in TARGETS.items()) + "\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -9,45 +9,50 @@ accuracy and spikes per sample (all spiking layers, all steps).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-import time
 from pathlib import Path
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from tqdm import tqdm
 
+from bgan_jax.runs import distributed
+from bgan_jax.runs.checkpoints import Checkpoints
+from bgan_jax.runs.config import LoopConfig
+from bgan_jax.runs.loop import train_loop
+from bgan_jax.runs.workdir import read_config, refuse_overwrite, write_run_files
 from bgan_jax.snn.model import (SNNConfig, create_snn, scale_by_spike_timing, spike_counts,
-                          spike_scale_tree)
-from bgan_jax.bgan.train import TrainingDiverged, log_jsonl
+                                spike_scale_tree)
+
+KIND = "snn"
+STEPS_PER_EPOCH = 20  # 1293 training digits // batch 64: the default cadence is one epoch
 
 
 @dataclasses.dataclass(frozen=True)
-class SNNTrainConfig:
-    """An SNN run; saved as ``config.json``."""
+class SNNTrainConfig(LoopConfig):
+    """An SNN run; saved as ``config.json``. Budget in steps like every model: 600 steps
+    of 64 digits = 30 epochs; validation (which picks the checkpoint kept) once an epoch."""
 
     model: SNNConfig = SNNConfig()
     spike_scaling: bool = False
     """Scale dense-layer weight gradients by pre/post spike timing (bgan_jax.snn.model)."""
     scaling_alpha: float = 0.5
     trace_decay: float = 0.5
-    epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 1e-3
-    seed: int = 0
+    num_steps: int = 30 * STEPS_PER_EPOCH
+    log_every: int = STEPS_PER_EPOCH
+    eval_every: int = STEPS_PER_EPOCH
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self}")
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.scaling_alpha < 1.0 or not 0.0 <= self.trace_decay < 1.0:
             raise ValueError(f"scaling_alpha and trace_decay must be in [0, 1), got {self}")
-
-    def to_dict(self) -> Dict:
-        return dataclasses.asdict(self)
 
 
 class Split(NamedTuple):
@@ -90,7 +95,8 @@ def make_train_step(model, optimizer, config: SNNTrainConfig):
                                   config.trace_decay) if config.spike_scaling else None)
         updates, opt_state = optimizer.update(grads, opt_state, params, spike_scale=scale)
         stats = dict(loss=loss, accuracy=jnp.mean(jnp.argmax(logits, -1) == y),
-                     spikes=jnp.mean(spike_counts(rec)), finite=jnp.isfinite(loss))
+                     spikes=jnp.mean(spike_counts(rec)),
+                     finite=jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)))
         return optax.apply_updates(params, updates), opt_state, stats
 
     return step
@@ -113,103 +119,68 @@ def evaluate(run, params, split: Split, key, batch: int = 256) -> Dict[str, floa
     return {"accuracy": correct / len(split.y), "spikes_per_sample": spikes / len(split.y)}
 
 
-def train_snn(config: SNNTrainConfig, workdir, progress: bool = True) -> Dict:
-    """Train, keep the best epoch on validation, evaluate it on test; returns eval.json."""
+def _batches(train: Split, config: SNNTrainConfig, key, start: int) -> Iterator:
+    """(x, y, key) of every step from ``start`` on: epoch after epoch, a fresh permutation
+    each (drawn in sequence from the seed; a resumed run redraws the ones it skips)."""
+    rng, n = np.random.default_rng(config.seed), len(train.y)
+    per_epoch = n // config.batch_size
+    if per_epoch < 1:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {n} training digits")
+    for epoch in itertools.count():
+        order = rng.permutation(n)
+        for k in range(per_epoch):
+            if epoch * per_epoch + k >= start:
+                idx = order[k * config.batch_size:(k + 1) * config.batch_size]
+                yield train.x[idx], train.y[idx], jax.random.fold_in(key, epoch * 100000 + k)
+
+
+def train_snn(config: SNNTrainConfig, workdir, resume: bool = False,
+              progress: bool = True) -> Dict:
+    """Train, keep the best checkpoint on validation, evaluate it on test; returns
+    eval.json. Writes config.json, metrics.jsonl, checkpoints/, best/."""
+    distributed.require_single_process("The SNN")
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = (workdir / "checkpoint").absolute()
-    if ckpt_dir.exists():
-        raise FileExistsError(f"{workdir} already holds a trained SNN; choose another --workdir")
-    (workdir / "config.json").write_text(json.dumps({"model_name": "snn", **config.to_dict()},
-                                                    indent=1))
     data = digits(config.seed)
     model = create_snn(config.model)
     key = jax.random.key(config.seed)
     params = model.init(key, data["train"].x[:2], key)
     optimizer = make_optimizer(config)
-    opt_state = optimizer.init(params)
-    step = make_train_step(model, optimizer, config)
+    state = {"params": params, "opt_state": optimizer.init(params)}
+    ckpts = Checkpoints(workdir, config.keep_checkpoints, "accuracy")
+    refuse_overwrite(workdir, ckpts.latest_step() is not None, resume)
+    write_run_files(workdir, KIND, config)
+    start = 0
+    if resume and ckpts.latest_step() is not None:
+        start, state = ckpts.restore_latest(state, discard_damaged=True)
+    jitted = make_train_step(model, optimizer, config)
     run = make_eval(model)
-    rng = np.random.default_rng(config.seed)
-    n = len(data["train"].y)
-    best, best_params, t0 = None, params, time.perf_counter()
-    for epoch in tqdm(range(config.epochs), desc="snn", disable=not progress, unit="epoch"):
-        order = rng.permutation(n)
-        for k, i in enumerate(range(0, n - config.batch_size + 1, config.batch_size)):
-            idx = order[i:i + config.batch_size]
-            params, opt_state, stats = step(params, opt_state, data["train"].x[idx],
-                                            data["train"].y[idx],
-                                            jax.random.fold_in(key, epoch * 100000 + k))
-            if not bool(stats["finite"]):
-                raise TrainingDiverged(f"non-finite loss in epoch {epoch + 1}, batch {k + 1}")
-        val = evaluate(run, params, data["val"], jax.random.fold_in(key, 10 ** 9))
-        log_jsonl(workdir / "metrics.jsonl", {"epoch": epoch + 1, "loss": float(stats["loss"]),
-                                              "val_accuracy": val["accuracy"],
-                                              "val_spikes": val["spikes_per_sample"],
-                                              "seconds": time.perf_counter() - t0})
-        if best is None or val["accuracy"] > best[1]["accuracy"]:
-            best, best_params = (epoch + 1, val), params
-    test = evaluate(run, best_params, data["test"], jax.random.fold_in(key, 10 ** 9 + 1))
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(ckpt_dir, best_params)
-        checkpointer.wait_until_finished()
-    table = {"best_epoch": best[0], "val_accuracy": best[1]["accuracy"],
+
+    def step_fn(state, batch):
+        params, opt_state, stats = jitted(state["params"], state["opt_state"], *batch)
+        return {"params": params, "opt_state": opt_state}, stats
+
+    result = train_loop(
+        state, step_fn, _batches(data["train"], config, key, start), config=config,
+        start=start, checkpoints=ckpts, savable=lambda s: s,
+        metrics_path=workdir / "metrics.jsonl",
+        evaluate=lambda s: evaluate(run, s["params"], data["val"], jax.random.fold_in(key, 10 ** 9)),
+        select="accuracy", progress=progress, desc="snn")
+    best_step, best = ckpts.restore_best(result.state)
+    val = evaluate(run, best["params"], data["val"], jax.random.fold_in(key, 10 ** 9))
+    test = evaluate(run, best["params"], data["test"], jax.random.fold_in(key, 10 ** 9 + 1))
+    table = {"best_step": best_step, "val_accuracy": val["accuracy"],
              "test_accuracy": test["accuracy"], "spikes_per_sample": test["spikes_per_sample"],
              "spike_scaling": config.spike_scaling, "seed": config.seed}
     (workdir / "eval.json").write_text(json.dumps(table, indent=1))
     return table
 
 
-ARCHITECTURES = {"dense": SNNConfig(), "conv": SNNConfig(conv=(8, 16), hidden=(128,))}
-
-
-def compare(out, seeds=(0, 1, 2), architectures=("dense", "conv"), epochs: int = 30,
-            progress: bool = False) -> list:
-    """Every architecture x scaling off/on x seed with the same budget -> rows; writes
-    results.json and results.md under ``out``."""
-    out = Path(out)
-    rows = []
-    for arch in architectures:
-        for scaling in (False, True):
-            for seed in seeds:
-                cfg = SNNTrainConfig(model=ARCHITECTURES[arch], spike_scaling=scaling,
-                                     epochs=epochs, seed=seed)
-                table = train_snn(cfg, out / f"{arch}-{'scaled' if scaling else 'plain'}-{seed}",
-                                  progress=progress)
-                rows.append(dict(table, architecture=arch))
-                print(json.dumps(rows[-1]), flush=True)
-    (out / "results.json").write_text(json.dumps(rows, indent=1))
-    (out / "results.md").write_text(markdown(rows))
-    return rows
-
-
-def markdown(rows) -> str:
-    lines = ["| architecture | gradient scaling | test accuracy | spikes per sample |",
-             "|---|---|---|---|"]
-    for arch in dict.fromkeys(r["architecture"] for r in rows):
-        for scaling in (False, True):
-            sel = [r for r in rows if r["architecture"] == arch and r["spike_scaling"] == scaling]
-            if sel:
-                acc = [r["test_accuracy"] for r in sel]
-                spk = [r["spikes_per_sample"] for r in sel]
-                lines.append(f"| {arch} | {'on' if scaling else 'off'} | {np.mean(acc):.3f} +- "
-                             f"{np.std(acc):.3f} | {np.mean(spk):.1f} +- {np.std(spk):.1f} |")
-    return "\n".join(lines) + f"\n\nmean +- std over {len({r['seed'] for r in rows})} seeds\n"
-
-
-def main(argv: Optional[list] = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m bgan_jax.snn.train",
-                                description="SNN with and without spike-timing gradient "
-                                            "scaling on the 8x8 digits (RESULTS.md)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=30)
-    args = p.parse_args(argv)
-    print(markdown(compare(args.out, args.seeds, epochs=args.epochs)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def load_snn_run(workdir):
+    """(config, model, best parameters, step) of an SNN workdir."""
+    config = read_config(workdir, SNNTrainConfig)
+    model = create_snn(config.model)
+    key = jax.random.key(config.seed)
+    params = model.init(key, np.zeros((2, 8, 8), np.float32), key)
+    like = {"params": params, "opt_state": make_optimizer(config).init(params)}
+    step, state = Checkpoints(workdir, config.keep_checkpoints, "accuracy").restore_best(like)
+    return config, model, state["params"], int(step)

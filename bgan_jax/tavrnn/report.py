@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bgan_jax.runs.workdir import RunDirError, read_config, read_data_path
 from bgan_jax.tavrnn.model import create_tavrnn, edge_probabilities
-from bgan_jax.tavrnn.train import (cluster_connectivity, cluster_count, clusters, embed, evaluate,
-                               load_recording, load_temporal_run, prepare, run_config,
-                               window_regimes)
+from bgan_jax.tavrnn.train import (TemporalConfig, cluster_connectivity, cluster_count, clusters,
+                                   embed, evaluate, load_recording, load_temporal_run, prepare,
+                                   window_regimes)
 
 
 def pca2(x: np.ndarray) -> np.ndarray:
@@ -113,12 +114,11 @@ def _figures(out: Path, mu, attention, adjacency, regimes, names, community, fou
 def analyze_temporal(workdir, out, recording=None) -> Dict:
     """Write the report of a TAVRNN/VGRNN/VGAE run to ``out``; returns the summary."""
     workdir, out = Path(workdir), Path(out)
-    config = run_config(workdir)
+    config = read_config(workdir, TemporalConfig)
     if recording is None:
-        data = workdir / "data.json"
-        if not data.is_file():
-            raise FileNotFoundError(f"{workdir}: no data.json; pass --data SPIKEFILE")
-        recording = json.loads(data.read_text())["data"]
+        recording = read_data_path(workdir)
+        if recording is None:
+            raise RunDirError(f"{workdir}: no data.json; pass --data SPIKEFILE")
     trains, truth = load_recording(recording)
     prep = prepare(trains, config)
     graphs = jax.tree.map(jnp.asarray, prep.graphs)
@@ -126,7 +126,7 @@ def analyze_temporal(workdir, out, recording=None) -> Dict:
     result = embed(create_tavrnn(config.model, trains.n_neurons), run.params, graphs)
     mu, attention = result.mu, result.attention  # [T, N, L], [T, N, K]
     starts = prep.data.starts
-    regimes = window_regimes(starts, config.window_ms, truth)
+    regimes = window_regimes(starts, config.windows.window_ms, truth)
     found = clusters(mu, cluster_count(truth, trains.n_neurons), config.seed)
     metrics = evaluate(mu, prep, truth, config.seed, found)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ without their edges, never NaN.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -32,11 +33,15 @@ import jraph
 import numpy as np
 
 from bnnsim.lems import read_event_file
-from graphs.errors import ConversionError
 
 
-class SpikeDataError(ConversionError):
-    """Spike data (CSV, npz, LEMS event file or arrays) that cannot be used."""
+class SpikeDataError(ValueError):
+    """Spike data (CSV, npz, LEMS event file or arrays) that cannot be used; names the
+    file (or the arrays' source) and the problem."""
+
+    def __init__(self, file, message: str):
+        self.file, self.detail = str(file), message
+        super().__init__(f"{file}: {message}")
 
 
 class SpikeTrains(NamedTuple):
@@ -46,9 +51,10 @@ class SpikeTrains(NamedTuple):
     duration: float  # ms; spikes lie in [0, duration)
 
 
-class WindowConfig(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
     """How spike trains become functional graphs. Defaults: 10 ms bins, 2 s windows
-    every 1 s, an edge where Pearson r >= 0.2."""
+    every 1 s, an edge where Pearson r >= 0.2. Checked on construction."""
 
     bin_ms: float = 10.0
     window_ms: float = 2000.0
@@ -58,6 +64,9 @@ class WindowConfig(NamedTuple):
     top_k: Optional[int] = None
     """Instead of a threshold: each neuron's k most correlated partners (r > 0),
     symmetrised (an edge if either end chose it)."""
+
+    def __post_init__(self):
+        check_windows(self)
 
 
 class DynamicGraphs(NamedTuple):

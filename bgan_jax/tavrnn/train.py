@@ -18,8 +18,8 @@ training (one ``lax.scan`` over all windows per step, Adam) -> evaluation:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-import time
 from pathlib import Path
 from typing import Any, Dict, NamedTuple, Optional
 
@@ -27,57 +27,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from tqdm import tqdm
 
-from bgan_jax.tavrnn.model import (VARIANTS, TAVRNNConfig, create_tavrnn, edge_probabilities,
-                             loss_terms)
-from bgan_jax.bgan.train import TrainingDiverged, log_jsonl
-from bgan_jax.tavrnn.spikes import SpikeDataError
-from bgan_jax.tavrnn.spikes import (DynamicGraphs, SpikeTrains, WindowConfig, check_windows,
-                           functional_windows, read_spikes, stack_graphs, window_graphs)
+from bgan_jax.runs import distributed
+from bgan_jax.runs.checkpoints import Checkpoints
+from bgan_jax.runs.config import LoopConfig
+from bgan_jax.runs.loop import train_loop
+from bgan_jax.runs.metrics import auroc
+from bgan_jax.runs.workdir import read_config, read_data_path, refuse_overwrite, write_run_files
+from bgan_jax.tavrnn.model import TAVRNNConfig, create_tavrnn, edge_probabilities, loss_terms
+from bgan_jax.tavrnn.spikes import (DynamicGraphs, SpikeDataError, SpikeTrains, WindowConfig,
+                                    functional_windows, read_spikes, stack_graphs,
+                                    window_graphs)
+
+KIND = "tavrnn"
 
 
 @dataclasses.dataclass(frozen=True)
-class TemporalConfig:
-    """A TAVRNN run; saved as ``config.json``. Defaults as in the paper where it says."""
+class TemporalConfig(LoopConfig):
+    """A TAVRNN run; saved as ``config.json``. Defaults as in the paper where it says.
+    Each of the ``num_steps`` (400) steps is one gradient step over the whole recording
+    (full BPTT). There is no validation split (``eval_every`` is unused): the run is
+    scored once, at its end, on the held-out links and the ground truth."""
 
     model: TAVRNNConfig = TAVRNNConfig()
-    bin_ms: float = 10.0
-    window_ms: float = 2000.0
-    stride_ms: float = 1000.0
-    threshold: float = 0.2
-    """Functional edge where Pearson r >= threshold (see bgan_jax.tavrnn.spikes)."""
-    top_k: Optional[int] = None
+    windows: WindowConfig = WindowConfig()
+    """Binning, windows and the functional-graph rule (see bgan_jax.tavrnn.spikes)."""
     holdout: float = 0.1
     """Fraction of each window's links (and as many non-links) hidden for the AUC."""
     learning_rate: float = 1e-2
-    num_steps: int = 400
-    """Gradient steps, each over the whole recording (full BPTT)."""
     grad_clip: float = 10.0
-    seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 100
+    num_steps: int = 400
 
     def __post_init__(self):
-        check_windows(self.windows)
+        super().__post_init__()
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
-        for name in ("num_steps", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    @property
-    def windows(self) -> WindowConfig:
-        return WindowConfig(self.bin_ms, self.window_ms, self.stride_ms, self.threshold,
-                            self.top_k)
-
-    def to_dict(self) -> Dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Dict) -> "TemporalConfig":
-        return cls(**{**d, "model": TAVRNNConfig(**d.get("model", {}))})
 
 
 class Truth(NamedTuple):
@@ -174,7 +158,7 @@ def make_train_step(model, optimizer):
 
         (loss, (recon, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))  # read by runs.loop
         return optax.apply_updates(params, updates), opt_state, dict(
             loss=loss, recon=recon, kl=kl, finite=finite)
 
@@ -187,12 +171,9 @@ def embed(model, params, graphs):
 
 
 def link_auc(mu: np.ndarray, pairs: np.ndarray, labels: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if labels.size == 0 or labels.min() == labels.max():
-        return float("nan")
+    """AUC of the held-out links against the held-out non-links, scored mu_i . mu_j."""
     scores = np.einsum("kl,kl->k", mu[pairs[:, 0], pairs[:, 1]], mu[pairs[:, 0], pairs[:, 2]])
-    return float(roc_auc_score(labels, scores))
+    return auroc(scores, labels == 1)
 
 
 def cluster_count(truth: Truth, n_neurons: int) -> int:
@@ -265,13 +246,6 @@ def evaluate(mu: np.ndarray, prep: Prepared, truth: Truth, seed: int = 0,
     return {name: v for name, v in out.items() if np.isfinite(v)}
 
 
-def _manager(workdir: Path) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(
-        (workdir / "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False,
-                                             create=True))
-
-
 def make_optimizer(config: TemporalConfig) -> optax.GradientTransformation:
     """Adam (the paper's optimiser) after global-norm clipping."""
     return optax.chain(optax.clip_by_global_norm(config.grad_clip),
@@ -286,6 +260,7 @@ def train_temporal(config: TemporalConfig, recording, workdir, resume: bool = Fa
                    progress: bool = True) -> Dict:
     """Train on a recording (path to a spike file), evaluate, save; returns eval.json's
     content. Writes config.json, data.json, metrics.jsonl, checkpoints/, embeddings.npz."""
+    distributed.require_single_process("TAVRNN (one recording per step)")
     workdir = Path(workdir)
     trains, truth = load_recording(recording)
     prep = prepare(trains, config)
@@ -294,48 +269,33 @@ def train_temporal(config: TemporalConfig, recording, workdir, resume: bool = Fa
     adjacency, mask = jnp.asarray(prep.adjacency), jnp.asarray(prep.loss_mask)
     optimizer = make_optimizer(config)
     params = init_params(model, graphs, config.seed)
-    opt_state = optimizer.init(params)
-    workdir.mkdir(parents=True, exist_ok=True)
-    manager = _manager(workdir)
+    state = {"params": params, "opt_state": optimizer.init(params)}
+    ckpts = Checkpoints(workdir, config.keep_checkpoints)
+    refuse_overwrite(workdir, ckpts.latest_step() is not None, resume)
+    write_run_files(workdir, KIND, config, recording)
     start = 0
-    if manager.latest_step() is not None:
-        if not resume:
-            raise FileExistsError(f"{workdir} already holds checkpoints; pass --resume to go "
-                                  "on or choose another --workdir")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, (params, opt_state))
-        start = manager.latest_step()
-        params, opt_state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
-    (workdir / "config.json").write_text(json.dumps(
-        {"model_name": config.model.variant, **config.to_dict()}, indent=1))
-    (workdir / "data.json").write_text(json.dumps({"data": str(Path(recording).absolute())}))
+    if resume and ckpts.latest_step() is not None:
+        start, state = ckpts.restore_latest(state, discard_damaged=True)
 
-    step_fn = make_train_step(model, optimizer)
+    jitted = make_train_step(model, optimizer)
     key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    bar = tqdm(range(start, config.num_steps), initial=start, total=config.num_steps,
-               disable=not progress, desc=config.model.variant, unit="step")
-    t0 = time.perf_counter()
-    for step in bar:
-        new = step_fn(params, opt_state, graphs, adjacency, mask, jax.random.fold_in(key, step))
-        if not bool(new[2]["finite"]):
-            kept = (f"the last good checkpoint (step {manager.latest_step()}) is in "
-                    f"{workdir / 'checkpoints'}" if manager.latest_step() else "no checkpoint yet")
-            raise TrainingDiverged(f"non-finite loss or gradient at step {step + 1}; {kept}")
-        params, opt_state, stats = new
-        if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
-            entry = {k: float(v) for k, v in stats.items() if k != "finite"}
-            entry.update(step=step + 1, seconds=time.perf_counter() - t0)
-            log_jsonl(workdir / "metrics.jsonl", entry)
-            bar.set_postfix(loss=f"{entry['loss']:.3f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.num_steps:
-            manager.save(step + 1, args=ocp.args.StandardSave((params, opt_state)))
-    manager.wait_until_finished()
-    out = embed(model, params, graphs)
+
+    def step_fn(state, step):  # step: the 0-based index of the step to run
+        params, opt_state, stats = jitted(state["params"], state["opt_state"], graphs,
+                                          adjacency, mask, jax.random.fold_in(key, step))
+        return {"params": params, "opt_state": opt_state}, stats
+
+    result = train_loop(state, step_fn, itertools.count(start), config=config, start=start,
+                        checkpoints=ckpts, savable=lambda s: s,
+                        metrics_path=workdir / "metrics.jsonl", progress=progress,
+                        desc=config.model.variant)
+    out = embed(model, result.state["params"], graphs)
     table = dict(evaluate(out.mu, prep, truth, config.seed), variant=config.model.variant,
                  windows=int(prep.data.starts.size), neurons=trains.n_neurons,
                  steps=config.num_steps)
     np.savez_compressed(workdir / "embeddings.npz", mu=out.mu, attention=out.attention,
                         starts=prep.data.starts, adjacency=prep.data.adjacency,
-                        regime=window_regimes(prep.data.starts, config.window_ms, truth),
+                        regime=window_regimes(prep.data.starts, config.windows.window_ms, truth),
                         community=truth.community if truth.community is not None
                         else np.full(trains.n_neurons, -1))
     (workdir / "eval.json").write_text(json.dumps(table, indent=1))
@@ -351,33 +311,16 @@ class TemporalRun(NamedTuple):
     recording: Optional[Path]  # the spike file it trained on
 
 
-def is_temporal_run(workdir) -> bool:
-    path = Path(workdir) / "config.json"
-    return path.is_file() and json.loads(path.read_text()).get("model_name") in VARIANTS
-
-
 def load_temporal_run(workdir, n_neurons: int, graphs) -> TemporalRun:
     """Latest checkpoint of a TAVRNN workdir; ``graphs`` (stacked, any recording of
     ``n_neurons`` neurons and the run's window settings) fixes the parameter shapes."""
-    workdir = Path(workdir)
-    config = run_config(workdir)
-    manager = _manager(workdir)
-    if manager.latest_step() is None:
-        raise FileNotFoundError(f"{workdir}: no checkpoint in checkpoints/")
+    config = read_config(workdir, TemporalConfig)
     model = create_tavrnn(config.model, n_neurons)
     params = init_params(model, graphs, config.seed)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                            (params, make_optimizer(config).init(params)))
-    params, _ = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
-    data = workdir / "data.json"
-    recording = Path(json.loads(data.read_text())["data"]) if data.is_file() else None
-    return TemporalRun(config, params, int(manager.latest_step()), recording)
-
-
-def run_config(workdir) -> TemporalConfig:
-    d = json.loads((Path(workdir) / "config.json").read_text())
-    d.pop("model_name", None)
-    return TemporalConfig.from_dict(d)
+    like = {"params": params, "opt_state": make_optimizer(config).init(params)}
+    step, state = Checkpoints(workdir, config.keep_checkpoints).restore_latest(like)
+    return TemporalRun(config, state["params"], int(step),
+                       read_data_path(workdir, must_exist=False))
 
 
 def format_table(table: Dict) -> str:

@@ -37,8 +37,7 @@ def tiny_config(**changes) -> TrainConfig:
 
 
 def test_overrides_reach_nested_fields_and_bad_keys_are_clear():
-    sys.path.insert(0, str(ROOT))
-    from train import apply_overrides
+    from bgan_jax.runs.config import apply_overrides
     cfg = apply_overrides(TrainConfig(), ["num_steps=7", "model.num_blocks=3",
                                           "learning_rate=1", "model.nsa=false"])
     assert (cfg.num_steps, cfg.model.num_blocks, cfg.model.nsa) == (7, 3, False)

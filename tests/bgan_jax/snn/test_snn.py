@@ -83,22 +83,23 @@ def test_rate_encoding_needs_a_key_and_bad_configs_are_refused():
 
 @pytest.mark.parametrize("scaling", [False, True])
 def test_fast_snn_learns_the_digits(tmp_path, scaling):
-    cfg = snn_train.SNNTrainConfig(spike_scaling=scaling, epochs=6)
+    cfg = snn_train.SNNTrainConfig(spike_scaling=scaling, num_steps=6 * snn_train.STEPS_PER_EPOCH)
     table = snn_train.train_snn(cfg, tmp_path / "run", progress=False)
     assert table["test_accuracy"] > 0.85
     assert table["spikes_per_sample"] > 0
-    epochs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [e["epoch"] for e in epochs] == list(range(1, 7))
+    log = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    val = [e["step"] for e in log if e.get("split") == "val"]
+    assert val == [snn_train.STEPS_PER_EPOCH * e for e in range(1, 7)]  # once an epoch
 
 
 def test_train_py_snn(tmp_path, capsys):
     work = tmp_path / "w"
-    args = ["--model", "snn", "--workdir", str(work), "--no-progress", "--set", "epochs=1",
+    args = ["--model", "snn", "--workdir", str(work), "--no-progress", "--set", "num_steps=20",
             "--set", "model.hidden=[32]"]
     assert train.main(args) == 0
     assert "spikes per sample" in capsys.readouterr().out
     assert json.loads((work / "config.json").read_text())["model"]["hidden"] == [32]
-    assert train.main(args) == 1  # never overwrites a trained run
+    assert train.main(args) == 1  # never overwrites a trained run without --resume
     assert train.main(args + ["--data", "x"]) == 2
     assert train.main(["--model", "snn", "--set", "scaling_alpha=2"]) == 2
 
@@ -106,6 +107,8 @@ def test_train_py_snn(tmp_path, capsys):
 @pytest.mark.slow
 def test_snn_comparison_reaches_ninety_percent(tmp_path):
     """The RESULTS.md setup: dense and conv SNNs, scaling off/on, 3 seeds, 30 epochs."""
-    rows = snn_train.compare(tmp_path)
+    from bgan_jax.experiments.snn import compare
+
+    rows = compare(tmp_path)
     assert len(rows) == 12
     assert all(r["test_accuracy"] >= 0.9 for r in rows)

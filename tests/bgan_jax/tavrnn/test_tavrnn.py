@@ -225,7 +225,8 @@ def test_train_py_tavrnn_resume_and_bad_data(recording, tmp_path, capsys):
     args = ["--model", "vgae", "--data", str(recording), "--workdir", str(work), "--no-progress",
             "--set", "log_every=1", "--set", "checkpoint_every=2", "--set", "num_steps=4"]
     assert train.main(args) == 0
-    assert json.loads((work / "config.json").read_text())["model_name"] == "vgae"
+    saved = json.loads((work / "config.json").read_text())
+    assert saved["kind"] == "tavrnn" and saved["model"]["variant"] == "vgae"
     assert train.main(args) == 1  # checkpoints exist, no --resume
     assert "--resume" in capsys.readouterr().err
     assert train.main(args[:-2] + ["--set", "num_steps=6", "--resume"]) == 0
@@ -237,7 +238,7 @@ def test_train_py_tavrnn_resume_and_bad_data(recording, tmp_path, capsys):
                        str(tmp_path / "x"), "--no-progress"]) == 1
     assert "bad.csv" in capsys.readouterr().err
     assert train.main(["--model", "tavrnn", "--set", "model.hidden=0"]) == 2
-    assert train.main(["--model", "tavrnn", "--set", "window_ms=1005"]) == 2
+    assert train.main(["--model", "tavrnn", "--set", "windows.window_ms=1005"]) == 2
     assert "multiple of bin_ms" in capsys.readouterr().err
 
 
@@ -247,6 +248,6 @@ def test_full_comparison_meets_the_targets(tmp_path):
     from bgan_jax.experiments import tavrnn as temporal_eval
 
     rows = temporal_eval.run(tmp_path, seeds=(0, 1, 2), steps=400)
-    s = temporal_eval.summary(rows)
     for metric, target in temporal_eval.TARGETS.items():
-        assert s["tavrnn"][metric][0] > target, (metric, s["tavrnn"][metric])
+        mean = np.mean([r[metric] for r in rows if r["variant"] == "tavrnn"])
+        assert mean > target, (metric, mean)
