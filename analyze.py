@@ -44,30 +44,25 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def fail(message: str, code: int) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = process_args(argv)
     from bgan_jax.registry import kind_of_run
+    from bgan_jax.runs.cli import fail, inapplicable
     from bgan_jax.runs.workdir import RunDirError
 
     workdir = Path(args.workdir)
     try:
         kind = kind_of_run(workdir)
     except RunDirError as err:
-        return fail(str(err), 1)
-    for option in ("data", "nml", "split"):
-        if getattr(args, option) and option not in kind.accepts:
-            return fail(f"--{option} does not apply to a {kind.name} run ({kind.description})",
-                        2)
+        return fail(PROG, str(err), 1)
+    refused = inapplicable(kind, args, ("data", "nml", "split"))
+    if refused:
+        return fail(PROG, refused, 2)
     args.split = args.split or "test"
     try:
         lines = kind.analyze(workdir, args)
     except kind.errors() + (RunDirError,) as err:
-        return fail(str(err), 1)
+        return fail(PROG, str(err), 1)
     print("\n".join(lines))
     return 0
 

@@ -47,33 +47,31 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def fail(message: str, code: int) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = process_args(argv)
     from bgan_jax.registry import kind_of_model
     from bgan_jax.runs import distributed
+    from bgan_jax.runs.cli import fail, inapplicable
     from bgan_jax.runs.config import apply_overrides
     from bgan_jax.runs.workdir import RunDirError
 
     kind = kind_of_model(args.model)
-    for option in ("task", "data"):
-        if getattr(args, option) and option not in kind.accepts:
-            return fail(f"--{option} does not apply to --model {args.model} "
-                        f"({kind.description})", 2)
+    refused = inapplicable(kind, args, ("task", "data"))
+    if refused:
+        return fail(PROG, refused, 2)
     try:
         config = apply_overrides(kind.make_config(args.model, args.task), args.set)
     except (ValueError, TypeError) as err:
-        return fail(f"bad config: {err}", 2)
-    distributed.initialize()
+        return fail(PROG, f"bad config: {err}", 2)
+    try:
+        distributed.initialize()
+    except distributed.DistributedSetupError as err:
+        return fail(PROG, str(err), 2)
     workdir = Path(args.workdir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     try:
         lines = kind.train(config, args.data, workdir, args.resume, not args.no_progress)
     except kind.errors() + (RunDirError, distributed.SingleProcessOnly) as err:
-        return fail(str(err), 1)
+        return fail(PROG, str(err), 1)
     print("\n".join(lines))
     return 0
 

@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 HIDDEN, HEADS, EDGE_HIDDEN = 128, 4, 32
 IMPLS = ("bgan_sparse", "bgan_dense", "pyg", "sdpa")

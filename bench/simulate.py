@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 DT = 0.025
 
@@ -50,8 +48,8 @@ def jnml_seconds(spec, duration: float) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         model = cn.network_model(spec.cells, spec.pulses, spec.connections, spec.gaps,
                                  spec.sources)
-        lems = cn.write_lems_run(model, Path(tmp), duration, DT)
-        seconds, _ = timed(lambda: lems.run_jneuroml(lems, max_memory="4G", timeout=3600))
+        run_file = cn.write_lems_run(model, Path(tmp), duration, DT)
+        seconds, _ = timed(lambda: lems.run_jneuroml(run_file, max_memory="4G", timeout=3600))
     return seconds
 
 

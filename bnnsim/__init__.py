@@ -1,7 +1,7 @@
 """bnnsim: a vectorized JAX simulator of NeuroML point-neuron and HH compartment models.
 
 It labels the canonical dataset by really simulating the generated networks
-(DESIGN.md section 3), and is checked against jNeuroML on the same NeuroML
+(docs/DESIGN.md section 6), and is checked against jNeuroML on the same NeuroML
 files. Equations are those of the NeuroML2 core types (izhikevich2007Cell,
 adExIaFCell, iafCell, iafRefCell; HH channels on the segments of a <cell>,
 ``bnnsim.morphology``), forward Euler with a fixed step as in

@@ -1,6 +1,15 @@
-"""Shared fixtures: the third-party corpus in ../shared/neuroml and NeuroML writers."""
+"""Shared fixtures: the third-party corpus in ../shared/neuroml and NeuroML writers.
 
+The suite shares one persistent XLA compilation cache (a fresh temporary folder
+per session, inherited by the train.py subprocesses), so the many runs that
+compile the same small models (resume, two processes) compile them once.
+"""
+
+import os
+import tempfile
 from pathlib import Path
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="bgan-jax-xla-"))
 
 import pytest
 

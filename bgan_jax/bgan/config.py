@@ -13,7 +13,7 @@ FEATURE_CLIP = 10.0  # standardised node features are clipped to +-this
 
 @dataclasses.dataclass(frozen=True)
 class BGANConfig:
-    """Hyper-parameters and switches of BGAN (DESIGN.md section 2)."""
+    """Hyper-parameters and switches of BGAN (docs/DESIGN.md section 4)."""
 
     hidden: int = 128
     """Width d of every node state."""

@@ -9,7 +9,7 @@ never on the data: one compilation per bucket. Because every row is tied to
 an edge (or to a self pair), attention weights come back aligned with the
 batch's own edge arrays, and self-attention is a separate, explicit block.
 
-Allowed sets (j -> i), DESIGN.md section 2:
+Allowed sets (j -> i), docs/DESIGN.md section 4:
 
 * GANlow: axial and membership edges inside one neuron (compartment <->
   compartment, compartment <-> its neuron node), plus self for compartments

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bgan_jax.snn.train import digits, evaluate, load_snn_run, make_eval
+from bgan_jax.snn.train import EVAL_KEYS, digits, evaluate, load_snn_run, make_eval
 
 
 def layer_rates(model, params, x: np.ndarray, key) -> Dict[str, float]:
@@ -31,8 +31,8 @@ def analyze_snn(workdir, out) -> Dict:
     data = digits(config.seed)
     key = jax.random.key(config.seed)
     run = make_eval(model)
-    splits = {name: evaluate(run, params, split, jax.random.fold_in(key, 10 ** 9 + i))
-              for i, (name, split) in enumerate(data.items())}
+    splits = {name: evaluate(run, params, split, jax.random.fold_in(key, EVAL_KEYS[name]))
+              for name, split in data.items()}
     test = data["test"]
     logits, _ = jax.jit(model.apply)(params, test.x, jax.random.fold_in(key, 10 ** 9 + 2))
     pred = np.asarray(jnp.argmax(logits, -1))
@@ -50,7 +50,7 @@ def analyze_snn(workdir, out) -> Dict:
     summary = {"workdir": str(workdir), "step": step, "spike_scaling": config.spike_scaling,
                "splits": splits, "layer_rates": rates, "figures": ["confusion.png"]}
     (out / "analysis.json").write_text(json.dumps(summary, indent=1))
-    lines = [f"# SNN analysis", "", f"Run `{workdir}`, best checkpoint at step {step}, "
+    lines = ["# SNN analysis", "", f"Run `{workdir}`, best checkpoint at step {step}, "
              f"spike-timing gradient scaling {'on' if config.spike_scaling else 'off'}.", "",
              "| split | accuracy | spikes per sample |", "|---|---|---|"]
     lines += [f"| {n} | {m['accuracy']:.3f} | {m['spikes_per_sample']:.1f} |"

@@ -28,6 +28,7 @@ from bgan_jax.snn.model import (SNNConfig, create_snn, scale_by_spike_timing, sp
                                 spike_scale_tree)
 
 KIND = "snn"
+EVAL_KEYS = {"val": 10 ** 9, "test": 10 ** 9 + 1, "train": 10 ** 9 + 2}  # encoding noise
 STEPS_PER_EPOCH = 20  # 1293 training digits // batch 64: the default cadence is one epoch
 
 
@@ -163,11 +164,12 @@ def train_snn(config: SNNTrainConfig, workdir, resume: bool = False,
         state, step_fn, _batches(data["train"], config, key, start), config=config,
         start=start, checkpoints=ckpts, savable=lambda s: s,
         metrics_path=workdir / "metrics.jsonl",
-        evaluate=lambda s: evaluate(run, s["params"], data["val"], jax.random.fold_in(key, 10 ** 9)),
+        evaluate=lambda s: evaluate(run, s["params"], data["val"],
+                                    jax.random.fold_in(key, EVAL_KEYS["val"])),
         select="accuracy", progress=progress, desc="snn")
     best_step, best = ckpts.restore_best(result.state)
-    val = evaluate(run, best["params"], data["val"], jax.random.fold_in(key, 10 ** 9))
-    test = evaluate(run, best["params"], data["test"], jax.random.fold_in(key, 10 ** 9 + 1))
+    val, test = (evaluate(run, best["params"], data[s], jax.random.fold_in(key, EVAL_KEYS[s]))
+                 for s in ("val", "test"))
     table = {"best_step": best_step, "val_accuracy": val["accuracy"],
              "test_accuracy": test["accuracy"], "spikes_per_sample": test["spikes_per_sample"],
              "spike_scaling": config.spike_scaling, "seed": config.seed}

@@ -10,6 +10,7 @@ from bnnsim.compare import match_spikes
 from bnnsim import canonical as cn
 from bnnsim import lems
 
+
 IAF = dict(family="iafCell", C=1000, leak_conductance=10, leak_reversal=-65, thresh=-50,
            reset=-70)
 
@@ -87,8 +88,8 @@ def check_against_jneuroml(tmp_path, specs, duration=600.0, dt=0.01):
         pytest.skip("java is not installed: jNeuroML cannot run here")
     cells, currents = zip(*(canonical(*s) for s in specs))
     pulses = [[dict(delay=50, duration=500, amplitude=c)] for c in currents]
-    lems = cn.write_lems_run(cn.network_model(cells, pulses), tmp_path, duration, dt)
-    lems.run_jneuroml(lems)
+    run_file = cn.write_lems_run(cn.network_model(cells, pulses), tmp_path, duration, dt)
+    lems.run_jneuroml(run_file)
     ref = lems.read_spikes(tmp_path / "spikes.spikes", len(cells))
     ours = run(list(cells), pulses, duration, dt)
     for i, spec in enumerate(specs):
@@ -136,9 +137,9 @@ def test_network_agrees_with_jneuroml(tmp_path):
     if shutil.which("java") is None:
         pytest.skip("java is not installed: jNeuroML cannot run here")
     cells, pulses, conns, gaps, sources = small_network()
-    lems = cn.write_lems_run(cn.network_model(cells, pulses, conns, gaps, sources), tmp_path,
+    run_file = cn.write_lems_run(cn.network_model(cells, pulses, conns, gaps, sources), tmp_path,
                              400, 0.01)
-    lems.run_jneuroml(lems)
+    lems.run_jneuroml(run_file)
     ref = lems.read_spikes(tmp_path / "spikes.spikes", len(cells))
     ours = bnnsim.simulate(bnnsim.cell_params(cells), bnnsim.pulse_inputs(pulses), 400.0, 0.01,
                            synapses=bnnsim.synapse_params(conns), gaps=bnnsim.gap_params(gaps),

@@ -2,8 +2,6 @@
 
 import dataclasses
 import json
-import sys
-from pathlib import Path
 
 import jax
 import networkx as nx
@@ -21,7 +19,6 @@ from graphs.batching import batch_and_pad
 from graphs.schema import NODE_COLUMNS, NODE_GROUPS, NODE_INDEX, NodeKind, decode
 from tests.graph_factory import permute_cg, random_cg
 
-from tests.conftest import REPO as ROOT
 CONFIG = BGANConfig(hidden=16, heads=2, num_blocks=2, num_graph_outputs=2, reconstruct=False)
 
 
@@ -169,7 +166,7 @@ def test_read_out_finds_planted_soma_diameter(planted_run):
 
 def test_analyze_cli_reports_bad_files_and_keeps_going(planted_run, tmp_path, capsys):
     out, _ = planted_run
-    sys.path.insert(0, str(ROOT))
+
     from analyze import main
     good = sorted((out / "soma_diameter" / "data" / "nml").glob("*.nml"))[:2]
     bad = tmp_path / "broken.net.nml"
@@ -182,6 +179,9 @@ def test_analyze_cli_reports_bad_files_and_keeps_going(planted_run, tmp_path, ca
     assert summary["models"] == 2
     assert [o["status"] for o in summary["outcomes"]].count("error") == 1
     assert main(["--workdir", str(tmp_path / "nothing")]) == 1
+    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["--workdir", str(tmp_path / "empty")]) == 1
     assert "no config.json" in capsys.readouterr().err
 
 

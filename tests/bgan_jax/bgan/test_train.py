@@ -2,11 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -19,6 +16,7 @@ from bgan_jax.bgan.train import (TrainConfig, TrainingDiverged, create_train_sta
 from graphs.schema import NODE_COLUMNS
 
 from tests.conftest import REPO as ROOT
+from tests.processes import kill_at_first_checkpoint, latest_checkpoint
 TINY = ["--set", "model.hidden=16", "--set", "model.num_blocks=1", "--set", "model.heads=2",
         "--set", "batch_size=4"]
 
@@ -119,9 +117,8 @@ def _train_cmd(data, workdir, *extra):
 
 
 def _final_params(workdir):
-    import orbax.checkpoint as ocp
-    mngr = ocp.CheckpointManager(Path(workdir, "checkpoints").absolute())
-    return mngr.restore(mngr.latest_step())["params"], mngr.latest_step()
+    tree, step = latest_checkpoint(workdir)
+    return tree["params"], step
 
 
 def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path):
@@ -130,18 +127,7 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path):
                          env=_env(), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(dataset, killed), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=_env())
-    deadline = time.time() + 600
-    while time.time() < deadline:  # kill once the first checkpoint is on disk
-        ckpts = killed / "checkpoints"
-        if ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir()):
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    steps = [int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit()]
+    steps = kill_at_first_checkpoint(_train_cmd(dataset, killed), killed, _env())
     assert steps and max(steps) < 12, steps  # really interrupted mid-run
     again = subprocess.run(_train_cmd(dataset, killed, "--resume"), capture_output=True,
                            text=True, env=_env(), timeout=600)
@@ -252,3 +238,55 @@ def test_balanced_class_weights_and_accuracy():
         data_lib.class_weights(exs, data_lib.task_of("stdp_dw"))
     with pytest.raises(ValueError, match="classification"):
         TrainConfig(task="stdp_dw", class_weighting="balanced")
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_processes(cmd, port):
+    """Run ``cmd`` as processes 0 and 1 of one jax.distributed job on localhost."""
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                       JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)))
+             for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    return outs
+
+
+def test_two_processes_equal_one_process_with_two_devices(dataset, tmp_path):
+    """jax.distributed on 127.0.0.1: 2 processes x 1 CPU device, each building its half of
+    every global batch, end where 1 process with 2 devices ends; files are written once,
+    and --resume goes on the same way."""
+    single, multi = tmp_path / "single", tmp_path / "multi"
+
+    def cmd(workdir, steps, *extra):
+        return [sys.executable, str(ROOT / "train.py"), "--data", str(dataset), "--workdir",
+                str(workdir), "--no-progress", *TINY, "--set", f"num_steps={steps}",
+                "--set", "checkpoint_every=2", "--set", "eval_every=2", "--set", "log_every=1",
+                *extra]
+
+    for steps, extra in ((4, ()), (6, ("--resume",))):
+        out = subprocess.run(cmd(single, steps, *extra), capture_output=True, text=True,
+                             timeout=600,
+                             env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "devices 2 x cpu (1 process(es))" in out.stdout
+        outs = _two_processes(cmd(multi, steps, *extra), _free_port())
+        assert "devices 2 x cpu (2 process(es))" in outs[0][0]
+        a, step_a = _final_params(single)
+        b, step_b = _final_params(multi)
+        assert step_a == step_b == steps
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    logs = [(d / "metrics.jsonl").read_text().splitlines() for d in (single, multi)]
+    assert len(logs[0]) == len(logs[1])  # one writer, not two
+    steps = [json.loads(x)["step"] for x in logs[1] if "loss" in x and "split" not in x]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    evals = [json.loads((d / "eval.json").read_text())["splits"]["test"] for d in (single, multi)]
+    np.testing.assert_allclose(evals[0]["loss"], evals[1]["loss"], rtol=1e-5)

@@ -1,6 +1,9 @@
 """Spiking networks: surrogate spikes, spike-timing gradient scaling, training, CLI."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +11,8 @@ import numpy as np
 import pytest
 
 import train
+from tests.conftest import REPO
+from tests.processes import kill_at_first_checkpoint, latest_checkpoint
 from bgan_jax.snn import model as S
 from bgan_jax.snn import train as snn_train
 
@@ -112,3 +117,44 @@ def test_snn_comparison_reaches_ninety_percent(tmp_path):
     rows = compare(tmp_path)
     assert len(rows) == 12
     assert all(r["test_accuracy"] >= 0.9 for r in rows)
+
+
+def _snn_cmd(workdir, *extra):
+    return [sys.executable, str(REPO / "train.py"), "--model", "snn", "--workdir", str(workdir),
+            "--no-progress", "--set", "model.hidden=[32]", "--set", "num_steps=400",
+            "--set", "checkpoint_every=10", "--set", "keep_checkpoints=50", *extra]
+
+
+def test_snn_resume_after_sigkill_is_bit_identical(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    out = subprocess.run(_snn_cmd(full), capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    steps = kill_at_first_checkpoint(_snn_cmd(killed), killed, env)
+    assert steps and max(steps) < 400, steps  # really interrupted mid-run
+    again = subprocess.run(_snn_cmd(killed, "--resume"), capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (a, step_a), (b, step_b) = latest_checkpoint(full), latest_checkpoint(killed)
+    assert step_a == step_b == 400
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    evals = [json.loads((d / "eval.json").read_text()) for d in (full, killed)]
+    assert evals[0] == evals[1]
+
+
+def test_analyze_py_on_an_snn_run(tmp_path, capsys):
+    import analyze
+    work = tmp_path / "w"
+    assert train.main(["--model", "snn", "--workdir", str(work), "--no-progress",
+                       "--set", "num_steps=40", "--set", "model.hidden=[32]"]) == 0
+    capsys.readouterr()
+    assert analyze.main(["--workdir", str(work), "--out", str(tmp_path / "a")]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    saved = json.loads((work / "eval.json").read_text())
+    assert summary["step"] == saved["best_step"]
+    assert abs(summary["splits"]["test"]["accuracy"] - saved["test_accuracy"]) < 1e-6
+    assert (tmp_path / "a" / "figures" / "confusion.png").is_file()
+    assert analyze.main(["--workdir", str(work), "--nml", "x.nml"]) == 2  # not for SNN runs
+    assert "does not apply" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""The package layout keeps its promises: data flows one way, no import cycles."""
+
+import ast
+
+from tests.conftest import REPO
+
+PACKAGES = ("graphs", "bnnsim", "bgan_jax")
+NEVER = {"graphs": {"bnnsim", "bgan_jax"}, "bnnsim": {"bgan_jax"}}
+
+
+def module_imports():
+    """{module: set of project modules it imports (anywhere in the file)}."""
+    out = {}
+    for pkg in PACKAGES:
+        for path in (REPO / pkg).rglob("*.py"):
+            name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            name = name.removesuffix(".__init__")
+            found = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.add(node.module)
+                    found.update(f"{node.module}.{a.name}" for a in node.names)
+                elif isinstance(node, ast.Import):
+                    found.update(a.name for a in node.names)
+            out[name] = found
+    return {m: {i for i in deps if i in out} for m, deps in out.items()}
+
+
+def test_no_upward_imports():
+    bad = [(m, i) for m, deps in module_imports().items() for i in deps
+           if i.split(".")[0] in NEVER.get(m.split(".")[0], ())]
+    assert not bad, bad
+
+
+def test_no_import_cycles_between_modules():
+    graph = module_imports()
+    # a package's __init__ re-exporting its own modules is not a cycle of logic
+    graph = {m: {d for d in deps if not m.startswith(d + ".") and not d.startswith(m + ".")}
+             for m, deps in graph.items()}
+    state, cycle = {}, []
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in graph.get(m, ()):
+            if state.get(d) == 1:
+                cycle.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d, stack + [d])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [m])
+    assert not cycle, cycle
