@@ -50,9 +50,10 @@ from bnnsim.labels import (
 )
 from bnnsim.morphology import network_rows, neuron_view
 from bnnsim import canonical
-from graphs import convert_file, save_cg
+from graphs import convert_file, load_cg, save_cg
+from graphs.errors import GraphFileError
 from graphs.schema import NODE_COLUMNS, NODE_INDEX, encode_values
-from graphs.storage import write_manifest
+from graphs.storage import atomic_write, write_manifest
 
 SPLITS = ("train", "val", "test", "ood")
 
@@ -180,6 +181,39 @@ def _simulate_chunk(specs: Sequence[NetworkSpec], dt: float) -> list:
     return out
 
 
+def finished_row(out: Path, name: str) -> dict | None:
+    """The report row of an item a previous (possibly killed) build finished, or None
+    when it must be built (again): no marker, a damaged marker, or a graph file that
+    does not load. Items are marked only after their graph is written, so a kill
+    mid-item leaves it unmarked."""
+    marker = out / "rows" / f"{name}.json"
+    try:
+        row = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(row, dict) or "status" not in row:
+        return None
+    if row["status"] == "ok":
+        try:
+            load_cg(out / "graphs" / f"{name}.npz")
+        except GraphFileError:
+            return None
+    return row
+
+
+def record_row(out: Path, name: str, row: dict) -> None:
+    """Mark an item finished (atomically: a kill leaves no half-written marker)."""
+    text = json.dumps(row).encode()
+    atomic_write(out / "rows" / f"{name}.json", lambda f: f.write(text))
+
+
+def write_report(out: Path, report: dict, rows: Sequence[dict]) -> None:
+    """manifest.json, then report.json: the dataset is complete once report.json is there."""
+    write_manifest(out, [{k: r.get(k) for k in ("file", "npz", "status", "error")} for r in rows])
+    text = json.dumps(report, indent=1).encode()
+    atomic_write(out / "report.json", lambda f: f.write(text))
+
+
 def _n_rows(spec: NetworkSpec) -> int:
     """Simulator rows (compartments) of a network."""
     return sum(len(c.get("segments", ((),))) for c in spec.cells)
@@ -190,19 +224,27 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
                   neuron_range=(10, 60), activity_features: bool = False,
                   progress: bool = True) -> dict:
     """Generate, simulate (``chunk`` networks vmapped together) and label ``n`` networks;
-    every network's outcome is reported."""
+    every network's outcome is reported. Resumable: started again on the same
+    directory after a kill, it keeps every network that was finished and builds the
+    rest (a chunk with an unfinished member is simulated whole, as in an
+    uninterrupted build, so the result is the same)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs = [random_network(seed * 100000 + i, families=families, neuron_range=neuron_range)
              for i in range(n)]
     # simulate networks of similar size together: a chunk is padded to its largest
     order = sorted(range(n), key=lambda i: _n_rows(specs[i]))
-    rows: list[dict] = [{} for _ in range(n)]
-    bar = tqdm(total=n, desc="networks", disable=not progress)
+    rows: list[dict | None] = [finished_row(out, f"net{i:05d}") for i in range(n)]
+    bar = tqdm(total=n, initial=sum(r is not None for r in rows), desc="networks",
+               disable=not progress)
     for start in range(0, n, chunk):
         ids = order[start:start + chunk]
+        if all(rows[i] is not None for i in ids):
+            continue
         chunk_specs = [specs[i] for i in ids]
         for i, spec, result in zip(ids, chunk_specs, _simulate_chunk(chunk_specs, dt)):
+            if rows[i] is not None:
+                continue
             name = f"net{i:05d}"
             try:
                 if isinstance(result, Exception):
@@ -212,6 +254,7 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
                 row = {"file": name, "status": "error",
                        "error": {"type": type(err).__name__, "message": str(err)}}
             row["generator"] = spec.meta
+            record_row(out, name, row)
             rows[i] = row
             bar.update(1)
     bar.close()
@@ -224,8 +267,7 @@ def build_dataset(out_dir, n: int, seed: int = 0, families: Sequence[str] = FAMI
               "networks": rows,
               "splits": dict(Counter(r["split"] for r in rows if r["status"] == "ok")),
               "class_balance": class_balance(rows)}
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    write_manifest(out, [{k: r.get(k) for k in ("file", "npz", "status", "error")} for r in rows])
+    write_report(out, report, rows)
     return report
 
 
@@ -255,16 +297,13 @@ def default_dataset(cache_dir=None, n: int = DEFAULT_NETWORKS, progress: bool = 
     """The embedded default dataset: built on first use (about 4 minutes on 2 CPU cores
     for 200 networks), then reused. Returns its directory.
 
-    The directory name holds the version and size; a build that did not finish (no
-    ``report.json``) is rebuilt.
+    The directory name holds the version and size; a build that did not finish goes on
+    where it stopped (in ``NAME.partial``, renamed when complete).
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     out = root / f"{DEFAULT_VERSION}-n{n}"
     if not (out / "report.json").is_file():
         tmp = out.with_name(out.name + ".partial")
-        if tmp.exists():
-            import shutil
-            shutil.rmtree(tmp)
         build_dataset(tmp, n, seed=0, progress=progress)
         tmp.rename(out)
     return out

@@ -18,7 +18,6 @@ No simulation is run: the label is planted, not measured.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -27,13 +26,12 @@ import neuroml.writers
 import numpy as np
 from tqdm import tqdm
 
-from bnnsim.dataset import assign_splits
+from bnnsim.dataset import assign_splits, finished_row, record_row, write_report
 from bnnsim.generate import FAMILIES, NetworkSpec, poisson_train, random_network
 from bnnsim import canonical
 from graphs import convert_file, save_cg
 from graphs.cg import CG
 from graphs.schema import NODE_INDEX, NODE_COLUMNS, NodeKind
-from graphs.storage import write_manifest
 
 LABELS = ("low", "high")
 
@@ -177,6 +175,10 @@ def build_planted(out_dir, case_name: str, n: int = 160, seed: int = 0,
     rows = []
     for i in tqdm(range(n), desc=f"planted {case.name}", disable=not progress):
         name, net_seed = f"{case.name}{i:04d}", seed * 100000 + i
+        done = finished_row(out, name)  # a resumed build keeps what it finished
+        if done is not None:
+            rows.append(done)
+            continue
         try:
             spec, which = planted_network(case, net_seed, int(labels[i]), neuron_range)
             model = canonical.network_model(spec.cells, spec.pulses, spec.connections,
@@ -201,13 +203,13 @@ def build_planted(out_dir, case_name: str, n: int = 160, seed: int = 0,
         except Exception as err:  # keep going; the report says what failed
             rows.append({"file": name, "status": "error", "generator": {"seed": net_seed},
                          "error": {"type": type(err).__name__, "message": str(err)}})
+        record_row(out, name, rows[-1])
     for row, split in zip(rows, assign_splits(rows, None, stratify="planted")):
         row["split"] = split  # in report.json, what bgan_jax.bgan.data reads
     report = {"n": n, "seed": seed,
               "case": case._asdict() | {"kind": case.kind.name.lower(), "group": case.group},
               "networks": rows,
               "splits": dict(Counter(r["split"] for r in rows if r["status"] == "ok"))}
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    write_manifest(out, [{k: r.get(k) for k in ("file", "npz", "status", "error")} for r in rows])
+    write_report(out, report, rows)
     return report
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from graphs.errors import ConversionError, MissingFile, SchemaMismatch
+from graphs.errors import ConversionError, GraphFileError, MissingFile, SchemaMismatch
 from graphs.schema import EDGE_GROUPS, GRANULARITIES, NODE_GROUPS, EdgeKind, NodeKind
 
 DEFAULTS = {"granularity": "section", "out": "cg_out"}
@@ -34,8 +34,9 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     conv.add_argument("--granularity", choices=GRANULARITIES,
                       default=DEFAULTS["granularity"],
                       help="one node per segment, per unbranched section, or soma only")
-    info = sub.add_parser("info", help="summarize a converted .npz graph")
-    info.add_argument("file")
+    info = sub.add_parser("info", help="summarize converted .npz graphs (each one; a damaged "
+                          "file is reported and the rest still summarised)")
+    info.add_argument("files", nargs="+", metavar="FILE")
     return parser.parse_args(argv)
 
 
@@ -109,14 +110,27 @@ def convert_command(args) -> int:
 
 
 def info_command(args) -> int:
+    """Summarise every file; exit 1 if any could not be read (each one named)."""
     from graphs.storage import load_cg
 
-    try:
-        cg = load_cg(args.file)
-    except (OSError, ValueError, KeyError, SchemaMismatch) as e:
-        print(f"error: {args.file}: {e}", file=sys.stderr)
-        return 1
-    print(f"{args.file}: schema {cg.meta['schema_version']}, source {cg.meta.get('source')}")
+    bad = 0
+    for i, file in enumerate(args.files):
+        try:
+            cg = load_cg(file)
+        except GraphFileError as e:
+            print(f"error: {e}", file=sys.stderr)
+            bad += 1
+            continue
+        if i:
+            print()
+        print_info(file, cg)
+    if len(args.files) > 1:
+        print(f"{len(args.files) - bad}/{len(args.files)} graphs read", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def print_info(file, cg) -> None:
+    print(f"{file}: schema {cg.meta['schema_version']}, source {cg.meta.get('source')}")
     print(f"granularity {cg.meta.get('granularity')}, {cg.n_nodes} nodes, {cg.n_edges} edges")
     print("nodes by kind: " + ", ".join(f"{k}={v}" for k, v in cg.nodes_by_kind().items()))
     print("edges by kind: " + ", ".join(f"{k}={v}" for k, v in cg.edges_by_kind().items()))
@@ -140,7 +154,8 @@ def info_command(args) -> int:
             cells.append(f"{np.any(cg.edge_feature_mask[sel, sl] > 0, axis=1).mean():10.2f}"
                          if sel.any() else f"{'-':>10}")
         print(f"  {group:9} " + " ".join(cells))
-    return 0
+
+
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

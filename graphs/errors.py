@@ -70,5 +70,17 @@ class NothingToConvert(ConversionError):
     """The document defines nothing the CG schema can represent."""
 
 
-class SchemaMismatch(Exception):
+class GraphFileError(ValueError):
+    """A stored graph (``.npz`` CG) that cannot be used: names the file and the problem."""
+
+    def __init__(self, file, problem: str):
+        self.file, self.problem = str(file), problem
+        super().__init__(f"{file}: {problem}")
+
+
+class DamagedGraphFile(GraphFileError):
+    """Truncated, not a zip, pickled, missing arrays, or arrays of the wrong dtype/shape."""
+
+
+class SchemaMismatch(GraphFileError):
     """A stored graph was built by a different schema version."""

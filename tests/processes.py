@@ -29,3 +29,11 @@ def latest_checkpoint(workdir):
     """(saved tree, step) of the newest checkpoint in ``workdir/checkpoints``."""
     mngr = ocp.CheckpointManager(Path(workdir, "checkpoints").absolute())
     return mngr.restore(mngr.latest_step()), mngr.latest_step()
+
+
+def damage_checkpoint(step_dir) -> None:
+    """Truncate every data file of one saved step, as an interrupted copy would."""
+    files = [p for p in Path(step_dir).rglob("*") if p.is_file() and p.stat().st_size > 0]
+    assert files, step_dir
+    for p in files:
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 3])

@@ -1,7 +1,7 @@
 """Labelled CG datasets -> padded, bucketed ``jraph.GraphsTuple`` batches for training.
 
 A dataset directory is what ``bnnsim.dataset.build_dataset`` (or
-``python -m graphs synth``) writes: ``graphs/*.npz`` CGs with labels in
+``python -m bnnsim synth``) writes: ``graphs/*.npz`` CGs with labels in
 ``meta["labels"]`` and ``report.json`` with every network's split. A task picks
 one label and where it lives:
 
@@ -29,9 +29,10 @@ import numpy as np
 from bnnsim.labels import FIRING_PATTERNS, REGIMES
 from bnnsim.planted import LABELS as PLANTED_LABELS
 from graphs import load_cg
+from graphs.errors import GraphFileError
 from graphs.batching import batch_graphs, bucket_size, pad_to_bucket
 from graphs.cg import CG
-from graphs.schema import NODE_COLUMNS
+from graphs.schema import NODE_COLUMNS, SCHEMA_VERSION
 
 
 class Task(NamedTuple):
@@ -54,6 +55,16 @@ TASKS: Dict[str, Task] = {
 
 class DatasetError(ValueError):
     """A dataset directory that cannot be used for training (missing files, no labels)."""
+
+
+class DamagedDataset(DatasetError):
+    """Graph files of a dataset that are missing, damaged or unlabelled: every one named."""
+
+    def __init__(self, root, damaged: Sequence[Tuple[str, str]]):
+        self.root, self.damaged = Path(root), list(damaged)
+        shown = "; ".join(f"{name} ({problem})" for name, problem in self.damaged)
+        super().__init__(f"{root}: {len(self.damaged)} damaged graph file(s): {shown}. Rebuild "
+                         "them, or train without them with --set skip_damaged=true")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,22 +101,66 @@ def _example(cg: CG, task_name: str, name: str) -> Example:
     return Example(cg, np.where(mask, y, 0.0).astype(np.float32), mask, 0.0, False, name)
 
 
-def load_splits(data_dir, task_name: str, splits: Sequence[str] = ("train", "val", "test", "ood")
-                ) -> Dict[str, List[Example]]:
-    """Every labelled network of the dataset, per split (from ``report.json``)."""
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: {what} is not JSON ({err.msg} at line {err.lineno}); "
+                           "the dataset is damaged") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{path}: cannot be read ({err})") from None
+
+
+def _rows(root: Path) -> List[dict]:
+    """report.json's network rows, after checking report.json and manifest.json."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset directory")
+    report, manifest = root / "report.json", root / "manifest.json"
+    if not report.is_file():
+        raise DatasetError(f"{root}: no report.json; build a dataset with `python -m bnnsim "
+                           "synth --out DIR` or omit --data to use the default one")
+    rows = _read_json(report, "report.json")
+    rows = rows.get("networks") if isinstance(rows, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DatasetError(f"{report}: no list of networks; not a dataset report")
+    if not manifest.is_file():
+        raise DatasetError(f"{root}: no manifest.json (the schema the graphs were built "
+                           "with); the dataset is incomplete")
+    version = _read_json(manifest, "manifest.json")
+    version = version.get("schema_version") if isinstance(version, dict) else None
+    if version != SCHEMA_VERSION:
+        raise DatasetError(f"{manifest}: graphs built with schema {version!r}, this library "
+                           f"reads {SCHEMA_VERSION!r}; build the dataset again")
+    return rows
+
+
+def load_splits(data_dir, task_name: str, splits: Sequence[str] = ("train", "val", "test", "ood"),
+                damaged: Optional[List[Tuple[str, str]]] = None) -> Dict[str, List[Example]]:
+    """Every labelled network of the dataset, per split (from ``report.json``). Every
+    graph file is checked before anything is returned: a missing, damaged or
+    unlabelled one raises ``DamagedDataset`` naming all of them, or, when a ``damaged``
+    list is given, is appended to it as (file, problem) and left out."""
     task_of(task_name)
     root = Path(data_dir)
-    report = root / "report.json"
-    if not report.is_file():
-        raise DatasetError(f"{root}: no report.json; build a dataset with `python -m graphs "
-                           "synth --out DIR` or omit --data to use the default one")
-    rows = json.loads(report.read_text())["networks"]
     out: Dict[str, List[Example]] = {s: [] for s in splits}
-    for row in rows:
+    bad: List[Tuple[str, str]] = []
+    for row in _rows(root):
         if row.get("status") != "ok" or row.get("split") not in out:
             continue
+        if not isinstance(row.get("npz"), str):
+            bad.append((str(row.get("file")), "its report row names no graph file"))
+            continue
         npz = root / "graphs" / Path(row["npz"]).name  # the dataset may have moved
-        out[row["split"]].append(_example(load_cg(npz), task_name, npz.stem))
+        try:
+            out[row["split"]].append(_example(load_cg(npz), task_name, npz.stem))
+        except GraphFileError as err:
+            bad.append((str(npz), err.problem))
+        except DatasetError as err:  # no label for this task
+            bad.append((str(npz), str(err).split(": ", 1)[-1]))
+    if bad and damaged is None:
+        raise DamagedDataset(root, bad)
+    if damaged is not None:
+        damaged.extend(bad)
     if not out.get("train") and "train" in out:
         raise DatasetError(f"{root}: no labelled networks in the train split")
     return out

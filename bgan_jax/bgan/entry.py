@@ -52,13 +52,16 @@ def _errors():
 
 
 def dataset_inputs(data_dir: Path, split: str, task: str):
-    """(reference CGs for the baseline, [(name, CG)] to analyse) from a dataset split."""
+    """(reference CGs for the baseline, [(name, CG)] to analyse, outcomes of the damaged
+    graph files, which are left out) from a dataset split."""
     from bgan_jax.bgan import data as data_lib
 
-    splits = data_lib.load_splits(data_dir, task, ("train", split))
+    damaged: list = []
+    splits = data_lib.load_splits(data_dir, task, ("train", split), damaged=damaged)
     if not splits[split]:
         raise data_lib.DatasetError(f"{data_dir}: no labelled networks in split {split!r}")
-    return [e.cg for e in splits["train"]], [(e.name, e.cg) for e in splits[split]]
+    outcomes = [{"name": f, "status": "error", "error": why} for f, why in damaged]
+    return ([e.cg for e in splits["train"]], [(e.name, e.cg) for e in splits[split]], outcomes)
 
 
 def nml_inputs(files: Sequence[str]) -> Tuple[List, List[dict]]:
@@ -97,9 +100,9 @@ def _analyze(workdir: Path, args: argparse.Namespace) -> List[str]:
         if data_dir is None:
             raise RunDirError(f"{workdir}: the run does not record its dataset; pass --data DIR")
         if not data_dir.exists():
-            raise RunDirError(f"{workdir}: the run's dataset {data_dir} is not there (moved?); "
-                              "pass --data DIR")
-        reference, inputs = dataset_inputs(data_dir, args.split, task_name)
+            raise RunDirError(f"{workdir / 'data.json'}: the run's dataset {data_dir} is not "
+                              "there (moved?); pass --data DIR")
+        reference, inputs, outcomes = dataset_inputs(data_dir, args.split, task_name)
     if args.max_models:
         inputs = inputs[:args.max_models]
     if not inputs:

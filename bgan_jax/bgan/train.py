@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence
 
@@ -30,8 +31,9 @@ from bgan_jax.bgan.config import BGANConfig
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
-from bgan_jax.runs.loop import TrainingDiverged, is_primary, log_jsonl, train_loop
-from bgan_jax.runs.workdir import read_config, read_data_path, refuse_overwrite, write_run_files
+from bgan_jax.runs.distributed import is_primary
+from bgan_jax.runs.loop import TrainingDiverged, log_jsonl, open_run, train_loop
+from bgan_jax.runs.workdir import read_config, read_data_path
 from graphs.batching import batch_and_pad
 from graphs.cg import GraphBuilder
 from graphs.schema import EdgeKind, NodeKind
@@ -70,6 +72,9 @@ class TrainConfig(LoopConfig):
     """'none' or 'balanced' (classification): each item's loss is weighted by the
     train split's n / (C * n_c) for its class, and the best checkpoint is chosen by
     balanced accuracy: for skewed labels (the regime task is 75% one class)."""
+    skip_damaged: bool = False
+    """Train without the dataset's damaged graph files (each named on stderr and listed in
+    eval.json) instead of refusing the dataset."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -291,7 +296,11 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     evaluate it on val / test / ood. Returns the final table (also eval.json)."""
     workdir = Path(workdir)
     task = data_lib.task_of(config.task)
-    splits = data_lib.load_splits(data_dir, config.task)
+    damaged = [] if config.skip_damaged else None  # None: a damaged dataset is refused
+    splits = data_lib.load_splits(data_dir, config.task, damaged=damaged)
+    if damaged and is_primary():
+        print(f"skipping {len(damaged)} damaged graph file(s): " + "; ".join(
+            f"{f} ({why})" for f, why in damaged), file=sys.stderr, flush=True)
     train = splits["train"]
     config = with_feature_stats(config, train)
     scale = data_lib.target_scale(train, task)
@@ -303,10 +312,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     state = create_train_state(config, first)
     metric = selection_metric(config)
     ckpts = Checkpoints(workdir, config.keep_checkpoints, metric)
-    refuse_overwrite(workdir, ckpts.latest_step() is not None, resume)
-    write_run_files(workdir, KIND, config, data_dir)
-    if resume and ckpts.latest_step() is not None:
-        state = _restored(state, ckpts.restore_latest(_saved(state), discard_damaged=True)[1])
+    _, saved = open_run(workdir, KIND, config, data_dir, ckpts, _saved(state), resume)
+    state = _restored(state, saved)
     weights = (data_lib.class_weights(train, task) if config.class_weighting == "balanced"
                else None)
     start = int(state.step)
@@ -358,6 +365,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
         final = _restored(final, ckpts.restore_best(_saved(final))[1])
     table = {"best_step": result.best_step, "final_step": result.step, "task": config.task,
              "model": config.model_name, "compilations": counter.count,
+             "skipped": [f for f, _ in damaged or []],
              "splits": {name: evaluate(eval_step, final, exs, config, task, scale)
                         for name, exs in splits.items()}}
     if is_primary():

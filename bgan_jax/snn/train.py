@@ -22,8 +22,8 @@ import optax
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
-from bgan_jax.runs.loop import train_loop
-from bgan_jax.runs.workdir import read_config, refuse_overwrite, write_run_files
+from bgan_jax.runs.loop import open_run, train_loop
+from bgan_jax.runs.workdir import read_config
 from bgan_jax.snn.model import (SNNConfig, create_snn, scale_by_spike_timing, spike_counts,
                                 spike_scale_tree)
 
@@ -148,11 +148,7 @@ def train_snn(config: SNNTrainConfig, workdir, resume: bool = False,
     optimizer = make_optimizer(config)
     state = {"params": params, "opt_state": optimizer.init(params)}
     ckpts = Checkpoints(workdir, config.keep_checkpoints, "accuracy")
-    refuse_overwrite(workdir, ckpts.latest_step() is not None, resume)
-    write_run_files(workdir, KIND, config)
-    start = 0
-    if resume and ckpts.latest_step() is not None:
-        start, state = ckpts.restore_latest(state, discard_damaged=True)
+    start, state = open_run(workdir, KIND, config, None, ckpts, state, resume)
     jitted = make_train_step(model, optimizer, config)
     run = make_eval(model)
 

@@ -31,9 +31,9 @@ import optax
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
-from bgan_jax.runs.loop import train_loop
+from bgan_jax.runs.loop import open_run, train_loop
 from bgan_jax.runs.metrics import auroc
-from bgan_jax.runs.workdir import read_config, read_data_path, refuse_overwrite, write_run_files
+from bgan_jax.runs.workdir import read_config, read_data_path
 from bgan_jax.tavrnn.model import TAVRNNConfig, create_tavrnn, edge_probabilities, loss_terms
 from bgan_jax.tavrnn.spikes import (DynamicGraphs, SpikeDataError, SpikeTrains, WindowConfig,
                                     functional_windows, read_spikes, stack_graphs,
@@ -271,11 +271,7 @@ def train_temporal(config: TemporalConfig, recording, workdir, resume: bool = Fa
     params = init_params(model, graphs, config.seed)
     state = {"params": params, "opt_state": optimizer.init(params)}
     ckpts = Checkpoints(workdir, config.keep_checkpoints)
-    refuse_overwrite(workdir, ckpts.latest_step() is not None, resume)
-    write_run_files(workdir, KIND, config, recording)
-    start = 0
-    if resume and ckpts.latest_step() is not None:
-        start, state = ckpts.restore_latest(state, discard_damaged=True)
+    start, state = open_run(workdir, KIND, config, recording, ckpts, state, resume)
 
     jitted = make_train_step(model, optimizer)
     key = jax.random.fold_in(jax.random.key(config.seed), 1)

@@ -172,3 +172,43 @@ def test_spike_sources_expose_their_rate_and_start(tmp_path):
                                encode_values(NODE_COLUMNS, cols, np.array([10.0, 100.0])),
                                rtol=1e-5)  # 4 spikes / 0.4 s = 10 Hz; first spike at 100 ms
     assert cg.node_feature_mask[node, cols].all()
+
+
+def test_a_killed_build_resumes_and_redoes_half_written_items(tmp_path, monkeypatch):
+    """Killed after 3 of 5 networks, with one finished graph damaged on disk: the second
+    build keeps the intact ones, redoes the rest, and ends as an uninterrupted build."""
+    import bnnsim.dataset as D
+    kw = dict(n=5, seed=3, neuron_range=(5, 8), chunk=2, ood_family=None, progress=False)
+    whole = D.build_dataset(tmp_path / "whole", **kw)
+
+    real, calls = D.build_one, []
+
+    def killed_after_three(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process is stopped here
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(D, "build_one", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        D.build_dataset(tmp_path / "resumed", **kw)
+    assert not (tmp_path / "resumed" / "report.json").exists()  # not read as complete
+    first, damaged = calls[0], calls[1]
+    npz = tmp_path / "resumed" / "graphs" / f"{damaged}.npz"
+    npz.write_bytes(npz.read_bytes()[:300])  # a half-written graph under a marked item
+    monkeypatch.setattr(D, "build_one", lambda *a, **k: (calls.append(a[1]), real(*a, **k))[1])
+    kept_mtime = (tmp_path / "resumed" / "graphs" / f"{first}.npz").stat().st_mtime_ns
+    resumed = D.build_dataset(tmp_path / "resumed", **kw)
+    redone = calls[3:]
+    assert damaged in redone and first not in redone and len(redone) == 5 - 2
+    assert (tmp_path / "resumed" / "graphs" / f"{first}.npz").stat().st_mtime_ns == kept_mtime
+
+    def comparable(report):
+        return [{k: v for k, v in r.items() if k not in ("file", "npz")}
+                for r in report["networks"]]
+
+    assert comparable(resumed) == comparable(whole)
+    for a, b in zip(whole["networks"], resumed["networks"]):
+        ga, gb = load_cg(a["npz"]), load_cg(b["npz"])
+        np.testing.assert_array_equal(ga.node_features, gb.node_features)
+        assert ga.meta["labels"] == gb.meta["labels"]

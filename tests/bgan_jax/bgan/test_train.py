@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -16,7 +17,7 @@ from bgan_jax.bgan.train import (TrainConfig, TrainingDiverged, create_train_sta
 from graphs.schema import NODE_COLUMNS
 
 from tests.conftest import REPO as ROOT
-from tests.processes import kill_at_first_checkpoint, latest_checkpoint
+from tests.processes import damage_checkpoint, kill_at_first_checkpoint, latest_checkpoint
 TINY = ["--set", "model.hidden=16", "--set", "model.num_blocks=1", "--set", "model.heads=2",
         "--set", "batch_size=4"]
 
@@ -65,7 +66,6 @@ def test_train_step_fits_one_batch(dataset):
 
 PMAP_SCRIPT = """
 import sys, jax, numpy as np, flax.jax_utils
-sys.path.insert(0, {root!r})
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan.config import BGANConfig
 from bgan_jax.bgan.train import TrainConfig, create_train_state, make_train_step
@@ -121,7 +121,7 @@ def _final_params(workdir):
     return tree["params"], step
 
 
-def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path):
+def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path, capsys):
     full = tmp_path / "full"
     out = subprocess.run(_train_cmd(dataset, full), capture_output=True, text=True,
                          env=_env(), timeout=600)
@@ -142,6 +142,38 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path):
     assert epochs and epochs[0]["compilations"] == epochs[0]["buckets"]  # one per bucket
     assert all(e["compilations"] == 0 for e in epochs[1:])  # then none
     assert any(e.get("split") == "val" for e in log)
+
+    # the newest checkpoint damaged: --resume says so in one line, goes on from the
+    # newest intact one (step 9) and ends bit-identical to the uninterrupted run
+    damage_checkpoint(killed / "checkpoints" / "12")
+    again = subprocess.run(_train_cmd(dataset, killed, "--resume"), capture_output=True,
+                           text=True, env=_env(), timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    said = [line for line in again.stderr.splitlines() if "cannot be restored" in line]
+    assert len(said) == 1 and "checkpoints/12" in said[0], again.stderr[-3000:]
+    assert "Traceback" not in again.stderr
+    b, step_b = _final_params(killed)
+    assert step_b == 12
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()
+             if "loss" in x and "split" not in x]
+    assert steps == sorted(set(steps))  # the steps run again are logged once
+
+    # every checkpoint damaged: one line, exit 1; analyze.py on a damaged best/: one line
+    for step_dir in (killed / "checkpoints").iterdir():
+        damage_checkpoint(step_dir)
+    again = subprocess.run(_train_cmd(dataset, killed, "--resume"), capture_output=True,
+                           text=True, env=_env(), timeout=600)
+    assert again.returncode == 1 and "no checkpoint can be restored" in again.stderr
+    assert again.stderr.strip().splitlines()[-1].startswith("train.py: ")
+    assert "Traceback" not in again.stderr
+    for step_dir in (killed / "best").iterdir():
+        damage_checkpoint(step_dir)
+    from analyze import main as analyze_main
+    assert analyze_main(["--workdir", str(killed), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "best/" in err[0] and "cannot be restored" in err[0], err
 
 
 def test_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(dataset,
@@ -290,3 +322,73 @@ def test_two_processes_equal_one_process_with_two_devices(dataset, tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
     evals = [json.loads((d / "eval.json").read_text())["splits"]["test"] for d in (single, multi)]
     np.testing.assert_allclose(evals[0]["loss"], evals[1]["loss"], rtol=1e-5)
+
+
+def test_a_damaged_dataset_is_refused_up_front_naming_every_bad_file(dataset, tmp_path, capsys):
+    import shutil
+    import train
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    report = json.loads((data / "report.json").read_text())
+    npzs = [data / "graphs" / Path(r["npz"]).name for r in report["networks"]
+            if r["status"] == "ok" and r["split"] == "train"]
+    npzs[0].write_bytes(npzs[0].read_bytes()[:200])  # truncated by a copy
+    npzs[1].unlink()  # lost
+    args = ["--data", str(data), "--workdir", str(tmp_path / "w"), "--no-progress", *TINY,
+            "--set", "num_steps=2", "--set", "eval_every=2", "--set", "checkpoint_every=2"]
+    assert train.main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 damaged graph file(s)" in err[0], err
+    assert npzs[0].name in err[0] and "truncated" in err[0]
+    assert npzs[1].name in err[0] and "no such file" in err[0]
+    assert not (tmp_path / "w" / "checkpoints").exists()  # refused before any training
+
+    assert train.main(args + ["--set", "skip_damaged=true"]) == 0  # asked for explicitly
+    err = capsys.readouterr().err
+    assert "skipping 2 damaged graph file(s)" in err
+    skipped = json.loads((tmp_path / "w" / "eval.json").read_text())["skipped"]
+    assert sorted(Path(f).name for f in skipped) == sorted(p.name for p in npzs[:2])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "report.json").write_text('{"networks": ['), "report.json is not JSON"),
+    (lambda d: (d / "report.json").unlink(), "no report.json"),
+    (lambda d: (d / "manifest.json").write_text("{}"), "graphs built with schema None"),
+    (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),
+])
+def test_damaged_dataset_files_are_one_line(dataset, tmp_path, capsys, damage, message):
+    import shutil
+    import train
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    damage(data)
+    assert train.main(["--data", str(data), "--workdir", str(tmp_path / "w"),
+                       "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_damaged_run_files_are_one_line(dataset, tmp_path, capsys):
+    import analyze
+    import train
+    work = tmp_path / "w"
+    args = ["--data", str(dataset), "--workdir", str(work), "--no-progress", *TINY,
+            "--set", "num_steps=2", "--set", "eval_every=2", "--set", "checkpoint_every=2"]
+    assert train.main(args) == 0
+    capsys.readouterr()
+    good = (work / "config.json").read_text()
+    cases = [("config.json", good[:40], "not JSON"),
+             ("config.json", good.replace('"batch_size": 4', '"batch_size": "4"'),
+              "batch_size: expected an integer"),
+             ("config.json", good.replace('"task":', '"colour": 1, "task":'),
+              "unknown field(s) ['colour']"),
+             ("data.json", json.dumps({"data": str(tmp_path / "moved")}), "moved")]
+    for name, text, message in cases:
+        (work / name).write_text(text)
+        for main in (lambda: train.main(["--workdir", str(work), "--resume", "--no-progress"]),
+                     lambda: analyze.main(["--workdir", str(work), "--no-progress"])):
+            assert main() == 1, (name, message)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and message in err[0] and name in err[0], (name, err)
+        (work / "config.json").write_text(good)
+        (work / "data.json").write_text(json.dumps({"data": str(dataset)}))
