@@ -11,7 +11,7 @@ workdirs, checkpoints, the training loop, tables)::
 Functional API::
 
     model = bgan_jax.create_model(bgan_jax.BGANConfig(num_graph_outputs=3))
-    params = model.init(jax.random.key(0), batch)
+    params = jax.jit(model.init)(jax.random.key(0), batch)
     outputs, attention = model.apply(params, batch, return_attention=True)
 
     table = bgan_jax.train_and_evaluate(bgan_jax.TrainConfig(num_steps=200), data_dir, workdir)

@@ -26,7 +26,7 @@ from flax.training import train_state
 
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
-from bgan_jax.bgan.baselines import MODELS, create_variant, transformer_config
+from bgan_jax.bgan.baselines import MODELS, create_variant
 from bgan_jax.bgan.config import BGANConfig
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
@@ -94,11 +94,10 @@ class TrainConfig(LoopConfig):
 # -- model, optimizer, state ---------------------------------------------------
 
 def model_config(config: TrainConfig) -> BGANConfig:
+    """The model config with the output head the task needs."""
     task = data_lib.task_of(config.task)
-    heads = dict(num_node_outputs=task.outputs if task.level == "node" else 0,
-                 num_graph_outputs=task.outputs if task.level == "graph" else 0)
-    mc = config.model.replace(**heads)
-    return transformer_config(mc) if config.model_name == "transformer" else mc
+    return config.model.replace(num_node_outputs=task.outputs if task.level == "node" else 0,
+                                num_graph_outputs=task.outputs if task.level == "graph" else 0)
 
 
 def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -> TrainConfig:
@@ -113,7 +112,8 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
 
 
 def build_model(config: TrainConfig):
-    return create_variant("mlp" if config.model_name == "mlp" else "bgan", model_config(config))
+    """BGAN or the baseline ``model_name`` names (``baselines.create_variant``)."""
+    return create_variant(config.model_name, model_config(config))
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:

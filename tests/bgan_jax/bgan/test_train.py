@@ -173,7 +173,7 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path, c
     from analyze import main as analyze_main
     assert analyze_main(["--workdir", str(killed), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "best/" in err[0] and "cannot be restored" in err[0], err
+    assert len(err) == 1 and "killed/best" in err[0] and "cannot be" in err[0], err
 
 
 def test_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(dataset,
