@@ -19,7 +19,6 @@ and ``globals["y"]`` / ``globals["y_mask"]`` (padding: mask False).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from bnnsim.labels import FIRING_PATTERNS, REGIMES
 from bnnsim.planted import LABELS as PLANTED_LABELS
+from bgan_jax.runs.workdir import read_json
 from graphs import load_cg
 from graphs.errors import GraphFileError
 from graphs.batching import batch_graphs, bucket_size, pad_to_bucket
@@ -101,16 +101,6 @@ def _example(cg: CG, task_name: str, name: str) -> Example:
     return Example(cg, np.where(mask, y, 0.0).astype(np.float32), mask, 0.0, False, name)
 
 
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: {what} is not JSON ({err.msg} at line {err.lineno}); "
-                           "the dataset is damaged") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{path}: cannot be read ({err})") from None
-
-
 def _rows(root: Path) -> List[dict]:
     """report.json's network rows, after checking report.json and manifest.json."""
     if not root.is_dir():
@@ -119,14 +109,14 @@ def _rows(root: Path) -> List[dict]:
     if not report.is_file():
         raise DatasetError(f"{root}: no report.json; build a dataset with `python -m bnnsim "
                            "synth --out DIR` or omit --data to use the default one")
-    rows = _read_json(report, "report.json")
+    rows = read_json(report, DatasetError)
     rows = rows.get("networks") if isinstance(rows, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise DatasetError(f"{report}: no list of networks; not a dataset report")
     if not manifest.is_file():
         raise DatasetError(f"{root}: no manifest.json (the schema the graphs were built "
                            "with); the dataset is incomplete")
-    version = _read_json(manifest, "manifest.json")
+    version = read_json(manifest, DatasetError)
     version = version.get("schema_version") if isinstance(version, dict) else None
     if version != SCHEMA_VERSION:
         raise DatasetError(f"{manifest}: graphs built with schema {version!r}, this library "

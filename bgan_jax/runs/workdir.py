@@ -36,14 +36,17 @@ def write_run_files(workdir, kind: str, config, data=None) -> None:
         (workdir / DATA_FILE).write_text(json.dumps({"data": str(Path(data).absolute())}))
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path, error: Type[Exception] = None) -> Any:
+    """The JSON in ``path``; a file that cannot be read or parsed raises ``error``
+    (default ``RunDirError``) naming the file and the problem."""
+    error, path = error or RunDirError, Path(path)
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise RunDirError(f"{path}: not JSON ({err.msg} at line {err.lineno}); the file is "
-                          "damaged") from None
+        raise error(f"{path}: {path.name} is not JSON ({err.msg} at line {err.lineno}); the "
+                    "file is damaged") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise RunDirError(f"{path}: cannot be read ({err})") from None
+        raise error(f"{path}: cannot be read ({err})") from None
 
 
 def read_kind(workdir) -> str:
@@ -54,7 +57,7 @@ def read_kind(workdir) -> str:
         raise RunDirError(f"{workdir}: no such directory")
     if not path.is_file():
         raise RunDirError(f"{workdir}: no {CONFIG_FILE}; is it a train.py --workdir?")
-    d = _read_json(path)
+    d = read_json(path)
     if not isinstance(d, dict) or not isinstance(d.get("kind"), str):
         raise RunDirError(f"{path}: no \"kind\" field (not written by this version of "
                           "train.py)")
@@ -64,7 +67,7 @@ def read_kind(workdir) -> str:
 def read_config(workdir, cls: Type[T]) -> T:
     """The run config saved in the workdir, type-checked field by field."""
     path = Path(workdir) / CONFIG_FILE
-    d = _read_json(path)
+    d = read_json(path)
     d = {k: v for k, v in d.items() if k != "kind"}
     try:
         return from_dict(cls, d)
@@ -77,7 +80,7 @@ def read_data_path(workdir, must_exist: bool = True) -> Optional[Path]:
     path = Path(workdir) / DATA_FILE
     if not path.is_file():
         return None
-    d = _read_json(path)
+    d = read_json(path)
     if not isinstance(d, dict) or not isinstance(d.get("data"), str):
         raise RunDirError(f"{path}: expected {{\"data\": PATH}}")
     data = Path(d["data"])

@@ -1,6 +1,5 @@
 """Run configs: one recursive from_dict for every kind, typed overrides, clear errors."""
 
-import dataclasses
 import json
 
 import pytest
@@ -51,5 +50,4 @@ def test_saved_configs_with_unknown_or_wrongly_typed_fields_are_refused():
         from_dict(cls, dict(good, model=dict(good["model"], hidden="64")))
     with pytest.raises(ConfigError, match="expected an object"):
         from_dict(cls, dict(good, model=[1, 2]))
-    assert dataclasses.asdict(from_dict(cls, good)) == good or True  # tuples vs lists
     assert from_dict(cls, json.loads(json.dumps(good))) == cls()
