@@ -68,22 +68,34 @@ def assign_splits(rows: Sequence[dict], ood_family: str | None, stratify: str = 
     family, else train/val/test 70/15/15 within each class of the graph label
     ``stratify`` by seed hash."""
     splits = ["none"] * len(rows)
-    groups: dict[int, list[int]] = {}
+    members = []
     for i, r in enumerate(rows):
         if r["status"] != "ok":
             continue
         if ood_family and r["generator"]["family"] == ood_family:
             splits[i] = "ood"
         else:
-            groups.setdefault(r["labels"][stratify], []).append(i)
-    for members in groups.values():
-        members.sort(key=lambda i: _seed_hash(rows[i]["generator"]["seed"]))
-        m = len(members)
+            members.append((i, r["labels"][stratify], _seed_hash(r["generator"]["seed"])))
+    for i, split in stratified_split(members).items():
+        splits[i] = split
+    return splits
+
+
+def stratified_split(members: Sequence[tuple]) -> dict:
+    """[(item, class, order key)] -> {item: train/val/test}: 70/15/15 within each class,
+    in order of the key (a hash: reproducible, unrelated to the data)."""
+    groups: dict = {}
+    for item, cls, key in members:
+        groups.setdefault(cls, []).append((key, item))
+    out = {}
+    for group in groups.values():
+        group.sort()
+        m = len(group)
         n_test = int(round(0.15 * m))
         n_val = int(round(0.15 * m)) if m - n_test > 1 else 0
-        for rank, i in enumerate(members):
-            splits[i] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-    return splits
+        for rank, (_, item) in enumerate(group):
+            out[item] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    return out
 
 
 def spec_model(spec: NetworkSpec):

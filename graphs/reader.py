@@ -105,7 +105,8 @@ def parse_document(path: Path) -> Tuple[nml.NeuroMLDocument, str, Dict[str, Comp
     return doc, hashlib.sha256(data).hexdigest(), custom
 
 
-def _resolve_include(href: str, including: Path, line) -> Path:
+def resolve_include(href: str, including: Path, line=None) -> Path:
+    """The file an <include href> names (relative to the including file)."""
     if _URL.match(href):
         raise RemoteInclude(including, f"include href {href!r} is remote; remote files "
                             "are never fetched (download it and include it by path)",
@@ -113,6 +114,10 @@ def _resolve_include(href: str, including: Path, line) -> Path:
     target = Path(href)
     if not target.is_absolute():
         target = including.parent / target
+    elif not target.is_file():
+        # "/channels/x.nml" where no such absolute file exists: jNeuroML reads it against
+        # the including file's folder (Java's File(parent, child)), and so do we
+        target = including.parent / href.lstrip("/")
     target = target.resolve()
     if not target.is_file():
         raise MissingInclude(including, f"included file {href!r} not found "
@@ -135,7 +140,7 @@ def read_model(path) -> Model:
         custom.append(extra)
         sha[str(current)] = digest
         for inc in doc.includes or []:
-            target = _resolve_include(inc.href, current, line_of(inc))
+            target = resolve_include(inc.href, current, line_of(inc))
             if target not in seen:
                 seen.add(target)
                 pending.append(target)

@@ -15,7 +15,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -114,10 +114,11 @@ def load_cg(path) -> CG:
     return CG(**arrays, meta=meta)
 
 
-def write_manifest(out_dir, report: List[Dict]) -> Path:
-    """DIR/manifest.json: the schema, and per source file its outcome, checksum and npz."""
+def write_manifest(out_dir, report: List[Dict], extra: Optional[Dict] = None) -> Path:
+    """DIR/manifest.json: the schema, and per source file its outcome, checksum and npz
+    (plus ``extra`` fields a dataset builder records, e.g. its protocol version)."""
     out_dir = Path(out_dir)
-    manifest = {"schema_version": SCHEMA_VERSION, "schema": schema_dict(),
+    manifest = {"schema_version": SCHEMA_VERSION, "schema": schema_dict(), **(extra or {}),
                 "models": [{"npz": None, **row} for row in report]}
     path = out_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1))

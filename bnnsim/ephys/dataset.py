@@ -1,0 +1,274 @@
+"""A labelled dataset of real cells: every cell characterised, converted and split.
+
+``DIR/graphs/NAME.npz``: the cell's CG, labels in ``meta["labels"]``
+(``etype`` index into ``etype.ETYPES``, ``efeatures``, the authors'
+``dendrite_type`` / ``layer`` / ``cre_line``, ``repository``, ``source_cell``
+and, for a variant, its ``factors``). ``DIR/traces/NAME.npz``: every sweep of
+the protocol. ``DIR/variants/``: the variants' NeuroML. ``DIR/report.json``:
+every cell's outcome (``ok``, ``no_spikes``, ``spontaneous``, ``block``, or the
+failed stage: ``conversion``, ``export``, ``compile``, ``simulation``), class
+balance, splits, timing, the dt check. ``DIR/manifest.json``: protocol
+version and the sha256 of every input file.
+
+Splits are by source cell: a variant sits in its cell's split. The cells of
+``ood_repository`` are the ``ood`` split (the by-repository
+out-of-distribution test); the rest go 70/15/15 to train/val/test within
+each e-type by a hash of the cell's name.
+
+Each cell runs in a process of its own (``run_cell``), ``workers`` at a time;
+a build killed at any point resumes where it stopped (a cell counts as done
+once its row is written), and results are cached by content across datasets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from tqdm import tqdm
+
+from bnnsim.dataset import default_cache_dir, stratified_split
+from bnnsim.ephys import etype, protocol, variants
+from bnnsim.ephys.corpus import CellSource, author_labels, discover
+from bnnsim.ephys.nrn import neuron_env
+from graphs.storage import atomic_write, write_manifest
+
+CELL_TIMEOUT_S = 3600.0
+DEFAULT_OOD_REPOSITORY = "OpenSourceBrain/BahlEtAl2012_ReducedL5PyrCell"
+VARIANT_KINDS = ("cells", "cell2_ca_poolses")  # point cells have no channel densities
+
+
+def job_of(src: CellSource, out: Path, cache: Path, **extra) -> dict:
+    return {"name": src.name, "file": src.file, "cell_id": src.cell_id,
+            "temperature_c": src.temperature_c, "temperature_from": src.temperature_from,
+            "labels": author_labels(src), "out": str(out), "cache": str(cache),
+            "variant_of": None, "factors": None, **extra}
+
+
+def finished(out: Path, name: str) -> Optional[dict]:
+    """The row of a cell a previous build finished (None: do it)."""
+    try:
+        row = json.loads((out / "rows" / f"{name}.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(row, dict) or "status" not in row:
+        return None
+    if row.get("characterised") and not Path(row.get("npz") or "").is_file():
+        return None
+    return row
+
+
+def _failed_row(job: dict, stage: str, message: str) -> dict:
+    row = {k: job.get(k) for k in ("name", "file", "cell_id", "temperature_c", "labels",
+                                   "variant_of", "factors")}
+    row.update(status=stage, characterised=False,
+               error={"type": "CellError", "stage": stage, "message": f"{job['name']}: {message}"})
+    return row
+
+
+def run_job(job: dict, timeout: float = CELL_TIMEOUT_S) -> dict:
+    """Run one cell in a fresh process; a crash or timeout is that cell's outcome."""
+    out = Path(job["out"])
+    jobfile = out / "jobs" / f"{job['name']}.json"
+    jobfile.parent.mkdir(parents=True, exist_ok=True)
+    jobfile.write_text(json.dumps(job))
+    env = neuron_env()
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    t0 = time.time()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bnnsim.ephys.run_cell", str(jobfile)],
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=str(jobfile.parent))  # not DIR: DIR/graphs would shadow ours
+    except subprocess.TimeoutExpired:
+        row = _failed_row(job, "simulation", f"did not finish within {timeout:.0f} s")
+    else:
+        row = finished(out, job["name"])
+        if row is None:
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            row = _failed_row(job, "simulation",
+                              f"the cell's process died (exit {proc.returncode}): {tail}")
+    if "seconds" not in row:
+        row["seconds"] = round(time.time() - t0, 2)
+    _write_row(out, row)
+    return row
+
+
+def _write_row(out: Path, row: dict) -> None:
+    text = json.dumps(row).encode()
+    atomic_write(out / "rows" / f"{row['name']}.json", lambda f: f.write(text))
+
+
+def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = True,
+             timeout: float = CELL_TIMEOUT_S) -> List[dict]:
+    """Every job's row, in job order; finished ones are read back, the rest run."""
+    rows: Dict[str, dict] = {}
+    todo = []
+    for job in jobs:
+        row = finished(Path(job["out"]), job["name"])
+        if row is None:
+            todo.append(job)
+        else:
+            rows[job["name"]] = row
+    bar = tqdm(total=len(jobs), initial=len(rows), desc=desc, unit="cell", disable=not progress)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(run_job, job, timeout): job for job in todo}
+        for fut in as_completed(futures):
+            row = fut.result()
+            rows[row["name"]] = row
+            bar.set_postfix_str(f"{row['name'][:30]}: {row['status']}")
+            bar.update(1)
+    bar.close()
+    return [rows[j["name"]] for j in jobs]
+
+
+def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, out: Path,
+                 cache: Path) -> tuple:
+    """(jobs, failed rows) for ``k`` variants of every characterised multi-compartment cell."""
+    jobs, failed = [], []
+    for src, row in zip(sources, rows):
+        if not row.get("characterised") or src.kind not in VARIANT_KINDS:
+            continue
+        for i in range(k):
+            name = f"{src.name}__v{i}"
+            path = out / "variants" / f"{name}.cell.nml"
+            base = job_of(src, out, cache, variant_of=src.name)
+            base.update(name=name, file=str(path), temperature_from=src.temperature_from)
+            try:
+                if finished(out, name) is None:
+                    factors = variants.write_variant(src.file, src.cell_id, path, name)
+                else:
+                    factors = finished(out, name).get("factors")
+                base["factors"] = factors
+                jobs.append(base)
+            except Exception as e:  # noqa: BLE001 - this variant's outcome, batch goes on
+                failed.append(_failed_row(base, "conversion", f"variant not written: {e}"))
+    return jobs, failed
+
+
+def assign(rows: Sequence[dict], ood_repository: Optional[str]) -> Dict[str, str]:
+    """{source cell name: split}; variants are looked up by their ``variant_of``."""
+    members, out = [], {}
+    for r in rows:
+        if not r.get("characterised"):
+            continue
+        if ood_repository and (r.get("labels") or {}).get("repository") == ood_repository:
+            out[r["name"]] = "ood"
+        else:
+            key = hashlib.sha256(r["name"].encode()).hexdigest()
+            members.append((r["name"], r["etype"], key))
+    out.update(stratified_split(members))
+    return out
+
+
+def class_balance(rows: Sequence[dict]) -> dict:
+    """{split: {etype: count}} over characterised cells (variants included)."""
+    out = {}
+    for split in ("train", "val", "test", "ood"):
+        c = Counter(r["etype"] for r in rows if r.get("split") == split)
+        out[split] = {e: c.get(e, 0) for e in etype.ETYPES}
+    return out
+
+
+def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progress: bool,
+             timeout: float) -> List[dict]:
+    """Re-run ``n`` characterised cells at half dt: how much do the results move?"""
+    ok = [s for s, r in zip(sources, rows) if r.get("status") == "ok"]
+    ok.sort(key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
+    sample = ok[:n]
+    if not sample:
+        return []
+    half = out / "dt_check"
+    jobs = [job_of(s, half, cache, dt_ms=protocol.DT_MS / 2) for s in sample]
+    fine = run_jobs(jobs, workers, "half-dt check", progress, timeout)
+    by_name = {r["name"]: r for r in rows}
+    result = []
+    for s, f in zip(sample, fine):
+        base = by_name[s.name]
+        entry = {"name": s.name, "dt_ms": protocol.DT_MS, "half_dt_ms": protocol.DT_MS / 2,
+                 "status_half": f["status"]}
+        for key in ("rheobase_nA", "x1.5/mean_frequency", "x1.5/AP_width"):
+            a = (base.get("efeatures") or {}).get(key)
+            b = (f.get("efeatures") or {}).get(key)
+            entry[key] = [a, b]
+            entry[f"{key} rel_change"] = (None if a in (None, 0) or b is None
+                                          else round(abs(b - a) / abs(a), 4))
+        entry["etype"] = [base.get("etype"), f.get("etype")]
+        result.append(entry)
+    return result
+
+
+def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
+                cache_dir=None, ood_repository: Optional[str] = DEFAULT_OOD_REPOSITORY,
+                dt_check_cells: int = 0, progress: bool = True,
+                timeout: float = CELL_TIMEOUT_S) -> dict:
+    """Characterise every cell under ``paths`` (and ``n_variants`` variants of each);
+    write the dataset to ``out_dir`` and return its report."""
+    t0 = time.time()
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir() / "ephys"
+    sources, unreadable = discover(paths)
+    jobs = [job_of(s, out, cache) for s in sources]
+    rows = run_jobs(jobs, workers, "cells", progress, timeout)
+    t_cells = time.time() - t0
+    vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache)
+    vrows = run_jobs(vjobs, workers, "variants", progress, timeout) + vfailed
+    t_variants = time.time() - t0 - t_cells
+    checks = dt_check(sources, rows, out, cache, dt_check_cells, workers, progress, timeout)
+    splits = assign(rows, ood_repository)
+    for r in rows + vrows:
+        r["split"] = splits.get(r.get("variant_of") or r["name"], "none") \
+            if r.get("characterised") else "none"
+    every = rows + vrows
+    n_char = sum(r["characterised"] for r in rows)
+
+    def per_hour(rs, seconds):
+        fresh = [r for r in rs if not r.get("cached")]
+        return round(3600 * len(fresh) / seconds, 1) if fresh and seconds > 0 else None
+
+    report = {
+        "protocol_version": protocol.PROTOCOL_VERSION, "rules_version": etype.RULES_VERSION,
+        "paths": [str(Path(p).resolve()) for p in paths], "n_cells": len(rows),
+        "n_variants": len(vrows), "variants_per_cell": n_variants,
+        "ood_repository": ood_repository,
+        "characterised": {"cells": n_char, "of": len(rows),
+                          "share": round(n_char / len(rows), 4) if rows else None},
+        "outcomes": dict(Counter(r["status"] for r in rows)),
+        "variant_outcomes": dict(Counter(r["status"] for r in vrows)),
+        "failures": [{"name": r["name"], "file": r["file"], **r["error"]}
+                     for r in every if not r["characterised"]],
+        "unreadable": [{"file": u.file, "type": type(u.error).__name__, "message": str(u.error)}
+                       for u in unreadable],
+        "etypes": dict(Counter(r["etype"] for r in rows if r["characterised"])),
+        "splits": dict(Counter(r["split"] for r in every if r["characterised"])),
+        "class_balance": class_balance(every),
+        "timing": {"wall_s": round(time.time() - t0, 1), "cells_s": round(t_cells, 1),
+                   "variants_s": round(t_variants, 1), "workers": workers,
+                   "cached": sum(bool(r.get("cached")) for r in every),
+                   "cells_per_hour": per_hour(rows, t_cells),
+                   "variants_per_hour": per_hour(vrows, t_variants)},
+        "dt_check": checks,
+        "cells": rows, "variants": vrows,
+    }
+    write_manifest(out, [{"file": r["file"], "npz": r.get("npz"), "status": r["status"],
+                          "error": r.get("error"), "sha256": r.get("sha256")} for r in every],
+                   extra={"protocol_version": protocol.PROTOCOL_VERSION,
+                          "rules_version": etype.RULES_VERSION,
+                          "protocol": protocol_constants()})
+    text = json.dumps(report, indent=1).encode()
+    atomic_write(out / "report.json", lambda f: f.write(text))
+    return report
+
+
+def protocol_constants() -> dict:
+    """Every number of the protocol (what a version stands for), for the manifest."""
+    return {k: getattr(protocol, k) for k in dir(protocol)
+            if k.isupper() and isinstance(getattr(protocol, k), (int, float, str, tuple))}
+

@@ -1,0 +1,263 @@
+"""NeuroML cell -> NEURON, the way the NeuroML community does it, then driven from Python.
+
+1. ``export``: a one-cell network (at the model's temperature) is written
+   beside a LEMS file and handed to jNeuroML's ``-neuron`` exporter (the jar
+   pyNeuroML ships): a hoc template for the cell and one .mod per channel.
+2. ``compile_mechanisms``: the .mod files are compiled once per distinct set
+   (content hash) with the ``nrnivmodl`` of the NEURON wheel, and cached;
+   variants of a cell share their original's mechanisms.
+3. ``NeuronCell``: loads the mechanisms and template into this process,
+   settles the cell once, saves the state (``SaveState``) and restores it
+   for every sweep of the protocol, so no sweep pays the settling again.
+
+NEURON registers mechanisms by name per process, and two models may define
+different channels of the same name: each cell is simulated in a process of
+its own (``bnnsim.ephys.dataset`` does so).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from bnnsim.ephys import protocol
+from bnnsim.ephys.errors import CompileFailed, ExportFailed, SimulationFailed
+
+JNML_TIMEOUT_S = 900
+COMPILE_TIMEOUT_S = 900
+
+
+class Exported(NamedTuple):
+    """What jNeuroML wrote for one cell."""
+
+    directory: Path
+    hoc: Path  # the cell's template file
+    template: str  # hoc template name (the cell id)
+    mods: tuple  # [M] Path of every .mod file
+    soma: str  # section to clamp and record (first of the soma group)
+    sections: tuple  # every section name
+
+
+def neuron_env() -> Dict[str, str]:
+    """Environment for NEURON's tools: no GUI, the wheel's own install as NEURON_HOME."""
+    env = dict(os.environ)
+    env.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    spec = importlib.util.find_spec("neuron")  # not imported: it would start NEURON here
+    if spec is not None and spec.origin:
+        home = Path(spec.origin).parent / ".data" / "share" / "nrn"
+        if home.is_dir():
+            env.setdefault("NEURONHOME", str(home))
+    bindir = Path(sysconfig.get_path("scripts"))
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _wrapper(cell_file: Path, cell_id: str, temperature_c: float) -> str:
+    return f"""<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="ephys_net">
+  <include href="{cell_file}"/>
+  <network id="ephys_net" type="networkWithTemperature" temperature="{temperature_c} degC">
+    <population id="pop" component="{cell_id}" type="populationList" size="1">
+      <instance id="0"><location x="0" y="0" z="0"/></instance>
+    </population>
+  </network>
+</neuroml>
+"""
+
+
+_LEMS = """<Lems>
+  <Target component="sim"/>
+  <Include file="Cells.xml"/><Include file="Networks.xml"/><Include file="Simulation.xml"/>
+  <Include file="ephys_net.nml"/>
+  <Simulation id="sim" length="1ms" step="0.025ms" target="ephys_net"/>
+</Lems>
+"""
+
+
+def _hoc_header(hoc: Path) -> dict:
+    """The JSON description jNeuroML writes at the top of a cell template."""
+    text = hoc.read_text()
+    m = re.search(r"/\*\s*(\{.*?\})\s*\*/", text, re.S)
+    return json.loads(m.group(1)) if m else {}
+
+
+def _soma_section(header: dict) -> str:
+    sections = [s["name"] for s in header.get("sections", [])]
+    if not sections:
+        raise ValueError("the exported template has no sections")
+    for group in header.get("groups", []):
+        if group.get("name") == "soma_group" and group.get("sections"):
+            return group["sections"][0]
+    for name in sections:
+        if "soma" in name.lower():
+            return name
+    return sections[0]
+
+
+def export(cell_file, cell_id: str, temperature_c: float, workdir) -> Exported:
+    """Run jNeuroML's NEURON export on a one-cell network into ``workdir``."""
+    from graphs.examples import jnml_jar
+
+    cell_file = Path(cell_file).resolve()
+    work = Path(workdir)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / "ephys_net.nml").write_text(_wrapper(cell_file, cell_id, temperature_c))
+    (work / "LEMS_ephys.xml").write_text(_LEMS)
+    java = shutil.which("java")
+    if java is None:
+        raise ExportFailed(cell_id, "java is not installed; jNeuroML needs a Java runtime")
+    try:
+        out = subprocess.run([java, "-Xmx2G", "-Djava.awt.headless=true", "-jar",
+                              str(jnml_jar()), "LEMS_ephys.xml", "-neuron", "-nogui"],
+                             cwd=work, capture_output=True, text=True, timeout=JNML_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ExportFailed(cell_id, f"jNeuroML export of {cell_file} took over "
+                           f"{JNML_TIMEOUT_S} s") from None
+    hoc = work / f"{cell_id}.hoc"
+    if out.returncode != 0 or not hoc.is_file():
+        lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+        errs = [ln for ln in lines if "rror" in ln or "xception" in ln] or lines
+        tail = " | ".join(ln.strip() for ln in errs[-3:])
+        raise ExportFailed(cell_id, f"jNeuroML could not export {cell_file} to NEURON "
+                           f"(exit {out.returncode}): {tail}")
+    try:
+        header = _hoc_header(hoc)
+        soma = _soma_section(header)
+    except (ValueError, json.JSONDecodeError) as e:
+        raise ExportFailed(cell_id, f"exported template {hoc} is unusable: {e}") from None
+    sections = tuple(s["name"] for s in header.get("sections", []))
+    return Exported(work, hoc, cell_id, tuple(sorted(work.glob("*.mod"))), soma, sections)
+
+
+def mechanisms_key(mods: Sequence[Path]) -> str:
+    """Content hash of a set of .mod files (names and bytes), plus the NEURON version."""
+    import neuron
+
+    h = hashlib.sha256(neuron.__version__.encode())
+    for p in sorted(mods, key=lambda p: p.name):
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def _library(directory: Path) -> Optional[Path]:
+    found = sorted(directory.glob("*/libnrnmech.so")) + sorted(directory.glob("*/.libs/libnrnmech.so"))
+    return found[0] if found else None
+
+
+def compile_mechanisms(mods: Sequence[Path], cache_dir, cell: str = "cell") -> Path:
+    """Compiled mechanisms for ``mods`` -> path of libnrnmech.so, from the cache when
+    the same set was compiled before (a file lock keeps parallel workers from
+    compiling the same set twice)."""
+    if not mods:
+        return None
+    root = Path(cache_dir) / "mechanisms"
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / mechanisms_key(mods)
+    with open(root / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lib = _library(target) if (target / "ok").exists() else None
+        if lib is not None:
+            return lib
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        for p in mods:
+            shutil.copy2(p, target / p.name)
+        nrnivmodl = Path(sysconfig.get_path("scripts")) / "nrnivmodl"
+        exe = str(nrnivmodl) if nrnivmodl.exists() else (shutil.which("nrnivmodl") or "nrnivmodl")
+        try:
+            out = subprocess.run([exe], cwd=target, capture_output=True, text=True,
+                                 timeout=COMPILE_TIMEOUT_S, env=neuron_env())
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise CompileFailed(cell, f"nrnivmodl could not run: {e}") from None
+        lib = _library(target)
+        if out.returncode != 0 or lib is None:
+            lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+            errs = [ln for ln in lines if "rror" in ln] or lines
+            raise CompileFailed(cell, f"nrnivmodl failed on {[p.name for p in mods]} "
+                                f"(exit {out.returncode}): {' | '.join(errs[-3:])}")
+        (target / "ok").write_text("")
+        return lib
+
+
+class NeuronCell:
+    """One exported cell loaded into this process's NEURON, settled at rest.
+
+    Implements ``protocol.Simulator``: every sweep restores the state saved
+    after SETTLE_MS with no input.
+    """
+
+    def __init__(self, exported: Exported, mechanisms: Optional[Path], temperature_c: float,
+                 dt_ms: float = protocol.DT_MS):
+        os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+        from neuron import h
+
+        self.name = exported.template
+        self.h = h
+        try:
+            if mechanisms is not None:
+                h.nrn_load_dll(str(mechanisms))
+            h.load_file("stdrun.hoc")
+            h.load_file(str(exported.hoc))
+            self.cell = getattr(h, exported.template)()
+        except (RuntimeError, AttributeError) as e:
+            raise SimulationFailed(self.name, f"NEURON could not load {exported.hoc}: {e}") \
+                from None
+        self._keep = [h.FInitializeHandler(0, self.cell.set_initial_v),
+                      h.FInitializeHandler(1, self.cell.set_initial_ion_properties)]
+        self.soma = getattr(self.cell, exported.soma)
+        self.stim = h.IClamp(self.soma(0.5))
+        self.stim.amp = 0.0
+        self._v = h.Vector().record(self.soma(0.5)._ref_v)
+        self._t = h.Vector().record(h._ref_t)
+        h.celsius = float(temperature_c)
+        h.dt = float(dt_ms)
+        h.steps_per_ms = 1.0 / h.dt
+        self.dt = float(dt_ms)
+        h.finitialize()
+        self._run(protocol.SETTLE_MS)
+        self.t0 = float(h.t)
+        self.state = h.SaveState()
+        self.state.save()
+
+    def _run(self, until_ms: float) -> None:
+        try:
+            self.h.continuerun(until_ms)
+        except RuntimeError as e:
+            raise SimulationFailed(self.name, f"NEURON stopped: {e}") from None
+
+    def _sweep(self, amp: float, delay: float, duration: float, total: float) -> protocol.Trace:
+        h = self.h
+        self.state.restore()
+        h.frecord_init()
+        self.stim.delay = self.t0 + delay
+        self.stim.dur = duration
+        self.stim.amp = amp
+        self._run(self.t0 + total)
+        t = np.array(self._t) - self.t0  # copies: NEURON reuses the vectors
+        v = np.array(self._v)
+        if not np.all(np.isfinite(v)):
+            raise SimulationFailed(self.name, f"voltage is not finite in the {amp} nA sweep")
+        return protocol.Trace(t, v, float(amp), delay, delay + duration)
+
+    def rest(self, duration_ms: float) -> protocol.Trace:
+        tr = self._sweep(0.0, 0.0, duration_ms, duration_ms)
+        return tr._replace(start=0.0, end=float(duration_ms))
+
+    def step(self, amp_nA: float, duration_ms: float) -> protocol.Trace:
+        return self._sweep(amp_nA, protocol.BASE_MS, duration_ms,
+                           protocol.BASE_MS + duration_ms + protocol.TAIL_MS)
+
