@@ -55,6 +55,10 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                        help="re-run N cells at half dt and report the change (default: 3)")
     cells.add_argument("--timeout", type=float, default=3600.0,
                        help="seconds one cell may take before it counts as failed")
+    cells.add_argument("--fill-missing-ca-dynamics", action="store_true",
+                       help="define a calcium concentration model a cell names but no file "
+                       "defines with Hay et al. 2011's defaults (recorded per cell; see "
+                       "bnnsim.ephys.repairs). Off: such a cell fails at export")
     cells.add_argument("--figures", action="store_true",
                        help="also draw DIR/figures/NAME.png per characterised cell "
                        "(traces at rheobase, 1.5x, 3x and the F-I curve)")
@@ -75,7 +79,8 @@ def cells_command(args) -> int:
     ood = DEFAULT_OOD_REPOSITORY if args.ood_repository is None else (args.ood_repository or None)
     report = build_cells(args.paths, args.out, n_variants=args.variants, workers=args.workers,
                          cache_dir=args.cache, ood_repository=ood,
-                         dt_check_cells=args.dt_check, timeout=args.timeout)
+                         dt_check_cells=args.dt_check, timeout=args.timeout,
+                         repair=args.fill_missing_ca_dynamics)
     if args.figures:
         from bnnsim.ephys.figures import draw_dataset
 

@@ -129,7 +129,7 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
 
 
 def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, out: Path,
-                 cache: Path) -> tuple:
+                 cache: Path, repair: bool = False) -> tuple:
     """(jobs, failed rows) for ``k`` variants of every characterised multi-compartment cell."""
     jobs, failed = [], []
     for src, row in zip(sources, rows):
@@ -138,7 +138,7 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
         for i in range(k):
             name = f"{src.name}__v{i}"
             path = out / "variants" / f"{name}.cell.nml"
-            base = job_of(src, out, cache, variant_of=src.name)
+            base = job_of(src, out, cache, variant_of=src.name, repair=repair)
             base.update(name=name, file=str(path), temperature_from=src.temperature_from)
             try:
                 if finished(out, name) is None:
@@ -177,7 +177,7 @@ def class_balance(rows: Sequence[dict]) -> dict:
 
 
 def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progress: bool,
-             timeout: float) -> List[dict]:
+             timeout: float, repair: bool = False) -> List[dict]:
     """Re-run ``n`` characterised cells at half dt: how much do the results move?"""
     ok = [s for s, r in zip(sources, rows) if r.get("status") == "ok"]
     ok.sort(key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
@@ -185,7 +185,7 @@ def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progre
     if not sample:
         return []
     half = out / "dt_check"
-    jobs = [job_of(s, half, cache, dt_ms=protocol.DT_MS / 2) for s in sample]
+    jobs = [job_of(s, half, cache, dt_ms=protocol.DT_MS / 2, repair=repair) for s in sample]
     fine = run_jobs(jobs, workers, "half-dt check", progress, timeout)
     by_name = {r["name"]: r for r in rows}
     result = []
@@ -207,7 +207,7 @@ def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progre
 def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
                 cache_dir=None, ood_repository: Optional[str] = DEFAULT_OOD_REPOSITORY,
                 dt_check_cells: int = 0, progress: bool = True,
-                timeout: float = CELL_TIMEOUT_S) -> dict:
+                timeout: float = CELL_TIMEOUT_S, repair: bool = False) -> dict:
     """Characterise every cell under ``paths`` (and ``n_variants`` variants of each);
     write the dataset to ``out_dir`` and return its report."""
     t0 = time.time()
@@ -215,13 +215,14 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir() / "ephys"
     sources, unreadable = discover(paths)
-    jobs = [job_of(s, out, cache) for s in sources]
+    jobs = [job_of(s, out, cache, repair=repair) for s in sources]
     rows = run_jobs(jobs, workers, "cells", progress, timeout)
     t_cells = time.time() - t0
-    vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache)
+    vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair)
     vrows = run_jobs(vjobs, workers, "variants", progress, timeout) + vfailed
     t_variants = time.time() - t0 - t_cells
-    checks = dt_check(sources, rows, out, cache, dt_check_cells, workers, progress, timeout)
+    checks = dt_check(sources, rows, out, cache, dt_check_cells, workers, progress, timeout,
+                      repair)
     splits = assign(rows, ood_repository)
     for r in rows + vrows:
         r["split"] = splits.get(r.get("variant_of") or r["name"], "none") \
@@ -237,7 +238,8 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
         "protocol_version": protocol.PROTOCOL_VERSION, "rules_version": etype.RULES_VERSION,
         "paths": [str(Path(p).resolve()) for p in paths], "n_cells": len(rows),
         "n_variants": len(vrows), "variants_per_cell": n_variants,
-        "ood_repository": ood_repository,
+        "ood_repository": ood_repository, "fill_missing_ca_dynamics": repair,
+        "repaired": [r["name"] for r in rows if r.get("repairs")],
         "characterised": {"cells": n_char, "of": len(rows),
                           "share": round(n_char / len(rows), 4) if rows else None},
         "outcomes": dict(Counter(r["status"] for r in rows)),

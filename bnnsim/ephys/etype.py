@@ -5,8 +5,8 @@ response to a suprathreshold step; the rules are tested in order, the first
 that holds names the class:
 
 1. ``non-spiking``: no spike on any step up to RHEO_MAX_NA (protocol outcome ``no_spikes``).
-2. ``depolarisation block``: eFEL's ``depol_block_bool`` on the 1.5x rheobase step
-   (protocol outcome ``block``): firing stops while the membrane stays depolarised.
+2. ``depolarisation block``: on the 1.5x rheobase step firing stops while the
+   membrane stays depolarised (``features.blocked``; protocol outcome ``block``).
 3. ``transient``: fewer than MIN_SPIKES spikes even at 3x rheobase (fires at
    onset only; Petilla's "transient" discharge).
 4. ``bursting``: a burst is a run of >= 3 spikes at ISIs <= BURST_ISI_MS (an
@@ -94,7 +94,7 @@ def classify(ch: Characterisation) -> Dict[str, object]:
     tr = ch.sweeps[name]
     if ch.outcome == "block":
         return {"etype": "depolarisation block", "sweep": sweep_name(1.5),
-                "rule": "eFEL depol_block_bool on the 1.5x step"}
+                "rule": "silent and depolarised for the end of the 1.5x step"}
     isi = features.isis(tr)
     if ch.outcome != "spontaneous" and len(isi) + 1 < MIN_SPIKES:
         return {"etype": "transient", "sweep": name,

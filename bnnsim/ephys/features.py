@@ -17,7 +17,10 @@ from typing import Dict, Optional, Sequence
 import efel
 import numpy as np
 
-SPIKE_THRESHOLD_MV = -20.0  # eFEL's default: a spike is a peak crossing -20 mV
+SPIKE_THRESHOLD_MV = -20.0  # eFEL's default: a spike is a peak crossing -20 mV...
+SPIKE_MAX_WIDTH_MS = 20.0  # ...that falls back below it within this time
+BLOCK_SILENCE_MS = 200.0  # depolarisation block: silent this long before the step ends...
+BLOCK_MV = -40.0  # ...with the mean membrane potential over the silence above this
 
 # computed on every suprathreshold sweep (eFEL names; spike_count is eFEL 5's name for
 # Spikecount)
@@ -53,31 +56,54 @@ def efel_features(tr, names: Sequence[str]) -> Dict[str, Optional[float]]:
     return out
 
 
-def spike_count(tr) -> int:
-    """Spikes during the stimulus window (the whole sweep for a rest sweep)."""
-    n = efel_features(tr, ["spike_count_stimint"])["spike_count_stimint"]
-    return int(n or 0)
-
-
-def spike_times(tr) -> np.ndarray:
-    """[S] ms, peak times of every spike in the sweep."""
+def spike_times(tr, window: bool = False) -> np.ndarray:
+    """[S] ms, peak times of the action potentials (eFEL's peaks that repolarise below
+    threshold within SPIKE_MAX_WIDTH_MS: a passive plateau above -20 mV is no spike);
+    with ``window``, only those inside the stimulus window."""
     efel.reset()
     efel.set_setting("Threshold", SPIKE_THRESHOLD_MV)
-    v = efel.get_feature_values([_trace(tr)], ["peak_time"], raise_warnings=False)[0]
-    return np.asarray(v.get("peak_time") if v.get("peak_time") is not None else [], float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        got = efel.get_feature_values([_trace(tr)], ["peak_time"], raise_warnings=False)[0]
+    peaks = got.get("peak_time")  # ms (eFEL's indices refer to its interpolated trace)
+    if peaks is None or len(peaks) == 0:
+        return np.zeros(0)
+    t, v = np.asarray(tr.t, np.float64), np.asarray(tr.v, np.float64)
+    below = t[v < SPIKE_THRESHOLD_MV]  # [B] times below threshold, sorted
+    nxt = np.searchsorted(below, np.asarray(peaks, np.float64))
+    keep = [p for p, j in zip(peaks, nxt)
+            if j < len(below) and below[j] - p <= SPIKE_MAX_WIDTH_MS]
+    times = np.asarray(keep, np.float64)
+    if window:
+        times = times[(times >= tr.start) & (times <= tr.end)]
+    return times
+
+
+def spike_count(tr) -> int:
+    """Action potentials during the stimulus window (the whole sweep for a rest sweep)."""
+    return int(len(spike_times(tr, window=True)))
 
 
 def isis(tr) -> np.ndarray:
     """[S-1] ms, every inter-spike interval inside the stimulus window."""
-    t = spike_times(tr)
-    t = t[(t >= tr.start) & (t <= tr.end)]
-    return np.diff(t)
+    return np.diff(spike_times(tr, window=True))
 
 
 def blocked(tr) -> bool:
-    """eFEL's depolarisation block test on the stimulus window."""
-    v = efel_features(tr, ["depol_block_bool"])["depol_block_bool"]
-    return bool(v)
+    """Depolarisation block: the cell fired, then fell silent for the last
+    BLOCK_SILENCE_MS or more of the step while its mean voltage over that
+    silence stayed above BLOCK_MV (firing stops because the membrane stays
+    depolarised, as Bianchi et al. 2012 define it). Not eFEL's depol_block_bool,
+    which also flags fast-spiking cells whose troughs stay high while they fire."""
+    times = spike_times(tr, window=True)
+    if len(times) == 0:
+        return False
+    silent_from = times[-1] + 5.0  # after the last spike's repolarisation
+    if tr.end - silent_from < BLOCK_SILENCE_MS:
+        return False
+    t, v = np.asarray(tr.t), np.asarray(tr.v)
+    quiet = (t >= silent_from) & (t < tr.end)
+    return bool(quiet.any() and v[quiet].mean() > BLOCK_MV)
 
 
 def input_resistance(tr) -> Optional[float]:

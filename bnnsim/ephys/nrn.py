@@ -25,10 +25,9 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -64,9 +63,10 @@ def neuron_env() -> Dict[str, str]:
     return env
 
 
-def _wrapper(cell_file: Path, cell_id: str, temperature_c: float) -> str:
+def _wrapper(cell_file: Path, cell_id: str, temperature_c: float, extra: str = "") -> str:
     return f"""<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="ephys_net">
   <include href="{cell_file}"/>
+{extra}
   <network id="ephys_net" type="networkWithTemperature" temperature="{temperature_c} degC">
     <population id="pop" component="{cell_id}" type="populationList" size="1">
       <instance id="0"><location x="0" y="0" z="0"/></instance>
@@ -105,8 +105,10 @@ def _soma_section(header: dict) -> str:
     return sections[0]
 
 
-def export(cell_file, cell_id: str, temperature_c: float, workdir) -> Exported:
-    """Run jNeuroML's NEURON export on a one-cell network into ``workdir``."""
+def export(cell_file, cell_id: str, temperature_c: float, workdir,
+           extra_components: str = "") -> Exported:
+    """Run jNeuroML's NEURON export on a one-cell network into ``workdir``
+    (``extra_components``: NeuroML defined beside the cell, see ``repairs``)."""
     from graphs.examples import jnml_jar
 
     cell_file = Path(cell_file).resolve()
@@ -114,7 +116,8 @@ def export(cell_file, cell_id: str, temperature_c: float, workdir) -> Exported:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    (work / "ephys_net.nml").write_text(_wrapper(cell_file, cell_id, temperature_c))
+    (work / "ephys_net.nml").write_text(_wrapper(cell_file, cell_id, temperature_c,
+                                                 extra_components))
     (work / "LEMS_ephys.xml").write_text(_LEMS)
     java = shutil.which("java")
     if java is None:
@@ -130,7 +133,7 @@ def export(cell_file, cell_id: str, temperature_c: float, workdir) -> Exported:
     if out.returncode != 0 or not hoc.is_file():
         lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
         errs = [ln for ln in lines if "rror" in ln or "xception" in ln] or lines
-        tail = " | ".join(ln.strip() for ln in errs[-3:])
+        tail = " | ".join(ln.strip()[:300] for ln in errs[-3:])
         raise ExportFailed(cell_id, f"jNeuroML could not export {cell_file} to NEURON "
                            f"(exit {out.returncode}): {tail}")
     try:

@@ -72,7 +72,7 @@ class Characterisation:
     ``outcome``: ``ok``; ``no_spikes`` (no spike up to RHEO_MAX_NA);
     ``spontaneous`` (fires with no input: no rheobase, the rest sweep is the
     suprathreshold record); ``block`` (the 1.5x rheobase step ends in
-    depolarisation block). Sweeps are keyed ``rest``, ``probe``, ``sag``,
+    depolarisation block, ``features.blocked``). Sweeps are keyed ``rest``, ``probe``, ``sag``,
     ``x1.0``, ``x1.5``, ... (multiples of rheobase).
     """
 

@@ -22,8 +22,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from bnnsim.ephys import etype, features, nrn, protocol
-from bnnsim.ephys.errors import CellError, ConversionFailed, SimulationFailed
+from bnnsim.ephys import etype, features, nrn, protocol, repairs
+from bnnsim.ephys.errors import CellError, ConversionFailed, ExportFailed, SimulationFailed
 
 TRACE_EVERY = 4  # traces are stored every 4th step (0.1 ms at the default dt)
 SUMMARY_SWEEPS = ("x1.5", "x3.0")
@@ -70,6 +70,7 @@ def save_traces(ch: protocol.Characterisation, path: Path) -> None:
 def cache_key(job: dict, files: Dict[str, str]) -> str:
     h = hashlib.sha256()
     for part in (protocol.PROTOCOL_VERSION, etype.RULES_VERSION, job["cell_id"],
+                 repr(bool(job.get("repair"))),
                  repr(float(job["temperature_c"])), repr(float(job.get("dt_ms", protocol.DT_MS)))):
         h.update(part.encode() + b"\0")
     for digest in sorted(files.values()):
@@ -77,12 +78,32 @@ def cache_key(job: dict, files: Dict[str, str]) -> str:
     return h.hexdigest()[:24]
 
 
+def check_model(job: dict) -> tuple:
+    """(NeuroML to define beside the cell, repairs made) or ExportFailed naming what is
+    missing (see ``repairs``)."""
+    missing = repairs.missing_concentration_models(job["file"], job["cell_id"])
+    if not missing:
+        return "", []
+    names = ", ".join(f"species {m.species!r} -> {m.model!r}" for m in missing)
+    if not job.get("repair"):
+        raise ExportFailed(job["name"], f"the cell names concentration models no included "
+                           f"file defines ({names}); --fill-missing-ca-dynamics defines "
+                           f"them with Hay et al. 2011's defaults")
+    if not repairs.defines_hay_type(job["file"]):
+        raise ExportFailed(job["name"], f"the cell names concentration models no included "
+                           f"file defines ({names}), and its files do not define "
+                           f"{repairs.HAY_TYPE} to fill them with")
+    return repairs.hay_defaults(missing), [
+        f"{m.model}: {repairs.HAY_TYPE} with defaults {repairs.HAY_DEFAULTS}" for m in missing]
+
+
 def simulate(job: dict, cache: Path):
     """Export, compile, run the protocol, measure and classify
     -> (the measured part of a row, the Characterisation)."""
-    where = f"{job['file']}\0{job['cell_id']}\0{job['temperature_c']}"
+    where = f"{job['file']}\0{job['cell_id']}\0{job['temperature_c']}\0{job.get('repair')}"
     work = cache / "export" / hashlib.sha256(where.encode()).hexdigest()[:16]
-    exported = nrn.export(job["file"], job["cell_id"], job["temperature_c"], work)
+    extra, repaired = check_model(job)
+    exported = nrn.export(job["file"], job["cell_id"], job["temperature_c"], work, extra)
     lib = nrn.compile_mechanisms(exported.mods, cache, job["name"])
     dt = float(job.get("dt_ms", protocol.DT_MS))
     cell = nrn.NeuronCell(exported, lib, job["temperature_c"], dt)
@@ -96,7 +117,8 @@ def simulate(job: dict, cache: Path):
     measured = {"outcome": ch.outcome, "etype": cls["etype"], "etype_rule": cls["rule"],
                 "etype_sweep": cls["sweep"], "efeatures": summary_features(ch),
                 "fi": ch.fi, "search": ch.search, "dt_ms": dt,
-                "n_sections": len(exported.sections), "soma_section": exported.soma}
+                "n_sections": len(exported.sections), "soma_section": exported.soma,
+                "repairs": repaired}
     return measured, ch
 
 
@@ -136,7 +158,8 @@ def run(job: dict) -> dict:
         labels = {**(job.get("labels") or {}), "etype": etype.ETYPES.index(measured["etype"]),
                   "etype_name": measured["etype"], "outcome": measured["outcome"],
                   "efeatures": measured["efeatures"], "source_cell": job.get("variant_of") or name,
-                  "factors": job.get("factors"), "temperature_c": job["temperature_c"]}
+                  "factors": job.get("factors"), "temperature_c": job["temperature_c"],
+                  "repairs": measured.get("repairs") or []}
         npz = out / "graphs" / f"{name}.npz"
         save_cg(dataclasses.replace(cg, meta=dict(cg.meta, labels=labels)), npz)
         row.update(npz=str(npz), n_nodes=cg.n_nodes, n_edges=cg.n_edges, sha256=cg.meta["files"])

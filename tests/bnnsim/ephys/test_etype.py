@@ -1,0 +1,85 @@
+"""The e-type rules on synthetic spike trains with known answers."""
+
+import numpy as np
+
+from bnnsim.ephys import etype, protocol
+from tests.bnnsim.ephys.synthetic import spike_trace
+
+ON = protocol.BASE_MS  # step onset
+
+
+def characterisation(times_15, times_30=None, outcome="ok"):
+    """A Characterisation whose 1.5x and 3x sweeps spike at the given times."""
+    sweeps = {"rest": spike_trace([], 0.0, 0.0, 1000.0, 1000.0)}
+    sweeps["x1.5"] = spike_trace(times_15, 0.15)
+    sweeps["x3.0"] = spike_trace(times_15 if times_30 is None else times_30, 0.3)
+    return protocol.Characterisation(outcome, 0.1, sweeps, [], [])
+
+
+def train(isis, first=10.0):
+    return ON + first + np.concatenate([[0.0], np.cumsum(isis)])
+
+
+def test_regular_train_is_non_adapting():
+    got = etype.classify(characterisation(train(np.full(20, 40.0))))
+    assert got["etype"] == "continuous non-adapting" and got["sweep"] == "x1.5"
+
+
+def test_lengthening_isis_are_adapting():
+    got = etype.classify(characterisation(train(20.0 * 1.15 ** np.arange(12))))
+    assert got["etype"] == "continuous adapting"
+
+
+def test_initial_burst_then_pause_is_bursting():
+    isis = [5.0, 5.0, 6.0, 300.0, 150.0, 150.0, 150.0]  # 4 spikes at ~200 Hz, then slow
+    assert etype.classify(characterisation(train(isis)))["etype"] == "bursting"
+
+
+def test_repeated_bursts_are_bursting():
+    isis = [4.0, 4.0, 150.0] * 5
+    assert etype.classify(characterisation(train(isis)))["etype"] == "bursting"
+
+
+def test_fast_regular_firing_is_not_bursting():
+    # 8 ms ISIs (125 Hz) that lengthen slowly: no pause, so no burst
+    assert not etype.has_burst(np.linspace(8.0, 12.0, 50))
+    assert etype.has_burst(np.array([6.0, 6.0, 40.0]))
+    assert not etype.has_burst(np.array([6.0, 40.0, 40.0]))  # a doublet is not a burst
+
+
+def test_late_first_spike_is_delayed():
+    got = etype.classify(characterisation(train(np.full(8, 50.0), first=400.0)))
+    assert got["etype"] == "delayed"
+
+
+def test_irregular_isis_are_stuttering():
+    isis = np.array([20.0, 200.0, 15.0, 25.0, 300.0, 20.0, 180.0, 30.0])
+    assert etype.classify(characterisation(train(isis)))["etype"] == "stuttering/irregular"
+
+
+def test_few_spikes_even_at_3x_are_transient():
+    got = etype.classify(characterisation(train([30.0]), train([20.0, 25.0])))
+    assert got["etype"] == "transient" and got["sweep"] == "x3.0"
+
+
+def test_few_spikes_at_1_5x_are_judged_at_3x():
+    got = etype.classify(characterisation(train([30.0]), train(np.full(20, 25.0))))
+    assert got["sweep"] == "x3.0" and got["etype"] == "continuous non-adapting"
+
+
+def test_protocol_outcomes_name_the_class():
+    silent = protocol.Characterisation("no_spikes", None, {}, [], [])
+    assert etype.classify(silent)["etype"] == "non-spiking"
+    blocked = characterisation(train([5.0, 5.0]), outcome="block")
+    assert etype.classify(blocked)["etype"] == "depolarisation block"
+    spont = protocol.Characterisation(
+        "spontaneous", None, {"rest": spike_trace(5.0 + np.arange(10) * 100.0, 0.0, 0.0,
+                                                  1000.0, 1000.0)}, [], [])
+    got = etype.classify(spont)
+    assert got["sweep"] == "rest" and got["etype"] == "continuous non-adapting"
+
+
+def test_every_rule_names_a_known_class():
+    assert len(set(etype.ETYPES)) == len(etype.ETYPES)
+    for isis in ([40.0] * 10, [5.0, 5.0, 300.0, 100.0], [30.0]):
+        assert etype.classify(characterisation(train(isis)))["etype"] in etype.ETYPES

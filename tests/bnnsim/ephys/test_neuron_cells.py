@@ -1,0 +1,113 @@
+"""Cells end to end through jNeuroML and NEURON: the bundled HH example and the
+fixture cells (never fires, fires at rest, cannot be exported)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bnnsim.ephys import etype, protocol, variants
+from bnnsim.ephys.dataset import build_cells
+from graphs import load_cg
+from graphs.examples import bundled_examples_dir
+from tests.bnnsim.ephys.cells import write_cells
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ephys")
+    cells = write_cells(root / "cells")
+    hh = bundled_examples_dir() / "NML2_SingleCompHHCell.nml"
+    report = build_cells([hh, *cells.values()], root / "ds", n_variants=1, workers=2,
+                         cache_dir=root / "cache", dt_check_cells=1, progress=False)
+    return root, report
+
+
+def rows_by_cell(report):
+    return {r["cell_id"]: r for r in report["cells"]}
+
+
+def test_every_cell_has_its_typed_outcome(built):
+    _, report = built
+    rows = rows_by_cell(report)
+    assert rows["hhcell"]["status"] == "ok"
+    assert rows["passivecell"]["status"] == "no_spikes"
+    assert rows["passivecell"]["etype"] == "non-spiking"
+    assert rows["pacemakercell"]["status"] == "spontaneous"
+    odd = rows["oddcell"]
+    assert odd["status"] == "export" and not odd["characterised"]
+    assert "noSuchRateType" in odd["error"]["message"] and "oddcell" in odd["error"]["message"]
+    assert report["characterised"] == {"cells": 3, "of": 4, "share": 0.75}
+    assert [f["name"] for f in report["failures"]] == [odd["name"]]
+
+
+def test_hh_cell_measurements(built):
+    _, report = built
+    hh = rows_by_cell(report)["hhcell"]
+    f = hh["efeatures"]
+    # squid axon membrane, 1000 um2: repetitive firing needs about 6 uA/cm2 = 0.06 nA
+    assert 0.02 < f["rheobase_nA"] < 0.1
+    assert f["x1.5/mean_frequency"] > 40  # HH fires at 50+ Hz or not at all
+    assert 0.5 < f["x1.5/AP_width"] < 3.0
+    # Rin ~ 1 / (0.3 mS/cm2 * 1e-5 cm2) = 333 MOhm at rest, less with the HH channels open
+    assert 50 < f["ohmic_input_resistance"] < 400
+    assert hh["etype"] in etype.ETYPES
+    fi = np.asarray(hh["fi"])
+    assert np.all(np.diff(fi[:, 1]) >= 0)  # more current, not fewer spikes
+
+
+def test_dataset_files(built):
+    root, report = built
+    hh = rows_by_cell(report)["hhcell"]
+    cg = load_cg(hh["npz"])
+    labels = cg.meta["labels"]
+    assert etype.ETYPES[labels["etype"]] == hh["etype"]
+    assert labels["efeatures"]["rheobase_nA"] == hh["efeatures"]["rheobase_nA"]
+    assert labels["source_cell"] == hh["name"] and labels["repository"]
+    z = np.load(hh["traces"])
+    assert {"rest.v", "probe.v", "sag.v", "x1.0.v", "x1.5.v", "x3.0.v"} <= set(z.files)
+    manifest = json.loads((root / "ds" / "manifest.json").read_text())
+    assert manifest["protocol_version"] == protocol.PROTOCOL_VERSION
+    assert all(m["sha256"] for m in manifest["models"] if m["status"] != "export")
+    assert report["dt_check"] and report["dt_check"][0]["rheobase_nA rel_change"] < 0.05
+
+
+def test_variants_record_their_factors_and_share_the_split(built):
+    _, report = built
+    by_source = {r["variant_of"]: r for r in report["variants"]}
+    # the characterised multi-compartment cells get a variant, the failed one none
+    assert set(by_source) == {r["name"] for r in report["cells"] if r["characterised"]}
+    for source in report["cells"]:
+        if source["name"] in by_source:
+            v = by_source[source["name"]]
+            assert v["split"] == source["split"]
+            lo, hi = variants.FACTOR_RANGE
+            assert v["factors"] and all(lo <= x <= hi for x in v["factors"].values())
+            assert load_cg(v["npz"]).meta["labels"]["factors"] == v["factors"]
+
+
+def test_second_build_resumes_and_a_new_dataset_hits_the_cache(built, tmp_path):
+    root, report = built
+    again = build_cells([r["file"] for r in report["cells"]], root / "ds", n_variants=1,
+                        workers=2, cache_dir=root / "cache", progress=False)
+    assert [r["status"] for r in again["cells"]] == [r["status"] for r in report["cells"]]
+    fresh = build_cells([rows_by_cell(report)["hhcell"]["file"]], tmp_path / "new",
+                        cache_dir=root / "cache", progress=False)
+    assert fresh["cells"][0]["cached"] and fresh["cells"][0]["efeatures"] == \
+        rows_by_cell(report)["hhcell"]["efeatures"]
+
+
+def test_cli_exit_codes(built, tmp_path):
+    root, report = built
+    odd = rows_by_cell(report)["oddcell"]["file"]
+    out = subprocess.run([sys.executable, "-m", "bnnsim", "cells", odd, "--out",
+                          str(tmp_path / "x"), "--cache", str(root / "cache"), "--dt-check", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stderr
+    assert "export" in out.stderr and "oddcell" in out.stderr
+    assert json.loads((tmp_path / "x" / "report.json").read_text())["n_cells"] == 1
+    missing = subprocess.run([sys.executable, "-m", "bnnsim", "cells", str(tmp_path / "nope"),
+                              "--out", str(tmp_path / "y")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
