@@ -50,7 +50,8 @@ class Exported(NamedTuple):
 
 
 def neuron_env() -> Dict[str, str]:
-    """Environment for NEURON's tools: no GUI, the wheel's own install as NEURON_HOME."""
+    """Environment for NEURON's tools: no GUI, the wheel's data as NEURONHOME, its
+    scripts first on PATH and as NEURON_HOME (for jNeuroML's own -neuron -compile)."""
     env = dict(os.environ)
     env.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
     spec = importlib.util.find_spec("neuron")  # not imported: it would start NEURON here
@@ -60,6 +61,8 @@ def neuron_env() -> Dict[str, str]:
             env.setdefault("NEURONHOME", str(home))
     bindir = Path(sysconfig.get_path("scripts"))
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    if (bindir / "nrniv").exists():  # where jNeuroML looks for bin/nrniv
+        env.setdefault("NEURON_HOME", str(bindir.parent))
     return env
 
 

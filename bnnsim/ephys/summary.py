@@ -1,0 +1,126 @@
+"""The tables RESULTS.md shows for a real-cell dataset: ``python -m bnnsim.ephys.summary DIR``.
+
+* outcomes and every failure with its typed reason;
+* the e-type our rules give against the type the authors declared, where the
+  corpus says it (cell names of Pospischil et al. 2008; the pyloric AB/PD
+  pacemaker of Prinz et al. 2004);
+* Allen cells by the authors' dendrite type (aspiny cells, mostly
+  fast-spiking interneurons, should fire faster with narrower spikes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+# cell name (as bnnsim.ephys.corpus names it) -> (what the authors declared, the e-type that
+# corresponds to it under our rules)
+DECLARED: Dict[str, tuple] = {
+    "PospischilEtAl2008__RS": ("regular spiking (adapting)", "continuous adapting"),
+    "PospischilEtAl2008__FS": ("fast spiking (non-adapting)", "continuous non-adapting"),
+    "PospischilEtAl2008__IB": ("intrinsically bursting", "bursting"),
+    "PospischilEtAl2008__IBR": ("repetitive bursting", "bursting"),
+    "PospischilEtAl2008__LTS": ("low-threshold spike (rebound burst)", "bursting"),
+}
+PACEMAKER_PREFIX = "PyloricNetwork__AB_PD"  # AB/PD: the pyloric pacemaker, bursts
+
+
+def declared_rows(report: dict) -> List[dict]:
+    rows = {r["name"]: r for r in report["cells"]}
+    out = []
+    for name, (said, expect) in DECLARED.items():
+        if name in rows:
+            out.append(_declared(rows[name], said, expect))
+    for name, r in sorted(rows.items()):
+        if name.startswith(PACEMAKER_PREFIX):
+            out.append(_declared(r, "pyloric pacemaker (bursting)", "bursting"))
+    return out
+
+
+def _declared(r: dict, said: str, expect: str) -> dict:
+    got = r.get("etype")
+    return {"cell": r["name"], "declared": said, "expected": expect,
+            "measured": got if r.get("characterised") else f"failed: {r['status']}",
+            "outcome": r["status"], "agrees": got == expect, "rule": r.get("etype_rule")}
+
+
+def _stats(values: List[Optional[float]]) -> str:
+    v = np.asarray([x for x in values if x is not None], float)
+    if not v.size:
+        return "n/a"
+    return f"{np.median(v):.3g} [{np.percentile(v, 25):.3g}, {np.percentile(v, 75):.3g}] (n={v.size})"
+
+
+def allen_rows(report: dict) -> List[dict]:
+    """Median [IQR] of rate and width at 1.5x rheobase, rheobase, Rin by dendrite type."""
+    groups: Dict[str, List[dict]] = {}
+    for r in report["cells"]:
+        d = (r.get("labels") or {}).get("dendrite_type")
+        if d and r.get("characterised"):
+            groups.setdefault(d, []).append(r)
+    out = []
+    for d, rs in sorted(groups.items()):
+        f = [r.get("efeatures") or {} for r in rs]
+        out.append({"dendrite_type": d, "cells": len(rs),
+                    "rate_hz_1.5x": _stats([x.get("x1.5/mean_frequency") for x in f]),
+                    "ap_width_ms_1.5x": _stats([x.get("x1.5/AP_width") for x in f]),
+                    "rheobase_nA": _stats([x.get("rheobase_nA") for x in f]),
+                    "input_resistance_MOhm": _stats([x.get("ohmic_input_resistance") for x in f]),
+                    "etypes": dict(sorted(Counter(r.get("etype") for r in rs).items()))})
+    return out
+
+
+def _table(rows: List[dict], cols: List[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def render(report: dict) -> str:
+    ch = report["characterised"]
+    parts = [f"{ch['cells']}/{ch['of']} cells characterised ({100 * ch['share']:.1f}%); "
+             f"outcomes {report['outcomes']}; {report['n_variants']} variants "
+             f"({report['variant_outcomes']}).", "",
+             "E-types: " + ", ".join(f"{k} {v}" for k, v in sorted(report["etypes"].items())),
+             "", "Declared vs measured:", "",
+             _table(declared_rows(report), ["cell", "declared", "expected", "measured",
+                                            "agrees", "rule"]),
+             "", "Allen cells by the authors' dendrite type (median [IQR]):", "",
+             _table(allen_rows(report), ["dendrite_type", "cells", "rate_hz_1.5x",
+                                         "ap_width_ms_1.5x", "rheobase_nA",
+                                         "input_resistance_MOhm", "etypes"]),
+             "", "Failures:", ""]
+    parts += [f"* {f['name']}: {f['stage']}: {f['message']}" for f in report["failures"]] or \
+        ["* none"]
+    if report.get("dt_check"):
+        parts += ["", "Half-dt check:", "",
+                  _table(report["dt_check"], ["name", "rheobase_nA rel_change",
+                                              "x1.5/mean_frequency rel_change",
+                                              "x1.5/AP_width rel_change", "etype"])]
+    parts += ["", f"Timing: {report['timing']}"]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m bnnsim.ephys.summary DATASET_DIR", file=sys.stderr)
+        return 2
+    path = Path(argv[0]) / "report.json"
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"error: {path}: not a finished real-cell dataset ({e})", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

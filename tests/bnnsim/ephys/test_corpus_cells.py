@@ -1,0 +1,58 @@
+"""The community cells in ../shared/neuroml-cells: discovery, and the cells whose
+firing class their authors declared (skipped where ../shared is absent)."""
+
+import pytest
+
+from bnnsim.ephys.corpus import author_labels, discover
+from bnnsim.ephys.dataset import build_cells
+from tests.conftest import REPO
+
+CORPUS = REPO.parent / "shared" / "neuroml-cells"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    if not (CORPUS / "MANIFEST.tsv").is_file():
+        pytest.skip("../shared/neuroml-cells (community cell corpus) is not beside this "
+                    "clone; CI has it")
+    return CORPUS
+
+
+def test_discovery_finds_every_cell_with_its_metadata(corpus):
+    cells, bad = discover([corpus])
+    assert not bad
+    assert len(cells) == 150 and len({c.name for c in cells}) == 150
+    by = {c.name: c for c in cells}
+    assert by["PospischilEtAl2008__RS"].temperature_c == 36.0
+    # the pyloric cells' own networks run at 10 degC; a cell no network includes
+    # takes the temperature its folder's networks agree on
+    assert {c.temperature_c for c in cells if "Pyloric" in c.name} == {10.0}
+    allen = [c for c in cells if c.repository == "OpenSourceBrain/AllenInstituteNeuroML"]
+    assert len(allen) == 101
+    labelled = [author_labels(c) for c in allen if c.declared]
+    assert len(labelled) == 65  # 66 networks; Network_472424854 has no <property> tags
+    assert {lab["dendrite_type"] for lab in labelled} >= {"spiny", "aspiny"}
+    assert any(lab["layer"] == "4" for lab in labelled)
+
+
+# the authors' declared types (Pospischil et al. 2008) -> the class our rules give
+DECLARED = {"RS": "continuous adapting", "FS": "continuous non-adapting",
+            "IB": "bursting", "IBR": "bursting"}
+
+
+def test_pospischil_cells_fire_as_their_authors_say(corpus, tmp_path):
+    paths = [corpus / "PospischilEtAl2008" / "NeuroML2" / "cells" / name / f"{name}.cell.nml"
+             for name in DECLARED]
+    report = build_cells(paths, tmp_path / "ds", workers=2, cache_dir=tmp_path / "cache",
+                         progress=False)
+    got = {r["cell_id"]: r["etype"] for r in report["cells"]}
+    assert got == DECLARED
+    fs, rs = ({r["cell_id"]: r for r in report["cells"]}[k]["efeatures"] for k in ("FS", "RS"))
+    assert fs["x1.5/mean_frequency"] > 2 * rs["x1.5/mean_frequency"]
+    assert fs["x1.5/AP_width"] < rs["x1.5/AP_width"]
+
+
+@pytest.mark.slow
+def test_whole_corpus(corpus, tmp_path):
+    report = build_cells([corpus], tmp_path / "ds", workers=2, repair=True, progress=False)
+    assert report["characterised"]["share"] >= 0.95, report["failures"]
