@@ -38,15 +38,16 @@ from bnnsim.dataset import default_cache_dir, stratified_split
 from bnnsim.ephys import etype, protocol, variants
 from bnnsim.ephys.corpus import CellSource, author_labels, discover
 from bnnsim.ephys.nrn import neuron_env
+from bnnsim.ephys.run_cell import MORPHOLOGICAL, unsupported
 from graphs.storage import atomic_write, write_manifest
 
 CELL_TIMEOUT_S = 3600.0
 DEFAULT_OOD_REPOSITORY = "OpenSourceBrain/BahlEtAl2012_ReducedL5PyrCell"
-VARIANT_KINDS = ("cells", "cell2_ca_poolses")  # point cells have no channel densities
+VARIANT_KINDS = MORPHOLOGICAL  # point cells have no channel densities
 
 
 def job_of(src: CellSource, out: Path, cache: Path, **extra) -> dict:
-    return {"name": src.name, "file": src.file, "cell_id": src.cell_id,
+    return {"name": src.name, "file": src.file, "cell_id": src.cell_id, "kind": src.kind,
             "temperature_c": src.temperature_c, "temperature_from": src.temperature_from,
             "labels": author_labels(src), "out": str(out), "cache": str(cache),
             "variant_of": None, "factors": None, **extra}
@@ -76,6 +77,12 @@ def _failed_row(job: dict, stage: str, message: str) -> dict:
 def run_job(job: dict, timeout: float = CELL_TIMEOUT_S) -> dict:
     """Run one cell in a fresh process; a crash or timeout is that cell's outcome."""
     out = Path(job["out"])
+    why = unsupported(job)
+    if why:  # known before any process starts
+        row = _failed_row(job, "export", why)
+        row["seconds"] = 0.0
+        _write_row(out, row)
+        return row
     jobfile = out / "jobs" / f"{job['name']}.json"
     jobfile.parent.mkdir(parents=True, exist_ok=True)
     jobfile.write_text(json.dumps(job))

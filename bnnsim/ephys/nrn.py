@@ -133,7 +133,10 @@ def export(cell_file, cell_id: str, temperature_c: float, workdir,
         raise ExportFailed(cell_id, f"jNeuroML export of {cell_file} took over "
                            f"{JNML_TIMEOUT_S} s") from None
     hoc = work / f"{cell_id}.hoc"
-    if out.returncode != 0 or not hoc.is_file():
+    if out.returncode == 0 and not hoc.is_file():
+        raise ExportFailed(cell_id, f"jNeuroML wrote no cell template ({hoc.name}) for "
+                           f"{cell_file}")
+    if out.returncode != 0:
         lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
         errs = [ln for ln in lines if "rror" in ln or "xception" in ln] or lines
         tail = " | ".join(ln.strip()[:300] for ln in errs[-3:])

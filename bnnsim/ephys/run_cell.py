@@ -25,6 +25,7 @@ import numpy as np
 from bnnsim.ephys import etype, features, nrn, protocol, repairs
 from bnnsim.ephys.errors import CellError, ConversionFailed, ExportFailed, SimulationFailed
 
+MORPHOLOGICAL = ("cells", "cell2_ca_poolses")  # libNeuroML members jNeuroML exports as hoc
 TRACE_EVERY = 4  # traces are stored every 4th step (0.1 ms at the default dt)
 SUMMARY_SWEEPS = ("x1.5", "x3.0")
 
@@ -78,6 +79,14 @@ def cache_key(job: dict, files: Dict[str, str]) -> str:
     return h.hexdigest()[:24]
 
 
+def unsupported(job: dict) -> Optional[str]:
+    """Why a cell cannot go through the NEURON protocol at all, or None."""
+    if job.get("kind", "cells") not in MORPHOLOGICAL:
+        return (f"{job['cell_id']} is a point-neuron cell ({job['kind']}); the NEURON "
+                f"protocol characterises cells with a morphology (<cell>, <cell2CaPools>) only")
+    return None
+
+
 def check_model(job: dict) -> tuple:
     """(NeuroML to define beside the cell, repairs made) or ExportFailed naming what is
     missing (see ``repairs``)."""
@@ -102,6 +111,8 @@ def simulate(job: dict, cache: Path):
     -> (the measured part of a row, the Characterisation)."""
     where = f"{job['file']}\0{job['cell_id']}\0{job['temperature_c']}\0{job.get('repair')}"
     work = cache / "export" / hashlib.sha256(where.encode()).hexdigest()[:16]
+    if unsupported(job):
+        raise ExportFailed(job["name"], unsupported(job))
     extra, repaired = check_model(job)
     exported = nrn.export(job["file"], job["cell_id"], job["temperature_c"], work, extra)
     lib = nrn.compile_mechanisms(exported.mods, cache, job["name"])

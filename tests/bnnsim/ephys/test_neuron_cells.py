@@ -111,3 +111,13 @@ def test_cli_exit_codes(built, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "bnnsim", "cells", str(tmp_path / "nope"),
                               "--out", str(tmp_path / "y")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_point_neuron_cells_are_reported_not_simulated(tmp_path):
+    abstract = bundled_examples_dir() / "NML2_AbstractCells.nml"
+    report = build_cells([abstract], tmp_path / "ds", workers=2, cache_dir=tmp_path / "c",
+                         progress=False)
+    assert report["n_cells"] >= 5
+    for r in report["cells"]:
+        assert r["status"] == "export" and "point-neuron cell" in r["error"]["message"]
+        assert r["cell_id"] in r["error"]["message"]
