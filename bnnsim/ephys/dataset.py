@@ -53,14 +53,22 @@ def job_of(src: CellSource, out: Path, cache: Path, **extra) -> dict:
             "variant_of": None, "factors": None, **extra}
 
 
-def finished(out: Path, name: str) -> Optional[dict]:
-    """The row of a cell a previous build finished (None: do it)."""
+def _read_row(out: Path, name: str) -> Optional[dict]:
     try:
         row = json.loads((out / "rows" / f"{name}.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if not isinstance(row, dict) or "status" not in row:
+    return row if isinstance(row, dict) and "status" in row else None
+
+
+def finished(out: Path, name: str) -> Optional[dict]:
+    """The row of a cell a previous build finished (None: do it)."""
+    row = _read_row(out, name)
+    if row is None:
         return None
+    if row["status"] == "simulation" and "not finite" in str(row.get("error")) \
+            and "dt_fallback" not in row:
+        return None  # written by a single try; the fallback step was not tried yet
     if row.get("characterised") and not Path(row.get("npz") or "").is_file():
         return None
     return row
@@ -75,7 +83,21 @@ def _failed_row(job: dict, stage: str, message: str) -> dict:
 
 
 def run_job(job: dict, timeout: float = CELL_TIMEOUT_S) -> dict:
-    """Run one cell in a fresh process; a crash or timeout is that cell's outcome."""
+    """Run one cell in a fresh process; a crash or timeout is that cell's outcome. A cell
+    whose voltage goes non-finite (a step too large for its fastest kinetics, e.g. a
+    Q10-scaled channel at 34 degC) is run again at protocol.DT_FALLBACK_MS."""
+    row = _run_once(job, timeout)
+    dt = float(job.get("dt_ms", protocol.DT_MS))
+    if (row["status"] == "simulation" and "not finite" in row["error"]["message"]
+            and dt > protocol.DT_FALLBACK_MS):
+        first = row["error"]["message"]
+        row = _run_once(dict(job, dt_ms=protocol.DT_FALLBACK_MS), timeout)
+        row["dt_fallback"] = f"at dt {dt} ms: {first}"
+        _write_row(Path(job["out"]), row)
+    return row
+
+
+def _run_once(job: dict, timeout: float) -> dict:
     out = Path(job["out"])
     why = unsupported(job)
     if why:  # known before any process starts
@@ -96,7 +118,7 @@ def run_job(job: dict, timeout: float = CELL_TIMEOUT_S) -> dict:
     except subprocess.TimeoutExpired:
         row = _failed_row(job, "simulation", f"did not finish within {timeout:.0f} s")
     else:
-        row = finished(out, job["name"])
+        row = _read_row(out, job["name"])
         if row is None:
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
             row = _failed_row(job, "simulation",

@@ -24,6 +24,7 @@ from bnnsim.ephys import features
 PROTOCOL_VERSION = "ephys-1"
 
 DT_MS = 0.025  # fixed step of the simulator (NEURON's default)
+DT_FALLBACK_MS = 0.005  # a cell whose voltage goes non-finite at DT_MS is rerun at this step
 DEFAULT_TEMPERATURE_C = 34.0  # when the model's network declares none (Allen's value)
 SETTLE_MS = 1000.0  # run with no input before any measurement; the state is reused
 REST_MS = 1000.0  # recorded after settling: resting potential, spontaneous firing

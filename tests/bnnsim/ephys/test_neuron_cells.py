@@ -10,6 +10,7 @@ import pytest
 
 from bnnsim.ephys import etype, protocol, variants
 from bnnsim.ephys.dataset import build_cells
+from bnnsim.ephys.figures import cell_figure
 from graphs import load_cg
 from graphs.examples import bundled_examples_dir
 from tests.bnnsim.ephys.cells import write_cells
@@ -72,6 +73,8 @@ def test_dataset_files(built):
     assert manifest["protocol_version"] == protocol.PROTOCOL_VERSION
     assert all(m["sha256"] for m in manifest["models"] if m["status"] != "export")
     assert report["dt_check"] and report["dt_check"][0]["rheobase_nA rel_change"] < 0.05
+    png = cell_figure(hh["traces"], hh, root / "fig" / "hh.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_variants_record_their_factors_and_share_the_split(built):

@@ -1,0 +1,50 @@
+"""The batch logic without NEURON: step-size fallback, resume markers, splits."""
+
+import json
+
+from bnnsim.ephys import dataset, protocol
+
+
+def test_non_finite_voltage_is_retried_at_the_fallback_step(tmp_path, monkeypatch):
+    calls = []
+
+    def once(job, timeout):
+        calls.append(job.get("dt_ms", protocol.DT_MS))
+        if len(calls) == 1:
+            return {"name": job["name"], "status": "simulation", "characterised": False,
+                    "error": {"message": "c: simulation: voltage is not finite in the 0.0 nA sweep"}}
+        return {"name": job["name"], "status": "ok", "characterised": True, "npz": None}
+
+    monkeypatch.setattr(dataset, "_run_once", once)
+    row = dataset.run_job({"name": "c", "out": str(tmp_path)})
+    assert calls == [protocol.DT_MS, protocol.DT_FALLBACK_MS]
+    assert row["status"] == "ok" and "not finite" in row["dt_fallback"]
+    saved = json.loads((tmp_path / "rows" / "c.json").read_text())
+    assert saved["dt_fallback"] == row["dt_fallback"]
+
+
+def test_resume_redoes_unmarked_and_untried_cells(tmp_path):
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    (rows / "a.json").write_text(json.dumps({"status": "export", "characterised": False}))
+    (rows / "b.json").write_text('{"status": "ok", "charac')  # killed mid-write
+    (rows / "c.json").write_text(json.dumps({"status": "simulation", "characterised": False,
+                                             "error": {"message": "voltage is not finite"}}))
+    (rows / "d.json").write_text(json.dumps({"status": "ok", "characterised": True,
+                                             "npz": str(tmp_path / "gone.npz")}))
+    assert dataset.finished(tmp_path, "a")["status"] == "export"
+    assert dataset.finished(tmp_path, "b") is None
+    assert dataset.finished(tmp_path, "c") is None
+    assert dataset.finished(tmp_path, "d") is None
+    assert dataset.finished(tmp_path, "e") is None
+
+
+def test_splits_by_source_cell_and_held_out_repository():
+    rows = [{"name": f"r{i}", "characterised": True, "etype": "bursting" if i % 3 else "delayed",
+             "labels": {"repository": "A" if i < 40 else "B"}} for i in range(50)]
+    rows.append({"name": "bad", "characterised": False})
+    splits = dataset.assign(rows, "B")
+    assert all(splits[f"r{i}"] == "ood" for i in range(40, 50))
+    inside = [splits[f"r{i}"] for i in range(40)]
+    assert set(inside) == {"train", "val", "test"} and "bad" not in splits
+    assert splits == dataset.assign(list(reversed(rows)), "B")  # order does not matter
