@@ -25,7 +25,7 @@ that holds names the class:
 
 Rules read the 1.5x rheobase step ("x1.5"), or the 3x step when 1.5x has fewer
 than MIN_SPIKES spikes (too few ISIs to judge), or the rest sweep of a
-spontaneously active cell. The numeric thresholds are ours (the sources above
+spontaneously active cell (which has no onset, so is never ``delayed``). The numeric thresholds are ours (the sources above
 name the patterns, not these cut-offs); changing one is a new RULES_VERSION.
 """
 
@@ -38,7 +38,7 @@ import numpy as np
 from bnnsim.ephys import features
 from bnnsim.ephys.protocol import Characterisation, sweep_name
 
-RULES_VERSION = "etype-1"
+RULES_VERSION = "etype-2"  # 2: no "delayed" for spontaneous activity (no onset)
 ETYPES = ("non-spiking", "transient", "continuous non-adapting", "continuous adapting",
           "bursting", "stuttering/irregular", "delayed", "depolarisation block")
 
@@ -103,9 +103,8 @@ def classify(ch: Characterisation) -> Dict[str, object]:
         return {"etype": "bursting", "sweep": name,
                 "rule": f">= 3 spikes at ISI <= {BURST_ISI_MS} ms, then a pause "
                         f">= {BURST_GAP_RATIO}x their ISI"}
-    t = features.spike_times(tr)
-    t = t[(t >= tr.start) & (t <= tr.end)]
-    if len(t):
+    t = features.spike_times(tr, window=True)
+    if len(t) and ch.outcome != "spontaneous":  # with no step there is no onset to delay
         latency = t[0] - tr.start
         mean_isi = float(np.mean(isi)) if len(isi) else np.inf
         if latency > DELAY_MS and (not len(isi) or latency > DELAY_ISI_RATIO * mean_isi):

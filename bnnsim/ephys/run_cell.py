@@ -5,9 +5,11 @@
 take the batch down). The outcome row is written to ``DIR/rows/NAME.json``
 last, so a killed build redoes the cell.
 
-Results are cached by content: the sha256 of every file the cell reads, the
-temperature, dt and the protocol and rules versions. A cell seen before (in
-any dataset) is not simulated again.
+Measurements (features and traces) are cached by content: the sha256 of
+every file the cell reads, the temperature, dt and the protocol version. A
+cell seen before (in any dataset) is not simulated again. The firing class
+is derived from the stored traces every time, so new e-type rules relabel a
+dataset from the cache without simulating anything.
 """
 
 from __future__ import annotations
@@ -68,9 +70,27 @@ def save_traces(ch: protocol.Characterisation, path: Path) -> None:
     tmp.replace(path)
 
 
-def cache_key(job: dict, files: Dict[str, str]) -> str:
+def load_characterisation(path: Path, measured: dict) -> protocol.Characterisation:
+    """The protocol's result back from a traces file (what the e-type rules read)."""
+    z = np.load(path)
+    sweeps = {}
+    for key in z.files:
+        if key.endswith(".stim"):
+            name = key[:-5]
+            amp, start, end = (float(x) for x in z[key])
+            sweeps[name] = protocol.Trace(z[f"{name}.t"].astype(np.float64),
+                                          z[f"{name}.v"].astype(np.float64), amp, start, end)
+    return protocol.Characterisation(
+        measured["outcome"], (measured.get("efeatures") or {}).get("rheobase_nA"), sweeps,
+        [tuple(x) for x in z["fi"].tolist()], [tuple(x) for x in z["search"].tolist()],
+        measured.get("dt_ms", protocol.DT_MS))
+
+
+def cache_key(job: dict, files: Dict[str, str], tag: str = "measure") -> str:
+    """Key of a cell's measurement. ``tag`` "etype-1" gives the key results were
+    stored under before the firing class left the cache (still read)."""
     h = hashlib.sha256()
-    for part in (protocol.PROTOCOL_VERSION, etype.RULES_VERSION, job["cell_id"],
+    for part in (protocol.PROTOCOL_VERSION, tag, job["cell_id"],
                  repr(bool(job.get("repair"))),
                  repr(float(job["temperature_c"])), repr(float(job.get("dt_ms", protocol.DT_MS)))):
         h.update(part.encode() + b"\0")
@@ -124,9 +144,7 @@ def simulate(job: dict, cache: Path):
         raise
     except Exception as e:  # eFEL or NEURON failing on odd voltages: this cell only
         raise SimulationFailed(job["name"], f"{type(e).__name__}: {e}") from None
-    cls = etype.classify(ch)
-    measured = {"outcome": ch.outcome, "etype": cls["etype"], "etype_rule": cls["rule"],
-                "etype_sweep": cls["sweep"], "efeatures": summary_features(ch),
+    measured = {"outcome": ch.outcome, "efeatures": summary_features(ch),
                 "fi": ch.fi, "search": ch.search, "dt_ms": dt,
                 "n_sections": len(exported.sections), "soma_section": exported.soma,
                 "repairs": repaired}
@@ -150,6 +168,11 @@ def run(job: dict) -> dict:
         key = cache_key(job, cg.meta["files"])
         hit = cache / "results" / f"{key}.json"
         traces = out / "traces" / f"{name}.npz"
+        legacy = cache / "results" / f"{cache_key(job, cg.meta['files'], 'etype-1')}"
+        if not hit.is_file() and legacy.with_suffix(".json").is_file() \
+                and legacy.with_suffix(".npz").is_file():
+            hit.write_bytes(legacy.with_suffix(".json").read_bytes())
+            (cache / "results" / f"{key}.npz").write_bytes(legacy.with_suffix(".npz").read_bytes())
         if hit.is_file() and (cache / "results" / f"{key}.npz").is_file():
             measured = json.loads(hit.read_text())
             traces.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +185,8 @@ def run(job: dict) -> dict:
             (cache / "results" / f"{key}.npz").write_bytes(traces.read_bytes())
             hit.write_text(json.dumps(measured))
             row["cached"] = False
+        cls = etype.classify(load_characterisation(traces, measured))
+        measured.update(etype=cls["etype"], etype_rule=cls["rule"], etype_sweep=cls["sweep"])
         row.update(measured)
         row["status"] = measured["outcome"]
         row["characterised"] = True

@@ -83,3 +83,21 @@ def test_every_rule_names_a_known_class():
     assert len(set(etype.ETYPES)) == len(etype.ETYPES)
     for isis in ([40.0] * 10, [5.0, 5.0, 300.0, 100.0], [30.0]):
         assert etype.classify(characterisation(train(isis)))["etype"] in etype.ETYPES
+
+
+def test_spontaneous_activity_is_never_delayed():
+    late = 500.0 + np.arange(8) * 40.0  # fires late in the rest sweep: no onset to delay
+    spont = protocol.Characterisation(
+        "spontaneous", None, {"rest": spike_trace(late, 0.0, 0.0, 1000.0, 1000.0)}, [], [])
+    assert etype.classify(spont)["etype"] == "continuous non-adapting"
+
+
+def test_classification_survives_the_traces_file(tmp_path):
+    from bnnsim.ephys.run_cell import load_characterisation, save_traces
+
+    ch = characterisation(train([5.0, 5.0, 6.0, 300.0, 150.0, 150.0]))
+    save_traces(ch, tmp_path / "t.npz")
+    back = load_characterisation(tmp_path / "t.npz", {"outcome": "ok",
+                                                      "efeatures": {"rheobase_nA": 0.1}})
+    assert set(back.sweeps) == set(ch.sweeps)
+    assert etype.classify(back) == etype.classify(ch)
