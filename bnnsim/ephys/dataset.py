@@ -144,7 +144,7 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
         if row is None:
             todo.append(job)
         else:
-            rows[job["name"]] = row
+            rows[job["name"]] = dict(row, resumed=True)  # done by an earlier invocation
     bar = tqdm(total=len(jobs), initial=len(rows), desc=desc, unit="cell", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(run_job, job, timeout): job for job in todo}
@@ -259,8 +259,8 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
     every = rows + vrows
     n_char = sum(r["characterised"] for r in rows)
 
-    def per_hour(rs, seconds):
-        fresh = [r for r in rs if not r.get("cached")]
+    def per_hour(rs, seconds):  # cells this invocation simulated, per hour of its wall time
+        fresh = [r for r in rs if not r.get("cached") and not r.get("resumed")]
         return round(3600 * len(fresh) / seconds, 1) if fresh and seconds > 0 else None
 
     report = {
@@ -283,6 +283,9 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
         "timing": {"wall_s": round(time.time() - t0, 1), "cells_s": round(t_cells, 1),
                    "variants_s": round(t_variants, 1), "workers": workers,
                    "cached": sum(bool(r.get("cached")) for r in every),
+                   "resumed": sum(bool(r.get("resumed")) for r in every),
+                   "cell_seconds": round(sum(r.get("seconds") or 0 for r in rows), 1),
+                   "variant_seconds": round(sum(r.get("seconds") or 0 for r in vrows), 1),
                    "cells_per_hour": per_hour(rows, t_cells),
                    "variants_per_hour": per_hour(vrows, t_variants)},
         "dt_check": checks,

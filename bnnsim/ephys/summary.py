@@ -96,7 +96,7 @@ def render(report: dict) -> str:
                                          "ap_width_ms_1.5x", "rheobase_nA",
                                          "input_resistance_MOhm", "etypes"]),
              "", "Failures:", ""]
-    parts += [f"* {f['name']}: {f['stage']}: {f['message']}" for f in report["failures"]] or \
+    parts += [f"* {f['message']}" for f in report["failures"]] or \
         ["* none"]
     if report.get("dt_check"):
         parts += ["", "Half-dt check:", "",
