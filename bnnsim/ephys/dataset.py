@@ -208,7 +208,8 @@ def class_balance(rows: Sequence[dict]) -> dict:
 def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progress: bool,
              timeout: float, repair: bool = False) -> List[dict]:
     """Re-run ``n`` characterised cells at half dt: how much do the results move?"""
-    ok = [s for s, r in zip(sources, rows) if r.get("status") == "ok"]
+    # cells at the default step only: halving a fallback step is another comparison
+    ok = [s for s, r in zip(sources, rows) if r.get("status") == "ok" and not r.get("dt_fallback")]
     ok.sort(key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
     sample = ok[:n]
     if not sample:
