@@ -37,6 +37,7 @@ from tqdm import tqdm
 from bnnsim.dataset import default_cache_dir, stratified_split
 from bnnsim.ephys import etype, protocol, variants
 from bnnsim.ephys.corpus import CellSource, author_labels, discover
+from bnnsim.ephys.errors import NonFiniteVoltage
 from bnnsim.ephys.nrn import neuron_env
 from bnnsim.ephys.run_cell import MORPHOLOGICAL, unsupported
 from graphs.storage import atomic_write, write_manifest
@@ -61,13 +62,16 @@ def _read_row(out: Path, name: str) -> Optional[dict]:
     return row if isinstance(row, dict) and "status" in row else None
 
 
+def _non_finite(row: dict) -> bool:
+    return (row.get("error") or {}).get("type") == NonFiniteVoltage.__name__
+
+
 def finished(out: Path, name: str) -> Optional[dict]:
     """The row of a cell a previous build finished (None: do it)."""
     row = _read_row(out, name)
     if row is None:
         return None
-    if row["status"] == "simulation" and "not finite" in str(row.get("error")) \
-            and "dt_fallback" not in row:
+    if _non_finite(row) and "dt_fallback" not in row:
         return None  # written by a single try; the fallback step was not tried yet
     if row.get("characterised") and not Path(row.get("npz") or "").is_file():
         return None
@@ -88,8 +92,7 @@ def run_job(job: dict, timeout: float = CELL_TIMEOUT_S) -> dict:
     Q10-scaled channel at 34 degC) is run again at protocol.DT_FALLBACK_MS."""
     row = _run_once(job, timeout)
     dt = float(job.get("dt_ms", protocol.DT_MS))
-    if (row["status"] == "simulation" and "not finite" in row["error"]["message"]
-            and dt > protocol.DT_FALLBACK_MS):
+    if _non_finite(row) and dt > protocol.DT_FALLBACK_MS:
         first = row["error"]["message"]
         row = _run_once(dict(job, dt_ms=protocol.DT_FALLBACK_MS), timeout)
         row["dt_fallback"] = f"at dt {dt} ms: {first}"
@@ -170,10 +173,9 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
             base = job_of(src, out, cache, variant_of=src.name, repair=repair)
             base.update(name=name, file=str(path), temperature_from=src.temperature_from)
             try:
-                if finished(out, name) is None:
-                    factors = variants.write_variant(src.file, src.cell_id, path, name)
-                else:
-                    factors = finished(out, name).get("factors")
+                done = finished(out, name)
+                factors = done.get("factors") if done else \
+                    variants.write_variant(src.file, src.cell_id, path, name)
                 base["factors"] = factors
                 jobs.append(base)
             except Exception as e:  # noqa: BLE001 - this variant's outcome, batch goes on

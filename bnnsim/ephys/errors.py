@@ -36,6 +36,10 @@ class CompileFailed(CellError):
 
 
 class SimulationFailed(CellError):
-    """NEURON could not load or run the exported cell, or its voltage is not finite."""
+    """NEURON could not load or run the exported cell."""
 
     stage = "simulation"
+
+
+class NonFiniteVoltage(SimulationFailed):
+    """The voltage went NaN/inf: a step too large for the cell's fastest kinetics."""

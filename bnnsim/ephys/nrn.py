@@ -32,7 +32,7 @@ from typing import Dict, NamedTuple, Optional, Sequence
 import numpy as np
 
 from bnnsim.ephys import protocol
-from bnnsim.ephys.errors import CompileFailed, ExportFailed, SimulationFailed
+from bnnsim.ephys.errors import CompileFailed, ExportFailed, NonFiniteVoltage, SimulationFailed
 
 JNML_TIMEOUT_S = 900
 COMPILE_TIMEOUT_S = 900
@@ -166,7 +166,7 @@ def _library(directory: Path) -> Optional[Path]:
     return found[0] if found else None
 
 
-def compile_mechanisms(mods: Sequence[Path], cache_dir, cell: str = "cell") -> Path:
+def compile_mechanisms(mods: Sequence[Path], cache_dir, cell: str = "cell") -> Optional[Path]:
     """Compiled mechanisms for ``mods`` -> path of libnrnmech.so, from the cache when
     the same set was compiled before (a file lock keeps parallel workers from
     compiling the same set twice)."""
@@ -259,12 +259,11 @@ class NeuronCell:
         t = np.array(self._t) - self.t0  # copies: NEURON reuses the vectors
         v = np.array(self._v)
         if not np.all(np.isfinite(v)):
-            raise SimulationFailed(self.name, f"voltage is not finite in the {amp} nA sweep")
+            raise NonFiniteVoltage(self.name, f"voltage is not finite in the {amp} nA sweep")
         return protocol.Trace(t, v, float(amp), delay, delay + duration)
 
     def rest(self, duration_ms: float) -> protocol.Trace:
-        tr = self._sweep(0.0, 0.0, duration_ms, duration_ms)
-        return tr._replace(start=0.0, end=float(duration_ms))
+        return self._sweep(0.0, 0.0, duration_ms, duration_ms)
 
     def step(self, amp_nA: float, duration_ms: float) -> protocol.Trace:
         return self._sweep(amp_nA, protocol.BASE_MS, duration_ms,

@@ -12,7 +12,8 @@ def test_non_finite_voltage_is_retried_at_the_fallback_step(tmp_path, monkeypatc
         calls.append(job.get("dt_ms", protocol.DT_MS))
         if len(calls) == 1:
             return {"name": job["name"], "status": "simulation", "characterised": False,
-                    "error": {"message": "c: simulation: voltage is not finite in the 0.0 nA sweep"}}
+                    "error": {"type": "NonFiniteVoltage",
+                              "message": "c: simulation: voltage is not finite in the 0.0 nA sweep"}}
         return {"name": job["name"], "status": "ok", "characterised": True, "npz": None}
 
     monkeypatch.setattr(dataset, "_run_once", once)
@@ -29,7 +30,8 @@ def test_resume_redoes_unmarked_and_untried_cells(tmp_path):
     (rows / "a.json").write_text(json.dumps({"status": "export", "characterised": False}))
     (rows / "b.json").write_text('{"status": "ok", "charac')  # killed mid-write
     (rows / "c.json").write_text(json.dumps({"status": "simulation", "characterised": False,
-                                             "error": {"message": "voltage is not finite"}}))
+                                             "error": {"type": "NonFiniteVoltage",
+                                                       "message": "voltage is not finite"}}))
     (rows / "d.json").write_text(json.dumps({"status": "ok", "characterised": True,
                                              "npz": str(tmp_path / "gone.npz")}))
     assert dataset.finished(tmp_path, "a")["status"] == "export"
