@@ -27,8 +27,6 @@ BLOCK_MV = -40.0  # ...with the mean membrane potential over the silence above t
 SPIKE_FEATURES = ("spike_count", "mean_frequency", "adaptation_index2", "ISI_CV",
                   "time_to_first_spike", "AP_width", "AP_amplitude", "AHP_depth",
                   "burst_number", "doublet_ISI")
-# on the hyperpolarising sweeps
-SAG_FEATURES = ("sag_ratio1", "sag_amplitude", "voltage_base", "steady_state_voltage_stimend")
 
 
 def _trace(tr) -> dict:
@@ -36,15 +34,20 @@ def _trace(tr) -> dict:
             "stim_start": [float(tr.start)], "stim_end": [float(tr.end)]}
 
 
-def efel_features(tr, names: Sequence[str]) -> Dict[str, Optional[float]]:
-    """{eFEL feature: value or None}; features that give arrays keep their mean,
-    ``Spikecount``-like scalars their value."""
+def _efel(tr, names: Sequence[str]) -> dict:
+    """eFEL's raw values for one sweep, from freshly reset settings."""
     efel.reset()
     efel.set_setting("Threshold", SPIKE_THRESHOLD_MV)
     efel.set_setting("stimulus_current", float(tr.amp))
     with warnings.catch_warnings():  # eFEL 5 flags burst_number's internals as deprecated
         warnings.simplefilter("ignore", DeprecationWarning)
-        values = efel.get_feature_values([_trace(tr)], list(names), raise_warnings=False)[0]
+        return efel.get_feature_values([_trace(tr)], list(names), raise_warnings=False)[0]
+
+
+def efel_features(tr, names: Sequence[str]) -> Dict[str, Optional[float]]:
+    """{eFEL feature: value or None}; features that give arrays keep their mean,
+    ``Spikecount``-like scalars their value."""
+    values = _efel(tr, names)
     out: Dict[str, Optional[float]] = {}
     for name in names:
         v = values.get(name)
@@ -60,12 +63,7 @@ def spike_times(tr, window: bool = False) -> np.ndarray:
     """[S] ms, peak times of the action potentials (eFEL's peaks that repolarise below
     threshold within SPIKE_MAX_WIDTH_MS: a passive plateau above -20 mV is no spike);
     with ``window``, only those inside the stimulus window."""
-    efel.reset()
-    efel.set_setting("Threshold", SPIKE_THRESHOLD_MV)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        got = efel.get_feature_values([_trace(tr)], ["peak_time"], raise_warnings=False)[0]
-    peaks = got.get("peak_time")  # ms (eFEL's indices refer to its interpolated trace)
+    peaks = _efel(tr, ["peak_time"]).get("peak_time")  # ms (eFEL's indices refer to its interpolated trace)
     if peaks is None or len(peaks) == 0:
         return np.zeros(0)
     t, v = np.asarray(tr.t, np.float64), np.asarray(tr.v, np.float64)
