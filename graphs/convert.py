@@ -44,6 +44,7 @@ def convert_file(path, granularity: str = "section") -> CG:
 
 def model_to_cg(model: Model, granularity: str = "section") -> CG:
     conv = _Converter(model, granularity)
+    extra: Dict[str, object] = {}
     nets = networks(model)
     if nets:
         for net, file in nets:
@@ -60,14 +61,33 @@ def model_to_cg(model: Model, granularity: str = "section") -> CG:
                 conv.population(comp.obj.id, comp.obj.id, comp, [(0, None)], p,
                                 len(cells or morphs))
             what = "cells" if cells else "morphology"
+            if len(cells or morphs) == 1:
+                extra = conv.segment_groups()
         else:
             conv.library()
             what = "library"
     meta = {"schema_version": SCHEMA_VERSION, "source": model.root,
             "sha256": model.sha256[model.root], "files": model.sha256,
             "granularity": granularity, "content": what,
-            "components": sorted(model.components)}
+            "components": sorted(model.components), **extra}
     return conv.b.finish(meta)
+
+
+def cell_segments(path, granularity: str = "section") -> Dict[str, np.ndarray]:
+    """The segments of a one-cell file, for drawing it: ``prox``/``dist`` [S, 3] um and
+    ``node`` [S], the CG node (of ``convert_file(path, granularity)``) each lies in."""
+    from graphs.morphology import segment_points
+
+    model = read_model(path)
+    cells = [c for c in _cells(model.root_document, model) if c.tag in ("cell", "cell2CaPools")]
+    if len(cells) != 1:
+        raise NothingToConvert(path, f"expected one multi-compartment cell, found {len(cells)}")
+    conv = _Converter(model, granularity)
+    tmpl = conv.template(cells[0].obj.id, cells[0])
+    prox, dist, ids = segment_points(conv.morphology(cells[0]), cells[0].file)
+    first = 2  # CLS, neuron, then the compartments (this module's node order)
+    return {"prox": prox, "dist": dist,
+            "node": np.array([first + tmpl.seg_to_comp[int(i)] for i in ids], np.int64)}
 
 
 def _cells(doc, model: Model) -> List[Component]:
@@ -144,7 +164,16 @@ class _Converter:
                 self.templates[key] = point_template(comp)
         return self.templates[key]
 
-    def _cell_template(self, comp: Component) -> Template:
+    def segment_groups(self) -> Dict[str, List[int]]:
+        """Segment group id -> CG nodes of the only cell converted ({} for point cells):
+        which compartments a channel density on that group sits in."""
+        if len(self.cells) != 1:
+            return {}
+        (_, first, tmpl), = self.cells.values()
+        groups = {g: [first + c for c in comps] for g, comps in tmpl.group_comps.items()}
+        return {"segment_groups": groups} if groups else {}
+
+    def morphology(self, comp: Component):
         cell = comp.obj
         morph = cell.morphology
         if morph is None and cell.morphology_attr:
@@ -152,6 +181,11 @@ class _Converter:
         if morph is None:
             raise InvalidValue(comp.file, f"cell {cell.id!r} has no morphology", "cell",
                                line_of(cell))
+        return morph
+
+    def _cell_template(self, comp: Component) -> Template:
+        cell = comp.obj
+        morph = self.morphology(comp)
         bp = getattr(cell, "biophysical_properties2_ca_pools", None) or cell.biophysical_properties
         if bp is None and cell.biophysical_properties_attr:
             bp = self.component(cell.biophysical_properties_attr, comp.file, "cell", cell).obj

@@ -32,6 +32,7 @@ class Template(NamedTuple):
     comp_pos: np.ndarray  # [C, 3] metres, NaN where unknown
     axial: List[tuple]  # (child, parent, child_to_parent_is_forward, distance_m)
     seg_to_comp: Dict[int, int]  # NeuroML segment id -> compartment index
+    group_comps: Dict[str, List[int]] = {}  # segment group id -> compartments it touches
 
 
 def point_template(comp: Component) -> Template:
@@ -114,6 +115,12 @@ def _topological_order(parent: np.ndarray, file, morph) -> np.ndarray:
     if len(order) != len(parent):
         raise InvalidValue(file, "segment parents form a cycle", "morphology", line_of(morph))
     return np.asarray(order)
+
+
+def segment_points(morph, file):
+    """(prox [S, 3], dist [S, 3] um, ids [S]) of a morphology's segments."""
+    segs = _segments(morph, file)
+    return segs.prox[:, :3].copy(), segs.dist[:, :3].copy(), segs.ids.copy()
 
 
 def _group_members(morph, segs: _Segs, file) -> Dict[str, Set[int]]:
@@ -213,7 +220,8 @@ def _segment_kinds(morph, segs: _Segs, members) -> np.ndarray:
     return kind
 
 
-def _species(ion, channel) -> str:
+def channel_species(ion, channel) -> str:
+    """The ``SPECIES`` column a channel density adds to (its ion, else its name)."""
     ion = (ion or "").lower()
     cid = (channel or "").lower()
     if ion == "na":
@@ -264,7 +272,7 @@ def _biophysics(bp, members, seg_ids, file):
                      "channel_density_nernst_ca2s"):
             densities += getattr(mp, name, None) or []
         for cd in densities:
-            sp = _species(cd.ion, cd.ion_channel)
+            sp = channel_species(cd.ion, cd.ion_channel)
             r = rows(cd) if hasattr(cd, "segment_groups") else sorted(members["all"])
             g = getattr(cd, "cond_density", None)
             if g is not None:
@@ -371,8 +379,9 @@ def morphology_template(comp: Component, morph, biophys, granularity: str) -> Te
             axial.append((j, int(p), bool(signal[j] < signal[p]), d))
     neuron_feats = {**cls_feat, **neuron_extra}
     seg_to_comp = {int(i): int(comp_of[k]) for k, i in enumerate(segs.ids)}
+    group_comps = {g: sorted({int(comp_of[r]) for r in rows}) for g, rows in members.items()}
     return Template(neuron_feats, [NodeKind(int(k)) for k in comp_kind], names, feats,
-                    pos * UM, axial, seg_to_comp)
+                    pos * UM, axial, seg_to_comp, group_comps)
 
 
 def _compartments(segs: _Segs, kind: np.ndarray, granularity: str):

@@ -80,13 +80,15 @@ def _margin(logits: jnp.ndarray, classes: jnp.ndarray) -> jnp.ndarray:
     return chosen - logits.mean(-1)
 
 
-def output_target(task: data_lib.Task, out: Dict, graph, classes: Optional[jnp.ndarray]):
+def output_target(task: data_lib.Task, out: Dict, graph, classes: Optional[jnp.ndarray],
+                  output: int = 0):
     """The scalar IG explains: the predicted class's centred logit, or the regression
-    output, summed over the target nodes (``graph.nodes["target"]``) for node tasks."""
+    output (number ``output`` of a multi-target head), summed over the target nodes
+    (``graph.nodes["target"]``) for node tasks."""
     if task.level == "graph":
         logits = out["graph"][:1]  # [1, C]: the single analysed graph
         return (_margin(logits, classes[:1]) if task.kind == "classification"
-                else logits[:, 0])[0]
+                else logits[:, output])[0]
     logits, mask = out["node"], graph.nodes["target"]  # [N, C], [N]
     value = _margin(logits, classes) if task.kind == "classification" else logits[:, 0]
     return jnp.sum(jnp.where(mask, value, 0.0))
@@ -106,11 +108,12 @@ def target_nodes(cg: CG, task_name: str) -> np.ndarray:
 
 
 def make_analyzer(apply_fn: Callable, task: data_lib.Task, steps: int = 32,
-                  config: Optional[BGANConfig] = None):
+                  config: Optional[BGANConfig] = None, output: int = 0):
     """A jitted (params, graph, baseline [N, F]) -> (outputs, attention, attribution,
     F(x), F(baseline), pairs) function (one compilation per padded shape); ``pairs``
     are the model's own mechanism pairs (``model.mechanism_pairs``; None without a
-    BGAN config), computed inside the same jit."""
+    BGAN config), computed inside the same jit. ``output``: which regression output
+    of a multi-target head is explained."""
 
     def forward(params, graph, features):
         g = graph._replace(nodes=dict(graph.nodes, features=features))
@@ -126,7 +129,8 @@ def make_analyzer(apply_fn: Callable, task: data_lib.Task, steps: int = 32,
             classes = None
 
         def f(features):
-            return output_target(task, forward(params, graph, features)[0], graph, classes)
+            return output_target(task, forward(params, graph, features)[0], graph, classes,
+                                 output)
 
         alphas = (jnp.arange(steps, dtype=x.dtype) + 0.5) / steps  # midpoint rule
         grads = jax.lax.map(lambda a: jax.grad(f)(baseline + a * (x - baseline)), alphas,
@@ -154,14 +158,17 @@ def _graph_of(cg: CG, task_name: str, pad_factor: int = 1):
 
 
 def analyze_model(analyzer, params, cg: CG, name: str, task_name: str,
-                  baseline: np.ndarray, pad_factor: int = 1) -> ModelAnalysis:
+                  baseline: np.ndarray, pad_factor: int = 1,
+                  node_baseline: Optional[np.ndarray] = None) -> ModelAnalysis:
     """Attention rows and attributions of one CG (``pad_factor`` > 1 pads it more:
-    the tests check that nothing changes)."""
+    the tests check that nothing changes). ``baseline`` [kinds, F] is per node kind;
+    ``node_baseline`` [N, F], when given, replaces it node by node (e.g. the source
+    cell of a variant, so attribution explains what the variant changed)."""
     task = data_lib.task_of(task_name)
     graph = _graph_of(cg, task_name, pad_factor)
     n_pad = graph.nodes["kind"].shape[0]
     base = np.zeros((n_pad, len(NODE_COLUMNS)), np.float32)
-    base[:cg.n_nodes] = baseline[cg.node_kind]
+    base[:cg.n_nodes] = baseline[cg.node_kind] if node_baseline is None else node_baseline
     out, attention, attribution, fx, fb, pairs = analyzer(params, graph, base)
     n = cg.n_nodes
     attribution = np.asarray(attribution)[:n]

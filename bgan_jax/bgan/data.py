@@ -12,8 +12,19 @@ one label and where it lives:
 * ``planted``: graph classification (low / high) of a planted-correlation dataset
   (``bnnsim.planted``), the ground truth of the analysis.
 
+Real-cell datasets (``python -m bnnsim cells``; ``report.json`` lists ``cells``
+and ``variants``, every variant in its source cell's split) have graph tasks:
+
+* ``etype``: the firing class (``bnnsim.ephys.etype.ETYPES``);
+* ``efeatures``: the e-features of ``bnnsim.ephys.targets`` in one head (one
+  output per target, each standardised with the train split's mean and std; a
+  target a cell does not define is masked);
+* ``dendrite_type``: the Allen authors' spiny / aspiny (cells without it, and
+  the two "sparsely spiny" ones, are unlabelled and left out).
+
 Batches carry the targets as extra fields: ``nodes["y"]`` / ``nodes["y_mask"]``
-and ``globals["y"]`` / ``globals["y_mask"]`` (padding: mask False).
+and ``globals["y"]`` / ``globals["y_mask"]`` ([G, T]: T targets, 1 for a class
+index; padding: mask False).
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import jraph
 import numpy as np
 
+from bnnsim.ephys.etype import ETYPES
+from bnnsim.ephys.targets import TARGET_NAMES, target_vector
 from bnnsim.labels import FIRING_PATTERNS, REGIMES
 from bnnsim.planted import LABELS as PLANTED_LABELS
 from bgan_jax.runs.workdir import read_json
@@ -39,10 +52,16 @@ class Task(NamedTuple):
     level: str  # "node" or "graph"
     kind: str  # "classification" or "regression"
     classes: Tuple[str, ...]  # class names; () for regression
+    targets: Tuple[str, ...] = ()  # names of a multi-output regression's targets
 
     @property
     def outputs(self) -> int:
-        return len(self.classes) or 1
+        return len(self.classes) or len(self.targets) or 1
+
+    @property
+    def width(self) -> int:
+        """T: target values per labelled item (1 for a class index)."""
+        return len(self.targets) or 1
 
 
 TASKS: Dict[str, Task] = {
@@ -50,6 +69,9 @@ TASKS: Dict[str, Task] = {
     "regime": Task("graph", "classification", REGIMES),
     "stdp_dw": Task("node", "regression", ()),
     "planted": Task("graph", "classification", PLANTED_LABELS),  # bnnsim.planted datasets
+    "etype": Task("graph", "classification", ETYPES),  # real-cell datasets (bnnsim.ephys)
+    "efeatures": Task("graph", "regression", (), TARGET_NAMES),
+    "dendrite_type": Task("graph", "classification", ("aspiny", "spiny")),
 }
 
 
@@ -72,8 +94,8 @@ class Example:
     cg: CG
     node_y: np.ndarray  # [N] f32 target (class index or value)
     node_mask: np.ndarray  # [N] bool, which nodes carry the target
-    graph_y: float
-    graph_mask: bool
+    graph_y: np.ndarray  # [T] f32 graph target(s)
+    graph_mask: np.ndarray  # [T] bool, which are known
     name: str
 
 
@@ -83,14 +105,39 @@ def task_of(name: str) -> Task:
     return TASKS[name]
 
 
+class Unlabelled(DatasetError):
+    """A graph that carries no value for this task (e.g. a non-Allen cell for
+    ``dendrite_type``): left out of the task, not a damaged file."""
+
+
+def graph_target(labels: dict, task_name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """([T] values, [T] known) of a graph task from a CG's labels."""
+    task = task_of(task_name)
+    if task_name == "efeatures":
+        return target_vector(labels.get("efeatures") or {})
+    raw = labels.get(task_name)
+    if isinstance(raw, str):  # a class name (the authors' dendrite type)
+        if raw not in task.classes:
+            raise Unlabelled(f"{task_name} {raw!r} is none of {task.classes}")
+        raw = task.classes.index(raw)
+    if raw is None:
+        raise Unlabelled(f"no {task_name!r} value")
+    return np.array([raw], np.float32), np.ones(1, bool)
+
+
 def _example(cg: CG, task_name: str, name: str) -> Example:
     labels = cg.meta.get("labels")
-    if labels is None or task_name not in labels:
+    task = task_of(task_name)
+    has = labels is not None and (task_name in labels or (
+        task_name == "dendrite_type" and "etype" in labels))  # a real cell, not Allen
+    if not has:
         raise DatasetError(f"{name}: the CG has no {task_name!r} label")
     n = cg.n_nodes
-    if task_of(task_name).level == "graph":
-        return Example(cg, np.zeros(n, np.float32), np.zeros(n, bool), float(labels[task_name]),
-                       True, name)
+    if task.level == "graph":
+        y, known = graph_target(labels, task_name)
+        if not known.any():
+            raise Unlabelled(f"{name}: no {task_name!r} target is defined")
+        return Example(cg, np.zeros(n, np.float32), np.zeros(n, bool), y, known, name)
     raw = labels[task_name]
     if task_name == "firing_pattern":
         y = np.asarray(raw, np.float32)
@@ -98,7 +145,8 @@ def _example(cg: CG, task_name: str, name: str) -> Example:
     else:
         mask = np.array([v is not None for v in raw], bool)
         y = np.array([v if v is not None else 0.0 for v in raw], np.float32)
-    return Example(cg, np.where(mask, y, 0.0).astype(np.float32), mask, 0.0, False, name)
+    return Example(cg, np.where(mask, y, 0.0).astype(np.float32), mask,
+                   np.zeros(task.width, np.float32), np.zeros(task.width, bool), name)
 
 
 def _rows(root: Path) -> List[dict]:
@@ -110,7 +158,11 @@ def _rows(root: Path) -> List[dict]:
         raise DatasetError(f"{root}: no report.json; build a dataset with `python -m bnnsim "
                            "synth --out DIR` or omit --data to use the default one")
     rows = read_json(report, DatasetError)
-    rows = rows.get("networks") if isinstance(rows, dict) else None
+    if isinstance(rows, dict) and "cells" in rows:  # a real-cell dataset (bnnsim.ephys)
+        rows = [dict(r, status="ok" if r.get("characterised") else r.get("status"))
+                for r in (rows.get("cells") or []) + (rows.get("variants") or [])]
+    else:
+        rows = rows.get("networks") if isinstance(rows, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise DatasetError(f"{report}: no list of networks; not a dataset report")
     if not manifest.is_file():
@@ -143,6 +195,8 @@ def load_splits(data_dir, task_name: str, splits: Sequence[str] = ("train", "val
         npz = root / "graphs" / Path(row["npz"]).name  # the dataset may have moved
         try:
             out[row["split"]].append(_example(load_cg(npz), task_name, npz.stem))
+        except Unlabelled:  # no value for this task: not part of it
+            continue
         except GraphFileError as err:
             bad.append((str(npz), err.problem))
         except DatasetError as err:  # no label for this task
@@ -156,14 +210,20 @@ def load_splits(data_dir, task_name: str, splits: Sequence[str] = ("train", "val
     return out
 
 
-def target_scale(examples: Sequence[Example], task: Task) -> Tuple[float, float]:
-    """(mean, std) used to standardise a regression target; (0, 1) for classification."""
+def target_scale(examples: Sequence[Example], task: Task) -> Tuple[np.ndarray, np.ndarray]:
+    """(mean [T], std [T]) used to standardise regression targets from the known values;
+    (0, 1) for classification and for a target with fewer than 2 known values."""
+    mean, std = np.zeros(task.width, np.float32), np.ones(task.width, np.float32)
     if task.kind != "regression":
-        return 0.0, 1.0
-    values = np.concatenate([e.node_y[e.node_mask] for e in examples] or [np.zeros(0)])
-    if values.size < 2:
-        return 0.0, 1.0
-    return float(values.mean()), float(values.std() or 1.0)
+        return mean, std
+    for t in range(task.width):
+        if task.level == "node":
+            values = np.concatenate([e.node_y[e.node_mask] for e in examples] or [np.zeros(0)])
+        else:
+            values = np.array([e.graph_y[t] for e in examples if e.graph_mask[t]])
+        if values.size >= 2:
+            mean[t], std[t] = values.mean(), values.std() or 1.0
+    return mean, std
 
 
 MIN_FEATURE_STD = 1e-3  # below this a column's spread is float noise of a constant
@@ -200,7 +260,7 @@ def class_weights(examples: Sequence[Example], task: Task) -> np.ndarray:
     if task.level == "node":
         y = np.concatenate([e.node_y[e.node_mask] for e in examples] or [np.zeros(0)])
     else:
-        y = np.array([e.graph_y for e in examples if e.graph_mask])
+        y = np.array([e.graph_y[0] for e in examples if e.graph_mask[0]])
     counts = np.bincount(y.astype(int), minlength=task.outputs).astype(np.float64)
     present = max(int(np.sum(counts > 0)), 1)
     w = np.where(counts > 0, y.size / (present * np.maximum(counts, 1)), 1.0)
@@ -211,12 +271,14 @@ def make_batch(examples: Sequence[Example], n_graph: int, scale=(0.0, 1.0),
                n_node: Optional[int] = None, n_edge: Optional[int] = None) -> jraph.GraphsTuple:
     """Batch and pad examples (n_graph includes jraph's padding graph), targets attached."""
     g = batch_graphs([e.cg for e in examples])
-    mean, std = scale
-    y = np.concatenate([(e.node_y - mean) / std for e in examples])  # unlabelled: unscored
+    mean, std = (np.asarray(v, np.float32).reshape(-1) for v in scale)  # [T] each
+    # node targets are scalar (T = 1); unlabelled items are unscored
+    y = np.concatenate([(e.node_y - mean[0]) / std[0] for e in examples])
     nodes = dict(g.nodes, y=y.astype(np.float32),
                  y_mask=np.concatenate([e.node_mask for e in examples]))
-    glob = dict(g.globals, y=np.array([e.graph_y for e in examples], np.float32),
-                y_mask=np.array([e.graph_mask for e in examples], bool))
+    gy = np.stack([np.where(e.graph_mask, (e.graph_y - mean) / std, 0.0) for e in examples])
+    glob = dict(g.globals, y=gy.astype(np.float32),  # [G, T]
+                y_mask=np.stack([e.graph_mask for e in examples]).astype(bool))
     return pad_to_bucket(g._replace(nodes=nodes, globals=glob), n_graph=n_graph,
                          n_node=n_node, n_edge=n_edge)
 

@@ -50,7 +50,8 @@ class TrainConfig(LoopConfig):
     keep_checkpoints) come from ``runs.LoopConfig``."""
 
     task: str = "firing_pattern"
-    """One of bgan_jax.bgan.data.TASKS: firing_pattern, regime, stdp_dw."""
+    """One of bgan_jax.bgan.data.TASKS: firing_pattern, regime, stdp_dw, planted (generated
+    networks); etype, efeatures, dendrite_type (real-cell datasets)."""
     model_name: str = "bgan"
     """bgan, mlp (node features only) or transformer (BGAN blocks, plain neighbourhood
     attention instead of the NSA/BMSA masks)."""
@@ -138,23 +139,24 @@ def batch_stats(params, apply_fn, batch, task: data_lib.Task, rng, train: bool,
                 class_weights=None) -> Dict:
     """Sums over the batch's labelled items: loss (weighted by ``class_weights`` [C] of
     each item's class when given), count and the metric's parts (per-class counts
-    [C] for balanced accuracy)."""
+    [C] for balanced accuracy; per-target sums [T] for R^2)."""
     out = apply_fn({"params": params}, batch, train=train, rngs={"dropout": rng})
     if task.level == "node":
-        pred, y, mask = out["node"], batch.nodes["y"], batch.nodes["y_mask"]  # [N, C], [N]
+        pred, y, mask = out["node"], batch.nodes["y"][:, None], batch.nodes["y_mask"][:, None]
     else:
-        pred, y, mask = out["graph"], batch.globals["y"], batch.globals["y_mask"]  # [G, C]
-    w = mask.astype(jnp.float32)
+        pred, y, mask = out["graph"], batch.globals["y"], batch.globals["y_mask"]  # [G, C|T]
+    w = mask.astype(jnp.float32)  # [items, T]
     if task.kind == "classification":
+        y, mask, w = y[:, 0], mask[:, 0], w[:, 0]
         labels = jnp.where(mask, y, 0).astype(jnp.int32)
         hit = losses.correct_terms(pred, labels, mask)  # [items]
         onehot = jax.nn.one_hot(labels, task.outputs) * w[:, None]  # [items, C]
         return {"loss": jnp.sum(losses.classification_terms(pred, labels, mask, class_weights)),
                 "count": jnp.sum(w), "correct": jnp.sum(hit), "class_count": onehot.sum(0),
                 "class_correct": (onehot * hit[:, None]).sum(0)}
-    err = losses.regression_terms(pred[:, 0], y, mask)
-    return {"loss": jnp.sum(err), "count": jnp.sum(w), "y": jnp.sum(y * w),
-            "y2": jnp.sum(jnp.square(y) * w)}
+    err = jnp.where(mask, jnp.square(pred[:, :task.width] - y), 0.0)  # [items, T]
+    return {"loss": jnp.sum(err), "count": jnp.sum(w), "target_loss": err.sum(0),
+            "target_count": w.sum(0), "y": jnp.sum(y * w, 0), "y2": jnp.sum(jnp.square(y) * w, 0)}
 
 
 class TraceCounter:
@@ -197,7 +199,8 @@ def make_eval_step(task: data_lib.Task) -> Callable:
 
 
 def summarize(stats: Dict[str, float], task: data_lib.Task) -> Dict[str, float]:
-    """Sums -> mean loss and the task metric (accuracy, or R^2 for regression)."""
+    """Sums -> mean loss and the task metric (accuracy, or R^2 for regression: the mean
+    over targets of each one's R^2, also given per target as ``r2/<name>``)."""
     n = max(float(stats["count"]), 1.0)
     out = {"loss": float(stats["loss"]) / n, "count": int(stats["count"])}
     if task.kind == "classification":
@@ -205,9 +208,15 @@ def summarize(stats: Dict[str, float], task: data_lib.Task) -> Dict[str, float]:
         seen = np.asarray(stats["class_count"]) > 0  # classes present in this split
         recall = np.asarray(stats["class_correct"])[seen] / np.asarray(stats["class_count"])[seen]
         out["balanced_accuracy"] = float(recall.mean()) if seen.any() else float("nan")
-    else:
-        var = float(stats["y2"]) - float(stats["y"]) ** 2 / n
-        out["r2"] = 1.0 - float(stats["loss"]) / var if var > 0 else float("nan")
+        return out
+    counts = np.asarray(stats["target_count"], np.float64).reshape(-1)  # [T]
+    var = (np.asarray(stats["y2"], np.float64).reshape(-1)
+           - np.asarray(stats["y"], np.float64).reshape(-1) ** 2 / np.maximum(counts, 1.0))
+    sse = np.asarray(stats["target_loss"], np.float64).reshape(-1)
+    r2 = np.where(var > 0, 1.0 - sse / np.where(var > 0, var, 1.0), np.nan)  # [T]
+    out["r2"] = float(np.nanmean(r2)) if np.isfinite(r2).any() else float("nan")
+    if task.targets:
+        out.update({f"r2/{name}": float(v) for name, v in zip(task.targets, r2)})
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Dict, List, Tuple
 import neuroml.writers
 import numpy as np
 
+from graphs.morphology import channel_species
 from graphs.reader import parse_document, resolve_include
 
 FACTOR_RANGE = (0.5, 2.0)  # log-uniform
@@ -55,15 +56,29 @@ def _scaled(quantity: str, factor: float) -> str:
     return f"{value * factor:.6g} {unit}".strip()
 
 
+def _cell(doc, cell_file, cell_id: str):
+    cells = [c for m in ("cells", "cell2_ca_poolses") for c in getattr(doc, m, None) or []]
+    cell = next((c for c in cells if c.id == cell_id), None)
+    if cell is None:
+        raise ValueError(f"{cell_file}: no multi-compartment cell {cell_id!r} to vary")
+    return cell
+
+
+def factor_columns(cell_file, cell_id: str) -> Dict[str, Tuple[str, str]]:
+    """{factor key: (segment group, species)}: where in a CG each factor shows, the
+    group's compartments and the ``g_<species>`` column (``graphs.morphology``)."""
+    cell = _cell(parse_document(Path(cell_file).resolve())[0], cell_file, cell_id)
+    return {factor_key(d): (getattr(d, "segment_groups", None) or "all",
+                            channel_species(getattr(d, "ion", None), d.ion_channel))
+            for d in _densities(cell)}
+
+
 def write_variant(cell_file, cell_id: str, out_file, seed_text: str) -> Dict[str, float]:
     """Write a variant of ``cell_id`` (defined in ``cell_file``) to ``out_file`` -> factors."""
     cell_file = Path(cell_file).resolve()
     out_file = Path(out_file)
     doc = parse_document(cell_file)[0]
-    cells = [c for m in ("cells", "cell2_ca_poolses") for c in getattr(doc, m, None) or []]
-    cell = next((c for c in cells if c.id == cell_id), None)
-    if cell is None:
-        raise ValueError(f"{cell_file}: no multi-compartment cell {cell_id!r} to vary")
+    cell = _cell(doc, cell_file, cell_id)
     dens = _densities(cell)
     if not dens:
         raise ValueError(f"{cell_file}: cell {cell_id!r} has no channel densities to vary")

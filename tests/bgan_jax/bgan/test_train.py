@@ -257,7 +257,8 @@ def test_balanced_class_weights_and_accuracy():
     is the mean per-class recall over the classes present."""
     from bgan_jax.bgan.train import summarize
     task = data_lib.task_of("regime")
-    exs = [data_lib.Example(None, np.zeros(1), np.zeros(1, bool), float(y), True, str(i))
+    exs = [data_lib.Example(None, np.zeros(1), np.zeros(1, bool), np.array([y], np.float32),
+                            np.ones(1, bool), str(i))
            for i, y in enumerate([1, 1, 1, 2])]
     w = data_lib.class_weights(exs, task)
     np.testing.assert_allclose(w, [1.0, 4 / 6, 4 / 2, 1.0])  # 2 classes present; absent: 1

@@ -1,0 +1,155 @@
+"""The read-out of an ``efeatures`` model scored against the simulator.
+
+For a source cell with variants (``python -m bnnsim cells --variants K``) the
+simulator's answer to "which channel where moves this e-feature" is the
+measured sensitivity of ``bnnsim.ephys.sensitivity``, per (segment group,
+species), the resolution a CG has. The model's answer is integrated gradients
+of the target's output on each variant with the *source cell* as baseline, so
+each attribution explains what that variant's scaling changed; the mean
+|attribution| of a (segment group, species) over the variants is the column
+``g_<species>`` summed over the group's compartments. Per cell and target:
+Spearman's rank correlation of the two over the cell's (group, species) pairs,
+and whether the top pair agrees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from bgan_jax.bgan import analysis
+from bgan_jax.bgan import data as data_lib
+from bgan_jax.bgan.config import BGANConfig
+from bgan_jax.runs.workdir import read_json
+from bnnsim.ephys import sensitivity as sens_lib
+from bnnsim.ephys.targets import TARGET_NAMES
+from bnnsim.ephys.variants import factor_columns
+from graphs import convert_file, load_cg
+from graphs.schema import NODE_INDEX
+
+Pair = Tuple[str, str]  # (segment group, species)
+MIN_PAIRS = 3  # a rank correlation over fewer pairs says nothing
+
+
+def pair_attribution(attribution: np.ndarray, groups: Mapping[str, Sequence[int]],
+                     pairs: Sequence[Pair]) -> np.ndarray:
+    """[P] sum of |attribution| [N, F] of column g_<species> over the group's nodes."""
+    out = np.zeros(len(pairs))
+    for i, (group, species) in enumerate(pairs):
+        nodes = np.asarray(groups.get(group, []), int)
+        out[i] = np.abs(attribution[nodes, NODE_INDEX[f"g_{species}"]]).sum() if nodes.size else 0.0
+    return out
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (average ranks for ties); NaN when either side is constant."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def score(model: np.ndarray, measured: np.ndarray) -> Dict:
+    """Agreement of a read-out [P] with the measured sensitivity [P]."""
+    return {"spearman": spearman(model, measured),
+            "top_match": bool(np.argmax(model) == np.argmax(measured)) if len(model) else False,
+            "pairs": int(len(model))}
+
+
+def _rows(data_dir: Path) -> List[dict]:
+    report = read_json(data_dir / "report.json", data_lib.DatasetError)
+    if not isinstance(report, dict) or "cells" not in report:
+        raise data_lib.DatasetError(f"{data_dir}: not a real-cell dataset (no cells in "
+                                    "report.json); build one with python -m bnnsim cells")
+    return [r for r in report["cells"] + report.get("variants", []) if r.get("characterised")]
+
+
+def _groups(cg, row: Mapping) -> Dict[str, List[int]]:
+    """Segment group -> CG nodes (stored by the converter; older graphs: converted again)."""
+    groups = cg.meta.get("segment_groups")
+    return groups if groups else convert_file(row["file"]).meta.get("segment_groups", {})
+
+
+def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequence[Tuple[dict, object]],
+                 sens: sens_lib.CellSensitivity, target: int) -> Optional[Dict]:
+    """One cell's read-out for target index ``target`` (None when it cannot be scored:
+    too few measured pairs, or variants whose graph differs from the source's)."""
+    row, cg = source
+    columns = factor_columns(row["file"], row["cell_id"])
+    measured = sens_lib.column_sensitivity(sens, columns, target)
+    pairs = sorted(measured)
+    if len(pairs) < MIN_PAIRS:
+        return None
+    total = np.zeros_like(cg.node_features, dtype=np.float64)  # [N, F]
+    used = 0
+    for vrow, vcg in variants:
+        if vcg.n_nodes != cg.n_nodes:
+            continue
+        a = analysis.analyze_model(analyzer, params, vcg, vrow["name"], "efeatures",
+                                   None, node_baseline=cg.node_features)
+        total += np.abs(a.attribution)
+        used += 1
+    if not used:
+        return None
+    mean_attr = total / used
+    groups = _groups(cg, row)
+    model = pair_attribution(mean_attr, groups, pairs)
+    truth = np.array([measured[p] for p in pairs])
+    g_cols = [NODE_INDEX[f"g_{s}"] for s in sorted({s for _, s in pairs})]
+    return {"cell": row["name"], "target": TARGET_NAMES[target], "variants": used,
+            "pair_names": [f"{g}/{s}" for g, s in pairs], "model": model.tolist(),
+            "measured": truth.tolist(), **score(model, truth),
+            "node_attribution": mean_attr[:, g_cols].sum(1).tolist(),
+            "labels": {k: (cg.meta.get("labels") or {}).get(k)
+                       for k in ("etype_name", "dendrite_type", "repository")}}
+
+
+def readout(run, data_dir, targets: Sequence[str] = ("log_rheobase", "log_rate_1.5x"),
+            steps: int = 16, progress: bool = True) -> List[Dict]:
+    """Score a loaded ``efeatures`` run (``train.load_run``) on every source cell of the
+    real-cell dataset ``data_dir`` that has enough variants; one row per (cell, target)."""
+    if run.config.task != "efeatures":
+        raise data_lib.DatasetError(f"the ground-truth read-out needs an efeatures run, not "
+                                    f"{run.config.task!r}")
+    data_dir = Path(data_dir)
+    rows = _rows(data_dir)
+    sens = sens_lib.cell_sensitivities(rows)
+    by_cell: Dict[str, List[dict]] = {}
+    for r in rows:
+        by_cell.setdefault(r.get("variant_of") or r["name"], []).append(r)
+    task = data_lib.task_of("efeatures")
+    config = run.model.config if isinstance(getattr(run.model, "config", None), BGANConfig) \
+        else None
+    out = []
+    for t_name in targets:
+        t = TARGET_NAMES.index(t_name)
+        analyzer = analysis.make_analyzer(run.model.apply, task, steps, config, output=t)
+        for cell in tqdm(sorted(sens), desc=f"read-out {t_name}", disable=not progress):
+            members = by_cell.get(cell, [])
+            source = next((r for r in members if not r.get("variant_of")), None)
+            if source is None:
+                continue
+            load = (lambda r: (r, load_cg(data_dir / "graphs" / Path(r["npz"]).name)))
+            result = cell_readout(analyzer, run.params, load(source),
+                                  [load(r) for r in members if r.get("variant_of")],
+                                  sens[cell], t)
+            if result is not None:
+                out.append(result)
+    return out
+
+
+def summary(rows: Sequence[Mapping]) -> Dict[str, Dict]:
+    """Per target: cells scored, median Spearman and the share whose top pair agrees."""
+    out = {}
+    for t in dict.fromkeys(r["target"] for r in rows):
+        sub = [r for r in rows if r["target"] == t]
+        rho = np.array([r["spearman"] for r in sub], float)
+        out[t] = {"cells": len(sub), "scored": int(np.isfinite(rho).sum()),
+                  "median_spearman": float(np.nanmedian(rho)) if np.isfinite(rho).any()
+                  else float("nan"),
+                  "top_match": float(np.mean([r["top_match"] for r in sub]))}
+    return out
