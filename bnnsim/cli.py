@@ -59,6 +59,9 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                        help="define a calcium concentration model a cell names but no file "
                        "defines with Hay et al. 2011's defaults (recorded per cell; see "
                        "bnnsim.ephys.repairs). Off: such a cell fails at export")
+    cells.add_argument("--finished-only", action="store_true",
+                       help="simulate nothing: write the dataset of the cells earlier "
+                       "(interrupted) builds into --out finished; the rest are 'pending'")
     cells.add_argument("--figures", action="store_true",
                        help="also draw DIR/figures/NAME.png per characterised cell "
                        "(traces at rheobase, 1.5x, 3x and the F-I curve)")
@@ -80,7 +83,7 @@ def cells_command(args) -> int:
     report = build_cells(args.paths, args.out, n_variants=args.variants, workers=args.workers,
                          cache_dir=args.cache, ood_repository=ood,
                          dt_check_cells=args.dt_check, timeout=args.timeout,
-                         repair=args.fill_missing_ca_dynamics)
+                         repair=args.fill_missing_ca_dynamics, finished_only=args.finished_only)
     if args.figures:
         from bnnsim.ephys.figures import draw_dataset
 

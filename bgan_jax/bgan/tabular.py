@@ -51,6 +51,8 @@ def fit_predict(task: data_lib.Task, train: Sequence[data_lib.Example],
     if task.level != "graph":
         raise data_lib.DatasetError("the tabular baseline takes graph tasks only")
     x_train = table(train)
+    keep = ~np.isnan(x_train).all(0)  # columns no training graph knows carry nothing
+    x_train = x_train[:, keep]
     y_train = np.stack([e.graph_y for e in train])  # [n, T]
     m_train = np.stack([e.graph_mask for e in train])
     if task.kind == "classification":
@@ -66,7 +68,7 @@ def fit_predict(task: data_lib.Task, train: Sequence[data_lib.Example],
         if not exs:
             out[name] = {"count": 0}
             continue
-        x = table(exs)
+        x = table(exs)[:, keep]
         y = np.stack([e.graph_y for e in exs])
         m = np.stack([e.graph_mask for e in exs])
         out[name] = summarize(_stats(task, models, x, y, m), task)

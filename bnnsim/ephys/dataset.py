@@ -138,16 +138,20 @@ def _write_row(out: Path, row: dict) -> None:
 
 
 def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = True,
-             timeout: float = CELL_TIMEOUT_S) -> List[dict]:
-    """Every job's row, in job order; finished ones are read back, the rest run."""
+             timeout: float = CELL_TIMEOUT_S, finished_only: bool = False) -> List[dict]:
+    """Every job's row, in job order; finished ones are read back, the rest run (or,
+    with ``finished_only``, reported as ``pending``, not characterised)."""
     rows: Dict[str, dict] = {}
     todo = []
     for job in jobs:
         row = finished(Path(job["out"]), job["name"])
-        if row is None:
-            todo.append(job)
-        else:
+        if row is not None:
             rows[job["name"]] = dict(row, resumed=True)  # done by an earlier invocation
+        elif finished_only:
+            rows[job["name"]] = _failed_row(job, "pending", "not simulated yet (the "
+                                            "report was written with --finished-only)")
+        else:
+            todo.append(job)
     bar = tqdm(total=len(jobs), initial=len(rows), desc=desc, unit="cell", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(run_job, job, timeout): job for job in todo}
@@ -239,22 +243,24 @@ def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progre
 def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
                 cache_dir=None, ood_repository: Optional[str] = DEFAULT_OOD_REPOSITORY,
                 dt_check_cells: int = 0, progress: bool = True,
-                timeout: float = CELL_TIMEOUT_S, repair: bool = False) -> dict:
+                timeout: float = CELL_TIMEOUT_S, repair: bool = False,
+                finished_only: bool = False) -> dict:
     """Characterise every cell under ``paths`` (and ``n_variants`` variants of each);
-    write the dataset to ``out_dir`` and return its report."""
+    write the dataset to ``out_dir`` and return its report. ``finished_only``: simulate
+    nothing, write the dataset of what earlier (interrupted) builds finished."""
     t0 = time.time()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir() / "ephys"
     sources, unreadable = discover(paths)
     jobs = [job_of(s, out, cache, repair=repair) for s in sources]
-    rows = run_jobs(jobs, workers, "cells", progress, timeout)
+    rows = run_jobs(jobs, workers, "cells", progress, timeout, finished_only)
     t_cells = time.time() - t0
     vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair)
-    vrows = run_jobs(vjobs, workers, "variants", progress, timeout) + vfailed
+    vrows = run_jobs(vjobs, workers, "variants", progress, timeout, finished_only) + vfailed
     t_variants = time.time() - t0 - t_cells
-    checks = dt_check(sources, rows, out, cache, dt_check_cells, workers, progress, timeout,
-                      repair)
+    checks = dt_check(sources, rows, out, cache, 0 if finished_only else dt_check_cells,
+                      workers, progress, timeout, repair)
     splits = assign(rows, ood_repository)
     for r in rows + vrows:
         r["split"] = splits.get(r.get("variant_of") or r["name"], "none") \
@@ -271,6 +277,7 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
         "paths": [str(Path(p).resolve()) for p in paths], "n_cells": len(rows),
         "n_variants": len(vrows), "variants_per_cell": n_variants,
         "ood_repository": ood_repository, "fill_missing_ca_dynamics": repair,
+        "finished_only": finished_only,
         "repaired": [r["name"] for r in rows if r.get("repairs")],
         "characterised": {"cells": n_char, "of": len(rows),
                           "share": round(n_char / len(rows), 4) if rows else None},

@@ -1,12 +1,13 @@
 """Ground truth for a read-out: what each variant factor measurably does to each e-feature.
 
 A cell's variants scale each channel density (one factor per (segment group,
-channel), ``variants``) by independent log-uniform draws, so the least-squares
-slope of an e-feature target (``targets``) on one factor's log2 alone, over
-the cell and its variants, estimates that factor's average effect per
-doubling; the other factors only add noise to it (a random one-at-a-time
-design would need K times the simulations). Marginal slopes work with fewer
-variants than factors, where a joint regression would be underdetermined.
+channel), ``variants``) by independent log-uniform draws. The effect of a
+factor on an e-feature target (``targets``), per doubling, is its coefficient
+in the least-squares regression of the target on all factors' log2 jointly,
+over the cell and its variants, when there are at least JOINT_MARGIN more
+points than factors. With fewer (a 14-channel Allen cell with 10 variants),
+the slope on each factor's log2 alone: the draws are independent, so it
+estimates the same average effect, with the other factors as noise in it.
 
 A CG sums the channels of one ion species per compartment (``g_na``, ``g_k``,
 ...), so a model's attribution can only tell (segment group, species) apart:
@@ -22,6 +23,7 @@ import numpy as np
 from bnnsim.ephys.targets import EFEATURE_TARGETS, target_vector
 
 MIN_POINTS = 6  # defined target values a slope needs (cell + variants)
+JOINT_MARGIN = 3  # points beyond the factor count before the joint fit is used
 
 
 class CellSensitivity(NamedTuple):
@@ -30,6 +32,7 @@ class CellSensitivity(NamedTuple):
     slope: np.ndarray  # [K, T] target change per doubling of the factor (NaN: too few points)
     corr: np.ndarray  # [K, T] Pearson r of target and log2 factor
     n: np.ndarray  # [T] defined points per target
+    joint: np.ndarray  # [T] bool: slope from the joint regression (else marginal)
 
 
 def design(rows: Sequence[Mapping]) -> Tuple[List[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -63,9 +66,30 @@ def marginal_slopes(x: np.ndarray, y: np.ndarray, m: np.ndarray, min_points: int
     return slope, corr
 
 
+def joint_slopes(x: np.ndarray, y: np.ndarray, m: np.ndarray, min_points: int = MIN_POINTS
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """(slopes [K, T], used [T]): coefficients of the regression of each target on all
+    factors (with intercept) where it has >= K + JOINT_MARGIN and >= ``min_points``
+    defined rows and the design has full rank; the marginal slopes elsewhere."""
+    slope, _ = marginal_slopes(x, y, m, min_points)
+    used = np.zeros(y.shape[1], bool)
+    k = x.shape[1]
+    for j in range(y.shape[1]):
+        rows = m[:, j]
+        n = int(rows.sum())
+        if n < max(min_points, k + JOINT_MARGIN):
+            continue
+        a = np.hstack([np.ones((n, 1)), x[rows]])  # [n, 1 + K]
+        if np.linalg.matrix_rank(a) < k + 1:
+            continue
+        coef = np.linalg.lstsq(a, y[rows, j], rcond=None)[0]
+        slope[:, j], used[j] = coef[1:], True
+    return slope, used
+
+
 def cell_sensitivities(rows: Sequence[Mapping], min_points: int = MIN_POINTS
                        ) -> Dict[str, CellSensitivity]:
-    """Per source cell with variants: the marginal slopes of every target on every factor.
+    """Per source cell with variants: the slopes of every target on every factor.
     ``rows`` are a dataset's characterised report rows (cells and variants)."""
     groups: Dict[str, List[Mapping]] = {}
     for r in rows:
@@ -76,8 +100,9 @@ def cell_sensitivities(rows: Sequence[Mapping], min_points: int = MIN_POINTS
         keys, x, y, m = design(members)
         if not keys:
             continue
-        slope, corr = marginal_slopes(x, y, m, min_points)
-        out[cell] = CellSensitivity(cell, keys, slope, corr, m.sum(0))
+        _, corr = marginal_slopes(x, y, m, min_points)
+        slope, joint = joint_slopes(x, y, m, min_points)
+        out[cell] = CellSensitivity(cell, keys, slope, corr, m.sum(0), joint)
     return out
 
 

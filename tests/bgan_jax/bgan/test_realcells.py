@@ -1,0 +1,110 @@
+"""Real-cell tasks and the ground-truth read-out on a generated set with a known answer
+(``realcells``): the simulator is replaced by a known function of the variant factors."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bgan_jax.bgan import data as data_lib
+from bgan_jax.bgan import groundtruth, tabular
+from bnnsim.ephys import sensitivity
+from bnnsim.ephys.targets import TARGET_NAMES, target_vector
+from bnnsim.ephys.variants import factor_columns
+from tests.bgan_jax.bgan import realcells
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return realcells.write_dataset(tmp_path_factory.mktemp("realcells"))
+
+
+def _rows(root):
+    import json
+    r = json.loads((root / "report.json").read_text())
+    return r["cells"] + r["variants"]
+
+
+def test_targets_mask_what_is_undefined():
+    y, m = target_vector({"rheobase_nA": 0.1, "x1.5/mean_frequency": 0.0, "sag_ratio1": None,
+                          "x1.5/adaptation_index2": float("nan")})
+    assert m[TARGET_NAMES.index("log_rheobase")] and y[0] == pytest.approx(-1.0)
+    assert not m[TARGET_NAMES.index("log_rate_1.5x")]  # log10 of 0 is undefined, not -inf
+    assert not m[TARGET_NAMES.index("sag_ratio")] and not m[TARGET_NAMES.index("adaptation_1.5x")]
+    assert np.isfinite(y).all()
+
+
+def test_measured_sensitivity_ranks_the_known_slopes(dataset):
+    """The joint regression over 24 variants recovers the generating slopes (noise-free
+    linear truth: exactly), marginal slopes their order of size; factor_columns maps
+    factors to where a CG shows them."""
+    sens = sensitivity.cell_sensitivities(_rows(dataset))
+    assert sorted(sens) == [f"gen__cell{c}" for c in range(4)]
+    s = sens["gen__cell0"]
+    t = TARGET_NAMES.index("log_rheobase")
+    est = {k: s.slope[i, t] for i, k in enumerate(s.keys)}
+    assert s.joint[t]
+    for k, true in realcells.RHEOBASE_SLOPE.items():
+        assert est[k] == pytest.approx(true, abs=1e-6)
+    _, x, y, m = sensitivity.design([r for r in _rows(dataset)
+                                     if (r["variant_of"] or r["name"]) == "gen__cell0"])
+    marginal, _ = sensitivity.marginal_slopes(x, y, m)
+    assert np.argmin(marginal[:, t]) == s.keys.index("soma_group/naChan")
+    assert not np.isfinite(s.slope[:, TARGET_NAMES.index("sag_ratio")]).any()  # undefined
+    cols = factor_columns(_rows(dataset)[0]["file"], "cell0")
+    assert cols["soma_group/naChan"] == ("soma_group", "na")
+    assert cols["dend_group/leakChan"] == ("dend_group", "leak")
+    pairs = sensitivity.column_sensitivity(s, cols, t)
+    assert max(pairs, key=pairs.get) == ("soma_group", "na")
+
+
+def test_loader_tasks_splits_and_unlabelled(dataset):
+    ef = data_lib.load_splits(dataset, "efeatures")
+    assert [len(ef[s]) for s in ("train", "val", "test", "ood")] == [50, 25, 25, 0]
+    e = ef["train"][0]
+    assert e.graph_y.shape == (len(TARGET_NAMES),) and e.graph_mask.sum() == 2
+    mean, std = data_lib.target_scale(ef["train"], data_lib.task_of("efeatures"))
+    assert std[0] > 0 and mean[TARGET_NAMES.index("sag_ratio")] == 0.0  # never known: (0, 1)
+    batch = data_lib.make_batch(ef["train"][:3], 4, (mean, std))
+    assert batch.globals["y"].shape == (4, len(TARGET_NAMES))
+    assert batch.globals["y_mask"][:3].sum() == 6 and not batch.globals["y_mask"][3].any()
+    dt = data_lib.load_splits(dataset, "dendrite_type")
+    assert {int(x.graph_y[0]) for x in dt["train"]} == {0, 1}  # aspiny cell0, spiny cell1
+
+
+def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_path):
+    """BGAN on the efeatures task: R^2 on the held-out cells' variants, and its
+    attribution ranks (segment group, species) like the known truth."""
+    from bgan_jax.bgan.train import TrainConfig, load_run, train_and_evaluate
+
+    base = TrainConfig()
+    config = dataclasses.replace(base, task="efeatures", num_steps=300, eval_every=50,
+                                 checkpoint_every=300, batch_size=8,
+                                 model=base.model.replace(hidden=32, num_blocks=2))
+    table = train_and_evaluate(config, dataset, tmp_path / "run", progress=False)
+    for split in ("val", "test"):
+        assert table["splits"][split]["r2/log_rheobase"] >= 0.6, table["splits"][split]
+    rows = groundtruth.readout(load_run(tmp_path / "run"), dataset, targets=("log_rheobase",),
+                               steps=8, progress=False)
+    assert len(rows) == 4 and all(r["pairs"] == 5 for r in rows)
+    summary = groundtruth.summary(rows)["log_rheobase"]
+    assert summary["median_spearman"] >= 0.7, rows
+    assert summary["top_match"] >= 0.75  # soma Na: the largest effect
+
+
+def test_tabular_baseline_scores_like_the_models(dataset):
+    task = data_lib.task_of("efeatures")
+    splits = data_lib.load_splits(dataset, "efeatures")
+    out = tabular.fit_predict(task, splits["train"], splits)
+    assert out["train"]["r2/log_rheobase"] > 0.8
+    assert set(out["test"]) >= {"r2", "loss", "count", "r2/log_rate_1.5x"}
+    cls = tabular.fit_predict(data_lib.task_of("dendrite_type"),
+                              data_lib.load_splits(dataset, "dendrite_type")["train"],
+                              {"train": data_lib.load_splits(dataset, "dendrite_type")["train"]})
+    assert cls["train"]["balanced_accuracy"] == 1.0
+
+
+def test_spearman_and_score_edge_cases():
+    assert np.isnan(groundtruth.spearman(np.ones(3), np.arange(3.0)))  # constant side
+    s = groundtruth.score(np.array([3.0, 2.0, 1.0]), np.array([0.9, 0.5, 0.1]))
+    assert s["spearman"] == pytest.approx(1.0) and s["top_match"]
