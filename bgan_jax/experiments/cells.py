@@ -84,8 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.cells",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="real-cell dataset directory")
-    p.add_argument("--readout-data", help="real-cell dataset with many variants per cell "
-                   "for the ground-truth read-out (default: --data)")
+    p.add_argument("--readout-data", help="real-cell dataset with many variants per cell: "
+                   "score the seed's BGAN efeatures run against its measured sensitivities")
     p.add_argument("--out", default="runs/cells")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -112,9 +112,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 done_path.write_text(json.dumps(rows, indent=1))  # resumable
     (out / "results.md").write_text(markdown(rows) + "\n" + per_target_table(rows))
     print((out / "results.md").read_text())
-    if "efeatures" in args.tasks and "bgan" in args.variants:
-        readout_run(out / f"efeatures-bgan-s{args.seeds[0]}", args.readout_data or args.data,
-                    out, args.readout_steps)
+    if args.readout_data:
+        readout_run(out / f"efeatures-bgan-s{args.seeds[0]}", args.readout_data, out,
+                    args.readout_steps)
     return 0
 
 
