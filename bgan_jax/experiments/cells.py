@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from bgan_jax.experiments.grid import VARIANTS, markdown, run_one
+from bgan_jax.experiments.grid import VARIANTS, markdown, run_grid, run_one
 
 TASKS = ("etype", "efeatures", "dendrite_type")
 CLASSIFICATION = ("etype", "dendrite_type")
@@ -96,20 +96,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    done_path = out / "results.json"
-    rows: List[Dict] = json.loads(done_path.read_text()) if done_path.is_file() else []
-    done = {(r["task"], r["variant"], r["seed"]) for r in rows}
-    for task in args.tasks:
-        for variant in args.variants:
-            for seed in args.seeds:
-                if (task, variant, seed) in done:
-                    continue
-                print(f"{task} {variant} seed {seed}", flush=True)
-                row = (run_tabular(args.data, task, seed) if variant == "gbm" else
-                       run_one(args.data, out, task, variant, seed, args.steps,
-                               balanced=task in CLASSIFICATION))
-                rows.append(row)
-                done_path.write_text(json.dumps(rows, indent=1))  # resumable
+    run = (lambda task, variant, seed: run_tabular(args.data, task, seed) if variant == "gbm"
+           else run_one(args.data, out, task, variant, seed, args.steps,
+                        balanced=task in CLASSIFICATION))
+    rows = run_grid(out, args.tasks, args.variants, args.seeds, run)
     (out / "results.md").write_text(markdown(rows) + "\n" + per_target_table(rows))
     print((out / "results.md").read_text())
     if args.readout_data:

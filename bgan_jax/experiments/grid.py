@@ -16,7 +16,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from bgan_jax.runs.tables import mean_std_table, seeds_of
 
@@ -114,6 +114,26 @@ def _drive_table(rows: Sequence[Dict]) -> List[str]:
             + [""])
 
 
+def run_grid(out: Path, tasks: Sequence[str], variants: Sequence[str], seeds: Sequence[int],
+             run: Callable[[str, str, int], Dict]) -> List[Dict]:
+    """Every (task, variant, seed) row, resumable: ``OUT/results.json`` keeps each finished
+    run and a second invocation runs only the missing ones; ``results.md`` follows."""
+    results = out / "results.json"
+    rows = json.loads(results.read_text()) if results.is_file() else []
+    done = {(r["task"], r["variant"], r["seed"]) for r in rows}
+    for task in tasks:
+        for variant in variants:
+            for seed in seeds:
+                if (task, variant, seed) in done:
+                    continue
+                print(f"{task} {variant} seed {seed}", flush=True)
+                row = run(task, variant, seed)
+                rows.append(row)
+                results.write_text(json.dumps(rows, indent=1))
+                (out / "results.md").write_text(markdown(rows))
+    return rows
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.grid", description=__doc__)
     p.add_argument("--out", default="runs/results")
@@ -141,20 +161,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data_dir = default_dataset()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.json"
-    rows = json.loads(results.read_text()) if results.is_file() else []
-    done = {(r["task"], r["variant"], r["seed"]) for r in rows}
-    for task in args.tasks:
-        for variant in args.variants:
-            for seed in args.seeds:
-                if (task, variant, seed) in done:
-                    continue
-                row = run_one(data_dir, out, task, variant, seed, args.steps,
-                              balanced=task in args.balanced, drives=args.by_drive)
-                rows.append(row)
-                results.write_text(json.dumps(rows, indent=1))
-                (out / "results.md").write_text(markdown(rows))
-                print(json.dumps(row), flush=True)
+    run = (lambda task, variant, seed: run_one(data_dir, out, task, variant, seed, args.steps,
+                                               balanced=task in args.balanced,
+                                               drives=args.by_drive))
+    rows = run_grid(out, args.tasks, args.variants, args.seeds, run)
     print(markdown(rows))
     return 0
 

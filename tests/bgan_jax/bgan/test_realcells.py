@@ -108,3 +108,20 @@ def test_spearman_and_score_edge_cases():
     assert np.isnan(groundtruth.spearman(np.ones(3), np.arange(3.0)))  # constant side
     s = groundtruth.score(np.array([3.0, 2.0, 1.0]), np.array([0.9, 0.5, 0.1]))
     assert s["spearman"] == pytest.approx(1.0) and s["top_match"]
+
+
+def test_run_grid_runs_only_what_is_missing(tmp_path):
+    from bgan_jax.experiments.grid import run_grid
+
+    calls = []
+
+    def run(task, variant, seed):
+        calls.append((task, variant, seed))
+        return {"task": task, "variant": variant, "seed": seed, "metric": "r2", "steps": 1,
+                "splits": {"test": {"r2": 0.5, "count": 1}}}
+
+    run_grid(tmp_path, ["efeatures"], ["bgan", "gbm"], [0], run)
+    rows = run_grid(tmp_path, ["efeatures"], ["bgan", "gbm"], [0, 1], run)
+    assert calls == [("efeatures", "bgan", 0), ("efeatures", "gbm", 0),
+                     ("efeatures", "bgan", 1), ("efeatures", "gbm", 1)]
+    assert len(rows) == 4 and (tmp_path / "results.md").is_file()
