@@ -80,6 +80,39 @@ def readout_markdown(rows: Sequence[Dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _top(names, values):
+    i = max(range(len(values)), key=values.__getitem__)
+    return names[i], values[i] / max(sum(values), 1e-12)
+
+
+def readout_report(rows: Sequence[Dict]) -> str:
+    """report.md: per scored cell, in words, what the model attributes each target to and
+    what the simulator measured, and where they disagree."""
+    from bgan_jax.bgan.groundtruth import summary
+
+    lines = ["# Read-out against the simulator", ""]
+    for t, s in summary(rows).items():
+        lines.append(f"* **{t}**: {s['scored']} of {s['cells']} cells scored, median "
+                     f"Spearman {s['median_spearman']:.2f}, top pair agrees in "
+                     f"{100 * s['top_match']:.0f} %.")
+    lines.append("")
+    for r in rows:
+        m_name, m_share = _top(r["pair_names"], r["model"])
+        s_name, s_share = _top(r["pair_names"], r["measured"])
+        etype = (r.get("labels") or {}).get("etype_name") or "?"
+        verdict = ("agree on the top pair" if r["top_match"] else
+                   f"disagree: the model's top pair is the simulator's "
+                   f"#{1 + sorted(r['measured'], reverse=True).index(r['measured'][r['pair_names'].index(m_name)])}")
+        lines.append(
+            f"* **{r['cell']}** ({etype}), {r['target']}: the model puts {100 * m_share:.0f} % "
+            f"of its channel attribution on {m_name}; the simulator's largest effect is "
+            f"{s_name} ({100 * s_share:.0f} % of the summed |slope|, "
+            f"{max(r['measured']):.3f} per doubling). Spearman {r['spearman']:.2f} over "
+            f"{r['pairs']} (segment group, species) pairs; they {verdict}. "
+            f"Figure: figures/{r['cell']}__{r['target']}.png")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.cells",
                                 description=__doc__.split("\n")[0])
@@ -119,6 +152,7 @@ def readout_run(workdir: Path, data_dir, out: Path, steps: int) -> List[Dict]:
         {"run": str(workdir), "data": str(data_dir), "seconds": time.time() - t0,
          "summary": groundtruth.summary(rows), "cells": rows}, indent=1))
     (out / "readout.md").write_text(readout_markdown(rows))
+    (out / "report.md").write_text(readout_report(rows))
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
     for r in rows:

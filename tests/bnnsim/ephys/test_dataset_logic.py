@@ -41,6 +41,20 @@ def test_resume_redoes_unmarked_and_untried_cells(tmp_path):
     assert dataset.finished(tmp_path, "e") is None
 
 
+def test_finished_only_reads_back_and_runs_nothing(tmp_path, monkeypatch):
+    """--finished-only: finished rows come back, the rest are 'pending', none is run."""
+    (tmp_path / "rows").mkdir()
+    (tmp_path / "rows" / "a.json").write_text(json.dumps({"name": "a", "status": "export",
+                                                          "characterised": False}))
+    monkeypatch.setattr(dataset, "run_job", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("nothing may run")))
+    jobs = [{"name": n, "out": str(tmp_path), "file": f"{n}.nml"} for n in ("a", "b")]
+    rows = dataset.run_jobs(jobs, 1, "cells", progress=False, finished_only=True)
+    assert [r["status"] for r in rows] == ["export", "pending"]
+    assert rows[0]["resumed"] and not rows[1]["characterised"]
+    assert "not simulated yet" in rows[1]["error"]["message"]
+
+
 def test_splits_by_source_cell_and_held_out_repository():
     rows = [{"name": f"r{i}", "characterised": True, "etype": "bursting" if i % 3 else "delayed",
              "labels": {"repository": "A" if i < 40 else "B"}} for i in range(50)]
