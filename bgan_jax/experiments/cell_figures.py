@@ -27,25 +27,35 @@ def _node_measured(r: Mapping, groups: Mapping, n_nodes: int) -> np.ndarray:
     return out
 
 
-def _draw_cell(ax, segs, node_values, title, cmap):
+def _draw_cell(fig, ax, segs, node_values, title, cmap):
+    """Segments as lines coloured (and thickened) by their compartment's value; the
+    segments of the compartment with the largest value are marked too (a soma is small
+    where a dendritic tree is large)."""
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-    values = node_values[segs["node"]]
+    values = node_values[segs["node"]]  # [S]
     top = values.max() if values.size and values.max() > 0 else 1.0
-    colours = colormaps[cmap](values / top)
+    share = values / top
+    colours = colormaps[cmap](0.2 + 0.8 * share)  # zero stays visible, light
     lines = np.stack([segs["prox"], segs["dist"]], 1)  # [S, 2, 3]
-    ax.add_collection3d(Line3DCollection(lines, colors=colours, linewidths=1.2))
+    ax.add_collection3d(Line3DCollection(lines, colors=colours, linewidths=0.6 + 2.4 * share))
+    hot = share >= 0.999
+    mids = lines.mean(1)
+    ax.scatter(*mids[hot].T, s=60, c=colours[hot], edgecolors="k", linewidths=0.5,
+               depthshade=False)
     pts = lines.reshape(-1, 3)
     lo, hi = pts.min(0), pts.max(0)
     mid, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1.0)
     for setter, m in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), mid):
         setter(m - half, m + half)
-    single = len(np.unique(segs["node"])) <= 2
-    if single:  # a one-compartment cell: a dot says more than a stub
-        ax.scatter(*mid, s=300, c=[colormaps[cmap](1.0)])
+    ax.view_init(elev=90, azim=-90)  # looking down z: the x-y plane of the reconstruction
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
+    fig.colorbar(ScalarMappable(Normalize(0, top), colormaps[cmap]), ax=ax, shrink=0.6,
+                 pad=0.0)
 
 
 def readout_figure(r: Mapping, data_dir: Path, path: Path) -> Path:
@@ -64,9 +74,10 @@ def readout_figure(r: Mapping, data_dir: Path, path: Path) -> Path:
     measured = _node_measured(r, groups, len(model))
     fig = plt.figure(figsize=(13, 4.2))
     ax1 = fig.add_subplot(1, 3, 1, projection="3d")
-    _draw_cell(ax1, segs, model, "model: mean |IG| on channel columns", "viridis")
+    _draw_cell(fig, ax1, segs, model, "model: mean |IG| on channel columns", "Blues")
     ax2 = fig.add_subplot(1, 3, 2, projection="3d")
-    _draw_cell(ax2, segs, measured, "simulator: |slope| per doubling", "magma")
+    _draw_cell(fig, ax2, segs, measured, "simulator: |slope| per doubling, per compartment",
+               "Oranges")
     ax3 = fig.add_subplot(1, 3, 3)
     m, s = np.asarray(r["model"]), np.asarray(r["measured"])
     y = np.arange(len(m))
