@@ -55,6 +55,8 @@ def per_target_table(rows: Sequence[Dict]) -> str:
         return ""
     lines = []
     for split in ("test", "ood"):
+        if not any(r["splits"].get(split, {}).get("count") for r in rows):
+            continue
         lines += [f"### efeatures R^2 per target ({split} split)", ""]
         lines += mean_std_table(rows, "variant", {
             name: (lambda r, n=name, s=split: r["splits"].get(s, {}).get(f"r2/{n}"))
