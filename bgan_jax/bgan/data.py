@@ -128,9 +128,7 @@ def graph_target(labels: dict, task_name: str) -> Tuple[np.ndarray, np.ndarray]:
 def _example(cg: CG, task_name: str, name: str) -> Example:
     labels = cg.meta.get("labels")
     task = task_of(task_name)
-    has = labels is not None and (task_name in labels or (
-        task_name == "dendrite_type" and "etype" in labels))  # a real cell, not Allen
-    if not has:
+    if labels is None or task_name not in labels:
         raise DatasetError(f"{name}: the CG has no {task_name!r} label")
     n = cg.n_nodes
     if task.level == "graph":
