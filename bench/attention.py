@@ -102,13 +102,16 @@ def config(path: str):
                                attention=path, reconstruct=False)
 
 
-def run_ours(batch, path: str, reps: int) -> dict:
+def run_ours(batch, path: str, reps: int, compact: bool = True) -> dict:
     import jax
     import jax.numpy as jnp
 
     import bgan_jax
+    cfg = config(path)
+    if compact:  # each mechanism on its own rows, as training sets it from the dataset
+        cfg = cfg.replace(pair_fractions=bgan_jax.pair_fractions([batch], cfg))
     batch = jax.device_put(batch)
-    model = bgan_jax.create_model(config(path))
+    model = bgan_jax.create_model(cfg)
     params = jax.jit(model.init)(jax.random.key(0), batch)
 
     @jax.jit

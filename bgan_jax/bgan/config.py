@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 from graphs.schema import EdgeKind
 
 ATTENTION_PATHS = ("sparse", "dense")
+MECHANISMS = ("ganlow", "ganup", "mask_a", "mask_b")  # the order of ``pair_fractions``
 FEATURE_CLIP = 10.0  # standardised node features are clipped to +-this
 
 
@@ -66,6 +67,13 @@ class BGANConfig:
     feature_scale: Tuple[float, ...] = ()
     """Per-column scale (> 0) paired with ``feature_shift``; standardised values are
     clipped to +-``FEATURE_CLIP`` so an unseen parameter value cannot dominate."""
+    pair_fractions: Tuple[float, ...] = ()
+    """Largest share of a graph's edge rows each mechanism attends over (one per
+    ``MECHANISMS``; () = every mechanism runs over all E rows with a mask). With it set,
+    each mechanism runs on ceil(fraction * E) compacted rows only, the same for every
+    batch of a bucket; ``bgan_jax.pair_fractions(graphs, config)`` measures it and
+    training sets it from the dataset. A batch with more allowed rows is an error,
+    never a silent drop."""
 
     def __post_init__(self):
         checks = [
@@ -84,6 +92,10 @@ class BGANConfig:
             (len(self.feature_shift) == len(self.feature_scale)
              and all(v > 0 for v in self.feature_scale),
              "feature_shift and feature_scale must have the same length and scale > 0"),
+            (not self.pair_fractions or (len(self.pair_fractions) == len(MECHANISMS)
+                                         and all(0 < f <= 1 for f in self.pair_fractions)),
+             f"pair_fractions must be () or {len(MECHANISMS)} values in (0, 1] "
+             f"(order {MECHANISMS}), got {self.pair_fractions}"),
             (all(k in {int(e) for e in EdgeKind} for k in self.signal_edge_kinds),
              f"signal_edge_kinds must be EdgeKind values, got {self.signal_edge_kinds}"),
         ]

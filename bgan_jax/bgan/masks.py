@@ -35,12 +35,16 @@ from graphs.schema import EdgeKind, NodeKind
 
 
 class Pairs(NamedTuple):
-    """Allowed attention pairs of one mechanism: edge rows and self pairs."""
+    """Allowed attention pairs of one mechanism: edge rows and self pairs.
 
-    senders: jnp.ndarray  # [E] int32, attended node j of edge row e
-    receivers: jnp.ndarray  # [E] int32, attending node i of edge row e
-    allowed: jnp.ndarray  # [E] bool, edge row e is used
+    As derived, pair p is edge row p (P = E, ``rows`` None). ``compact`` keeps the
+    allowed rows only (P = the mechanism's capacity, ``rows`` their edge rows)."""
+
+    senders: jnp.ndarray  # [P] int32, attended node j of pair p
+    receivers: jnp.ndarray  # [P] int32, attending node i of pair p
+    allowed: jnp.ndarray  # [P] bool, pair p is used
     self_allowed: jnp.ndarray  # [N] bool, node n attends to itself
+    rows: Optional[jnp.ndarray] = None  # [P] int32 edge row of pair p; None: row p
 
 
 class DenseLayout(NamedTuple):
@@ -122,6 +126,33 @@ def neighbour_pairs(graph: jraph.GraphsTuple) -> Pairs:
     valid edge j -> i of any kind and direction flag, plus self."""
     return _with_self(graph, graph.senders, graph.receivers, graph.edges["valid"],
                       graph.nodes["valid"])
+
+
+def capacity(n_edge: int, fraction: float) -> int:
+    """Static pair capacity of a mechanism in a bucket of ``n_edge`` edge rows."""
+    return int(min(n_edge, max(1, np.ceil(fraction * n_edge))))
+
+
+def compact(pairs: Pairs, size: int) -> Pairs:
+    """The allowed rows, in edge order, in ``size`` pairs (the rest not allowed).
+
+    Each mechanism then touches only its own rows instead of all E with a mask.
+    ``size`` is static (``capacity`` of the bucket), so this stays one compilation
+    per bucket; allowed rows beyond it would be lost, which ``overflow`` reports.
+    (A prefix sum and one scatter: cheaper than sorting on CPU.)"""
+    e = pairs.allowed.shape[0]
+    slot = jnp.where(pairs.allowed, jnp.cumsum(pairs.allowed) - 1, size)  # [E]
+    order = jnp.zeros(size, jnp.int32).at[slot].set(jnp.arange(e, dtype=jnp.int32), mode="drop")
+    used = jnp.arange(size) < jnp.sum(pairs.allowed)  # [P]
+    take = lambda x: jnp.asarray(x)[order]  # noqa: E731 (the batch may hold numpy arrays)
+    return Pairs(senders=take(pairs.senders), receivers=take(pairs.receivers),
+                 allowed=used & take(pairs.allowed), self_allowed=pairs.self_allowed,
+                 rows=order if pairs.rows is None else take(pairs.rows))
+
+
+def overflow(pairs: Pairs, size: int) -> jnp.ndarray:
+    """[] bool: more rows are allowed than ``size`` pairs hold."""
+    return jnp.sum(pairs.allowed.astype(jnp.int32)) > size
 
 
 def receives(pairs: Pairs) -> jnp.ndarray:

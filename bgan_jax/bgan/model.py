@@ -7,16 +7,17 @@ API. The batch is the padded ``jraph.GraphsTuple`` of ``graphs.batch_and_pad``.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import jraph
+import numpy as np
 
 from bgan_jax.bgan import masks
 from bgan_jax.bgan.attention import dense_attention, sparse_attention
-from bgan_jax.bgan.config import FEATURE_CLIP, BGANConfig
+from bgan_jax.bgan.config import FEATURE_CLIP, MECHANISMS, BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
 
 
@@ -62,11 +63,16 @@ class EdgeAttention(nn.Module):
         q = nn.Dense(width, name="query")(x).reshape((n,) + hd) / jnp.sqrt(self.head_dim)
         k = nn.Dense(width, name="key")(x).reshape((n,) + hd)
         v = nn.Dense(width, name="value")(x).reshape((n,) + hd)
-        e = edge_emb.shape[0]
-        ek = nn.Dense(width, use_bias=False, name="edge_key")(edge_emb).reshape((e,) + hd)
-        ev = nn.Dense(width, use_bias=False, name="edge_value")(edge_emb).reshape((e,) + hd)
+        emb = edge_emb if pairs.rows is None else edge_emb[pairs.rows]  # [P, de]
+        p = emb.shape[0]
+        ek = nn.Dense(width, use_bias=False, name="edge_key")(emb).reshape((p,) + hd)
+        ev = nn.Dense(width, use_bias=False, name="edge_value")(emb).reshape((p,) + hd)
         args = (q, k, v, ek, ev, pairs)
-        return sparse_attention(*args) if layout is None else dense_attention(*args, layout)
+        out, w = sparse_attention(*args) if layout is None else dense_attention(*args, layout)
+        if pairs.rows is not None:  # weights back onto the batch's edge rows: [E, H]
+            per_edge = jnp.zeros((edge_emb.shape[0], self.heads), w.edges.dtype)
+            w = w._replace(edges=per_edge.at[pairs.rows].add(w.edges))
+        return out, w
 
 
 class MaskedAttention(nn.Module):
@@ -170,6 +176,58 @@ def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, m
             "mask_a": fwd, "mask_b": masks.transpose(fwd)}
 
 
+class PairOverflow(ValueError):
+    """A batch holds more pairs of a mechanism than ``BGANConfig.pair_fractions`` allows."""
+
+
+def _raise_overflow(flags):
+    over = [m for m, f in zip(MECHANISMS, np.asarray(flags)) if f]
+    if over:
+        raise PairOverflow(f"this batch has more {'/'.join(over)} pairs than "
+                           "BGANConfig.pair_fractions leaves room for: the fractions were "
+                           "measured on other graphs; set them with bgan_jax.pair_fractions "
+                           "over these graphs too, or to () to run over all edge rows")
+
+
+def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, masks.Pairs]:
+    """``mechanism_pairs`` compacted to each mechanism's capacity in this bucket
+    (``config.pair_fractions``; unchanged when it is ()). Raises ``PairOverflow``
+    (at run time, also under jit) when a batch has more allowed rows than that."""
+    pairs = mechanism_pairs(graph, config)
+    if not config.pair_fractions:
+        return pairs
+    e = graph.senders.shape[0]
+    size = {m: masks.capacity(e, f) for m, f in zip(MECHANISMS, config.pair_fractions)}
+    flags = jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS])
+    jax.lax.cond(jnp.any(flags), lambda f: jax.debug.callback(_raise_overflow, f),
+                 lambda f: None, flags)
+    return {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}
+
+
+def pair_fractions(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> Tuple[float, ...]:
+    """Host helper for ``BGANConfig.pair_fractions``: per mechanism, the largest share
+    of a graph's edge rows it attends over, in any graph of ``graphs`` (padded batches;
+    each real graph counts on its own), rounded up. A batch's share is an average of
+    its graphs' shares, so no batch of these graphs can exceed it."""
+    count = jax.jit(lambda g: _pair_shares(g, config))
+    top = np.zeros(len(MECHANISMS))
+    for graph in graphs:
+        top = np.maximum(top, np.asarray(count(graph)).max(axis=0, initial=0.0))
+    return tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0)) for t in top)
+
+
+def _pair_shares(graph: jraph.GraphsTuple, config: BGANConfig) -> jnp.ndarray:
+    """[G, 4] allowed rows / real edge rows of each graph, per mechanism (0 for graphs
+    without edges and for padding)."""
+    g = graph.n_node.shape[0]
+    edge_graph = jnp.repeat(jnp.arange(g), graph.n_edge, total_repeat_length=graph.senders.shape[0])
+    pairs = mechanism_pairs(graph, config)
+    real = jax.ops.segment_sum(graph.edges["valid"].astype(jnp.float32), edge_graph, g)  # [G]
+    used = jnp.stack([jax.ops.segment_sum(pairs[m].allowed.astype(jnp.float32), edge_graph, g)
+                      for m in MECHANISMS], -1)  # [G, 4]
+    return jnp.where(real[:, None] > 0, used / jnp.maximum(real[:, None], 1.0), 0.0)
+
+
 class BGAN(nn.Module):
     """Bio-inspired graph attention network over padded CG batches."""
 
@@ -178,7 +236,7 @@ class BGAN(nn.Module):
     def context(self, graph: jraph.GraphsTuple, edge_emb) -> Context:
         cfg, nodes = self.config, graph.nodes
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
-        pairs = mechanism_pairs(graph, cfg)
+        pairs = compact_pairs(graph, cfg)
         return Context(
             edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
             fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],

@@ -28,6 +28,7 @@ from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
 from bgan_jax.bgan.baselines import MODELS, create_variant
 from bgan_jax.bgan.config import BGANConfig
+from bgan_jax.bgan.model import pair_fractions
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
@@ -110,6 +111,20 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
     model = config.model.replace(feature_shift=tuple(float(v) for v in shift),
                                  feature_scale=tuple(float(v) for v in scale))
     return dataclasses.replace(config, model=model)
+
+
+def with_pair_fractions(config: TrainConfig, examples: Sequence[data_lib.Example],
+                        chunk: int = 64) -> TrainConfig:
+    """The config with ``BGANConfig.pair_fractions`` measured over every graph the run
+    will see (all splits), so each mechanism runs on its own rows only (not set again
+    when a resumed config has it; the numbers do not depend on it)."""
+    if config.model.pair_fractions or not examples:
+        return config
+    cfg = model_config(config)
+    graphs = (batch_and_pad([e.cg for e in examples[i:i + chunk]])
+              for i in range(0, len(examples), chunk))
+    return dataclasses.replace(config, model=config.model.replace(
+        pair_fractions=pair_fractions(graphs, cfg)))
 
 
 def build_model(config: TrainConfig):
@@ -277,7 +292,10 @@ def load_run(workdir) -> Run:
     ckpts = Checkpoints(workdir, config.keep_checkpoints, selection_metric(config))
     _, tree = ckpts.restore_best(_saved(state))
     state = _restored(state, tree)
-    return Run(config, build_model(config), state.params, int(state.step),
+    # The read-out model runs over all edge rows: it may be given graphs the run never
+    # saw, whose pairs its measured pair_fractions need not hold (same numbers).
+    any_graph = dataclasses.replace(config, model=config.model.replace(pair_fractions=()))
+    return Run(config, build_model(any_graph), state.params, int(state.step),
                read_data_path(workdir, must_exist=False))
 
 
@@ -312,6 +330,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             f"{f} ({why})" for f, why in damaged), file=sys.stderr, flush=True)
     train = splits["train"]
     config = with_feature_stats(config, train)
+    config = with_pair_fractions(config, [e for split in splits.values() for e in split])
     scale = data_lib.target_scale(train, task)
     devices = jax.device_count()  # all processes' devices: the global batch
     steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices))

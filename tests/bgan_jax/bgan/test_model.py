@@ -223,6 +223,8 @@ def test_dropout_needs_train_flag_and_rng(batch):
     (dict(signal_edge_kinds=(9,)), "EdgeKind values"),
     (dict(feature_shift=(0.0,), feature_scale=()), "same length"),
     (dict(feature_shift=(0.0,), feature_scale=(0.0,)), "scale > 0"),
+    (dict(pair_fractions=(0.5, 0.5)), "pair_fractions must be"),
+    (dict(pair_fractions=(0.5, 0.5, 0.0, 1.0)), "pair_fractions must be"),
 ])
 def test_bad_config_is_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -276,3 +278,38 @@ def test_feature_standardisation_is_the_same_as_feeding_standardised_features(ba
     assert all(np.isfinite(np.asarray(v)).all() for v in out.values())  # padding: no NaN
     with pytest.raises(ValueError, match="another feature schema"):
         create_model(SMALL.replace(feature_shift=(0.0,), feature_scale=(1.0,))).apply(params, batch)
+
+
+def test_pair_fractions_bound_every_graph_and_batch(batch):
+    from bgan_jax.bgan.config import MECHANISMS
+    fractions = bgan_jax.pair_fractions([batch], SMALL)
+    assert len(fractions) == len(MECHANISMS) and all(0 < f <= 1 for f in fractions)
+    pairs = bgan_jax.mechanism_pairs(batch, SMALL)
+    for m, f in zip(MECHANISMS, fractions):
+        assert int(np.sum(pairs[m].allowed)) <= f * int(np.sum(batch.edges["valid"]))
+    assert fractions[0] < 1.0  # GANlow never uses synapse rows: compaction saves work
+
+
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+def test_compacted_pairs_change_nothing(batch, path):
+    """Each mechanism on its own rows (pair_fractions set) == all rows with a mask:
+    outputs, attention on the batch's edge rows, and gradients; also with padding."""
+    full = SMALL.replace(attention=path, num_blocks=1)
+    cgs = [random_cg(s, n_neurons=2 + s) for s in range(4)]
+    compact = full.replace(pair_fractions=bgan_jax.pair_fractions(
+        [batch_and_pad([cg]) for cg in cgs], full))  # measured per graph, used per batch
+    model_f, params = init_apply(full, batch)
+    model_c = create_model(compact)
+    big = batch_and_pad(cgs, n_node=batch.n_node.sum() * 2, n_edge=batch.n_edge.sum() * 2,
+                        n_graph=9)
+    for b in (batch, big):
+        assert_tree_close(forward(model_f)(params, b), forward(model_c)(params, b))
+        assert_tree_close(loss_fn(model_f, b)(params, b.nodes["features"]),
+                          loss_fn(model_c, b)(params, b.nodes["features"]))
+
+
+def test_more_pairs_than_the_fractions_allow_is_an_error_not_a_drop(batch):
+    model, params = init_apply(SMALL, batch)
+    tight = create_model(SMALL.replace(pair_fractions=(0.01,) * 4))
+    with pytest.raises(Exception, match="pair_fractions"):
+        jax.block_until_ready(jax.jit(tight.apply)(params, batch))
