@@ -312,6 +312,7 @@ def main(argv=None) -> None:
                     help="skip dense runs whose estimated peak exceeds this")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--json", help="also write every measurement to this JSON file")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -345,6 +346,9 @@ def main(argv=None) -> None:
             print(f"{impl:<12}{res['nodes']:>9}{res['edges']:>10}{res['time_s'] * 1e3:>11.1f}"
                   f"{res['first_call_s']:>9.1f}{res['rss_growth_mb']:>9.0f}"
                   f"{(dev / 2 ** 20 if dev else float('nan')):>9.0f}  {ratio}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            [dict(impl=i, size=n, **r) for (i, n), r in results.items()], indent=1))
     common = [n for n in sizes if "time_s" in results.get(("pyg", n), {})
               and "time_s" in results.get(("bgan_sparse", n), {})]
     if common:
