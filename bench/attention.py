@@ -11,6 +11,8 @@ same block layout and the same allowed pairs per mechanism, given to them
 precomputed):
 * ``pyg``: PyTorch Geometric ``TransformerConv`` (edge_dim, no root weight) for
   each of the four attentions; edge features enter keys and values.
+* ``bgan_masked``: ours without ``pair_fractions``, every mechanism over all E edge
+  rows with a mask (what compacting each mechanism's rows saves);
 * ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` with a boolean
   [N, N] mask per mechanism (dense); a boolean mask cannot carry edge features,
   so this peer does less work than ours.
@@ -43,7 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 HIDDEN, HEADS, EDGE_HIDDEN = 128, 4, 32
-IMPLS = ("bgan_sparse", "bgan_dense", "pyg", "sdpa")
+IMPLS = ("bgan_sparse", "bgan_masked", "bgan_dense", "pyg", "sdpa")
 
 
 def synthetic_graph(n_nodes: int, edges_per_node: float = 10.0, seed: int = 0):
@@ -272,7 +274,9 @@ def child(impl: str, n_nodes: int, reps: int) -> dict:
     """One measurement in this (fresh) process: time, RSS growth, device peak."""
     batch = synthetic_graph(n_nodes)
     rss0 = _current_rss_mb()
-    if impl.startswith("bgan"):
+    if impl == "bgan_masked":  # every mechanism over all E rows with a mask (no compaction)
+        res = run_ours(batch, "sparse", reps, compact=False)
+    elif impl.startswith("bgan"):
         res = run_ours(batch, impl.split("_")[1], reps)
     else:
         res = run_torch(batch, impl, reps)
