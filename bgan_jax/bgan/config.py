@@ -72,8 +72,8 @@ class BGANConfig:
     ``MECHANISMS``; () = every mechanism runs over all E rows with a mask). With it set,
     each mechanism runs on ceil(fraction * E) compacted rows only, the same for every
     batch of a bucket; ``bgan_jax.pair_fractions(graphs, config)`` measures it and
-    training sets it from the dataset. A batch with more allowed rows is an error,
-    never a silent drop."""
+    training sets it from the dataset. A batch with more allowed rows gives NaN
+    outputs, never a silent drop (``bgan_jax.pair_overflow`` finds such batches)."""
 
     def __post_init__(self):
         checks = [

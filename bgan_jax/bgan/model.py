@@ -48,6 +48,7 @@ class Context(NamedTuple):
     bwd: masks.Pairs
     neuron_id: jnp.ndarray  # [N] int32
     is_compartment: jnp.ndarray  # [N] bool
+    overflow: jnp.ndarray  # [] bool: pairs beyond a mechanism's capacity (see compact_pairs)
 
 
 class EdgeAttention(nn.Module):
@@ -176,32 +177,28 @@ def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, m
             "mask_a": fwd, "mask_b": masks.transpose(fwd)}
 
 
-class PairOverflow(ValueError):
-    """A batch holds more pairs of a mechanism than ``BGANConfig.pair_fractions`` allows."""
-
-
-def _raise_overflow(flags):
-    over = [m for m, f in zip(MECHANISMS, np.asarray(flags)) if f]
-    if over:
-        raise PairOverflow(f"this batch has more {'/'.join(over)} pairs than "
-                           "BGANConfig.pair_fractions leaves room for: the fractions were "
-                           "measured on other graphs; set them with bgan_jax.pair_fractions "
-                           "over these graphs too, or to () to run over all edge rows")
-
-
-def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, masks.Pairs]:
-    """``mechanism_pairs`` compacted to each mechanism's capacity in this bucket
-    (``config.pair_fractions``; unchanged when it is ()). Raises ``PairOverflow``
-    (at run time, also under jit) when a batch has more allowed rows than that."""
+def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
+                  ) -> Tuple[Dict[str, masks.Pairs], jnp.ndarray]:
+    """(``mechanism_pairs`` compacted to each mechanism's capacity in this bucket,
+    [] bool: some mechanism has more allowed rows than its capacity). Unchanged,
+    never overflowing, when ``config.pair_fractions`` is (). The model turns an
+    overflow into NaN outputs (a host callback that raises would keep XLA's
+    persistent compilation cache from storing the step); ``pair_overflow`` checks
+    batches on the host."""
     pairs = mechanism_pairs(graph, config)
     if not config.pair_fractions:
-        return pairs
+        return pairs, jnp.zeros((), bool)
     e = graph.senders.shape[0]
     size = {m: masks.capacity(e, f) for m, f in zip(MECHANISMS, config.pair_fractions)}
-    flags = jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS])
-    jax.lax.cond(jnp.any(flags), lambda f: jax.debug.callback(_raise_overflow, f),
-                 lambda f: None, flags)
-    return {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}
+    over = jnp.any(jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS]))
+    return {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}, over
+
+
+def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> List[int]:
+    """Host check: indices of the batches in ``graphs`` with more pairs than
+    ``config.pair_fractions`` leaves room for (the model would give NaN for them)."""
+    check = jax.jit(lambda g: compact_pairs(g, config)[1])
+    return [i for i, g in enumerate(graphs) if bool(check(g))]
 
 
 def pair_fractions(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> Tuple[float, ...]:
@@ -236,8 +233,8 @@ class BGAN(nn.Module):
     def context(self, graph: jraph.GraphsTuple, edge_emb) -> Context:
         cfg, nodes = self.config, graph.nodes
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
-        pairs = compact_pairs(graph, cfg)
-        return Context(
+        pairs, over = compact_pairs(graph, cfg)
+        return Context(overflow=over,
             edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
             fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],
             is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0))
@@ -254,6 +251,7 @@ class BGAN(nn.Module):
         edge_emb = nn.gelu(nn.Dense(cfg.edge_hidden, name="edge_embed")(ex))
         edge_emb = jnp.where(edge_valid[:, None], edge_emb, 0.0)  # [E, de]
         ctx = self.context(graph, edge_emb)
+        h = jnp.where(ctx.overflow, jnp.nan, h)  # dropped pairs: NaN everywhere, never a quiet error
         attention: List[Dict] = []
         for b in range(cfg.num_blocks):
             h, w = Block(cfg, name=f"block_{b}")(h, ctx, valid, train)

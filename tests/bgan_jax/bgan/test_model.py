@@ -308,8 +308,13 @@ def test_compacted_pairs_change_nothing(batch, path):
                           loss_fn(model_c, b)(params, b.nodes["features"]))
 
 
-def test_more_pairs_than_the_fractions_allow_is_an_error_not_a_drop(batch):
+def test_more_pairs_than_the_fractions_allow_is_nan_not_a_drop(batch):
     model, params = init_apply(SMALL, batch)
-    tight = create_model(SMALL.replace(pair_fractions=(0.01,) * 4))
-    with pytest.raises(Exception, match="pair_fractions"):
-        jax.block_until_ready(jax.jit(tight.apply)(params, batch))
+    tight = SMALL.replace(pair_fractions=(0.01,) * 4)
+    out = jax.jit(create_model(tight).apply)(params, batch)
+    assert all(np.any(np.isnan(v)) for v in out.values())
+    real = np.asarray(batch.nodes["valid"])
+    assert np.all(np.isnan(out["node_embedding"][real]))
+    assert bgan_jax.pair_overflow([batch], tight) == [0]
+    assert bgan_jax.pair_overflow([batch], SMALL.replace(
+        pair_fractions=bgan_jax.pair_fractions([batch], SMALL))) == []
