@@ -121,6 +121,7 @@ def _final_params(workdir):
     return tree["params"], step
 
 
+@pytest.mark.slow  # ~2.5 min (three train.py launches); checkpoints' resume logic is tested in tests/bgan_jax/runs
 def test_resume_after_sigkill_ends_with_the_same_parameters(dataset, tmp_path, capsys):
     full = tmp_path / "full"
     out = subprocess.run(_train_cmd(dataset, full), capture_output=True, text=True,
@@ -292,6 +293,7 @@ def _two_processes(cmd, port):
     return outs
 
 
+@pytest.mark.slow  # ~5 min (four train.py launches); test_pmap_step_equals_single_device_step stays default
 def test_two_processes_equal_one_process_with_two_devices(dataset, tmp_path):
     """jax.distributed on 127.0.0.1: 2 processes x 1 CPU device, each building its half of
     every global batch, end where 1 process with 2 devices ends; files are written once,
