@@ -81,8 +81,8 @@ def _attend(q, k, v, ek, ev, s, r, ok, ok_self):
 def _edge_attention(q, k, v, ek, ev, s, r, ok, ok_self):
     """The sparse path with a hand-written backward pass: XLA's autodiff of the masked
     segment softmax keeps and re-reads several [P, H, D] intermediates; this backward
-    keeps only the inputs and the weights and recomputes the gathers it needs, which
-    measured faster on CPU and holds less memory (BENCHMARKS.md)."""
+    keeps only the inputs and the weights and recomputes the gathers it needs, so it
+    holds less memory (BENCHMARKS.md: 5.8 -> 4.6 GB at 64k nodes with compaction)."""
     return _attend(q, k, v, ek, ev, s, r, ok, ok_self)
 
 

@@ -217,7 +217,7 @@ def _pair_shares(graph: jraph.GraphsTuple, config: BGANConfig) -> jnp.ndarray:
     """[G, 4] allowed rows / real edge rows of each graph, per mechanism (0 for graphs
     without edges and for padding)."""
     g = graph.n_node.shape[0]
-    edge_graph = jnp.repeat(jnp.arange(g), graph.n_edge, total_repeat_length=graph.senders.shape[0])
+    edge_graph = masks.graph_index(graph)[graph.senders]  # [E]
     pairs = mechanism_pairs(graph, config)
     real = jax.ops.segment_sum(graph.edges["valid"].astype(jnp.float32), edge_graph, g)  # [G]
     used = jnp.stack([jax.ops.segment_sum(pairs[m].allowed.astype(jnp.float32), edge_graph, g)
@@ -234,10 +234,11 @@ class BGAN(nn.Module):
         cfg, nodes = self.config, graph.nodes
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
         pairs, over = compact_pairs(graph, cfg)
-        return Context(overflow=over,
+        return Context(
             edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
             fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],
-            is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0))
+            is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0),
+            overflow=over)
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, *, return_attention: bool = False,
