@@ -52,7 +52,7 @@ def child_ours(data_dir, batch_size: int, limit: int) -> dict:
     import attention as att
     from bgan_jax.bgan import data as data_lib
     from bgan_jax.bgan.train import (TrainConfig, create_train_state, make_train_step,
-                                     with_pair_fractions)
+                                     with_compaction)
     from graphs.batching import padding_efficiency
 
     devices = jax.local_device_count()
@@ -60,7 +60,7 @@ def child_ours(data_dir, batch_size: int, limit: int) -> dict:
     cfg = TrainConfig(model=model, batch_size=batch_size)
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(data_dir, cfg.task, ("train",))["train"]
-    cfg = with_pair_fractions(cfg, train)  # as train.py sets it from the dataset
+    cfg = with_compaction(cfg, train)  # as train.py sets it from the dataset
     steps = _epoch(train, batch_size, devices, limit)
     state = create_train_state(cfg, steps[0][0])
     rng = jax.random.PRNGKey(0)

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 from graphs.schema import EdgeKind
 
 ATTENTION_PATHS = ("sparse", "dense")
-MECHANISMS = ("ganlow", "ganup", "mask_a", "mask_b")  # the order of ``pair_fractions``
+MECHANISMS = ("ganlow", "ganup", "mask_a", "mask_b")  # the order of ``*_fractions``
 FEATURE_CLIP = 10.0  # standardised node features are clipped to +-this
 
 
@@ -74,6 +74,13 @@ class BGANConfig:
     batch of a bucket; ``bgan_jax.pair_fractions(graphs, config)`` measures it and
     training sets it from the dataset. A batch with more allowed rows gives NaN
     outputs, never a silent drop (``bgan_jax.pair_overflow`` finds such batches)."""
+    node_fractions: Tuple[float, ...] = ()
+    """Largest share of a graph's nodes each mechanism touches (sends, receives or
+    attends to itself; one per ``MECHANISMS``; () = all N nodes). With it set, the
+    sparse path projects and aggregates only ceil(fraction * N) node slots per
+    mechanism (GANlow: compartments, GANup: neurons); ``bgan_jax.node_fractions``
+    measures it, training sets it, overflow gives NaN as for ``pair_fractions``.
+    The dense path ignores it."""
 
     def __post_init__(self):
         checks = [
@@ -92,10 +99,11 @@ class BGANConfig:
             (len(self.feature_shift) == len(self.feature_scale)
              and all(v > 0 for v in self.feature_scale),
              "feature_shift and feature_scale must have the same length and scale > 0"),
-            (not self.pair_fractions or (len(self.pair_fractions) == len(MECHANISMS)
-                                         and all(0 < f <= 1 for f in self.pair_fractions)),
-             f"pair_fractions must be () or {len(MECHANISMS)} values in (0, 1] "
-             f"(order {MECHANISMS}), got {self.pair_fractions}"),
+            *((not fr or (len(fr) == len(MECHANISMS) and all(0 < f <= 1 for f in fr)),
+               f"{name} must be () or {len(MECHANISMS)} values in (0, 1] "
+               f"(order {MECHANISMS}), got {fr}")
+              for name, fr in (("pair_fractions", self.pair_fractions),
+                               ("node_fractions", self.node_fractions))),
             (all(k in {int(e) for e in EdgeKind} for k in self.signal_edge_kinds),
              f"signal_edge_kinds must be EdgeKind values, got {self.signal_edge_kinds}"),
         ]

@@ -52,7 +52,8 @@ class Context(NamedTuple):
 
 
 class EdgeAttention(nn.Module):
-    """Multi-head edge-aware attention over one pair set: -> ([N, H, D], weights)."""
+    """Multi-head edge-aware attention over one pair set: -> ([C, H, D] on the pairs'
+    node slots (``masks.expand`` puts them back on the batch), weights on the batch)."""
 
     heads: int
     head_dim: int
@@ -60,16 +61,19 @@ class EdgeAttention(nn.Module):
     @nn.compact
     def __call__(self, x, edge_emb, pairs: masks.Pairs, layout: Optional[masks.DenseLayout]):
         n, hd = x.shape[0], (self.heads, self.head_dim)
-        width = self.heads * self.head_dim
-        q = nn.Dense(width, name="query")(x).reshape((n,) + hd) / jnp.sqrt(self.head_dim)
-        k = nn.Dense(width, name="key")(x).reshape((n,) + hd)
-        v = nn.Dense(width, name="value")(x).reshape((n,) + hd)
+        if pairs.nodes is not None:  # only the nodes this mechanism touches: [C, d]
+            x = x[jnp.minimum(pairs.nodes, n - 1)]
+        c, width = x.shape[0], self.heads * self.head_dim
+        q = nn.Dense(width, name="query")(x).reshape((c,) + hd) / jnp.sqrt(self.head_dim)
+        k = nn.Dense(width, name="key")(x).reshape((c,) + hd)
+        v = nn.Dense(width, name="value")(x).reshape((c,) + hd)
         emb = edge_emb if pairs.rows is None else edge_emb[pairs.rows]  # [P, de]
         p = emb.shape[0]
         ek = nn.Dense(width, use_bias=False, name="edge_key")(emb).reshape((p,) + hd)
         ev = nn.Dense(width, use_bias=False, name="edge_value")(emb).reshape((p,) + hd)
         args = (q, k, v, ek, ev, pairs)
         out, w = sparse_attention(*args) if layout is None else dense_attention(*args, layout)
+        w = w._replace(self=masks.expand(w.self, pairs, n))  # [N, H]
         if pairs.rows is not None:  # weights back onto the batch's edge rows: [E, H]
             per_edge = jnp.zeros((edge_emb.shape[0], self.heads), w.edges.dtype)
             w = w._replace(edges=per_edge.at[pairs.rows].add(w.edges))
@@ -86,7 +90,8 @@ class MaskedAttention(nn.Module):
     def __call__(self, x, edge_emb, pairs, layout):
         out, w = EdgeAttention(self.heads, self.hidden // self.heads, name="attention")(
             x, edge_emb, pairs, layout)
-        return nn.Dense(self.hidden, use_bias=False, name="out")(out.reshape(x.shape[0], -1)), w
+        y = nn.Dense(self.hidden, use_bias=False, name="out")(out.reshape(out.shape[0], -1))
+        return masks.expand(y, pairs, x.shape[0]), w
 
 
 class NSA(nn.Module):
@@ -132,7 +137,7 @@ class BMSA(nn.Module):
         for name, heads, pairs in zip(("mask_a", "mask_b"), bmsa_heads(cfg), (ctx.fwd, ctx.bwd)):
             if heads:
                 out, w = EdgeAttention(heads, head_dim, name=name)(h, ctx.edge_emb, pairs, ctx.layout)
-                parts.append(out.reshape(h.shape[0], -1))
+                parts.append(masks.expand(out.reshape(out.shape[0], -1), pairs, h.shape[0]))
                 weights[name] = w
         return nn.Dense(cfg.hidden, use_bias=False, name="mix")(jnp.concatenate(parts, -1)), weights
 
@@ -180,23 +185,31 @@ def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, m
 def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
                   ) -> Tuple[Dict[str, masks.Pairs], jnp.ndarray]:
     """(``mechanism_pairs`` compacted to each mechanism's capacity in this bucket,
-    [] bool: some mechanism has more allowed rows than its capacity). Unchanged,
-    never overflowing, when ``config.pair_fractions`` is (). The model turns an
-    overflow into NaN outputs (a host callback that raises would keep XLA's
-    persistent compilation cache from storing the step); ``pair_overflow`` checks
-    batches on the host."""
+    [] bool: some mechanism has more allowed rows or touched nodes than its
+    capacity). Rows by ``config.pair_fractions``, then (sparse path) nodes by
+    ``config.node_fractions``; unchanged, never overflowing, when both are (). The
+    model turns an overflow into NaN outputs (a host callback that raises would keep
+    XLA's persistent compilation cache from storing the step); ``pair_overflow``
+    checks batches on the host."""
     pairs = mechanism_pairs(graph, config)
-    if not config.pair_fractions:
-        return pairs, jnp.zeros((), bool)
-    e = graph.senders.shape[0]
-    size = {m: masks.capacity(e, f) for m, f in zip(MECHANISMS, config.pair_fractions)}
-    over = jnp.any(jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS]))
-    return {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}, over
+    over = jnp.zeros((), bool)
+    if config.pair_fractions:
+        size = {m: masks.capacity(graph.senders.shape[0], f)
+                for m, f in zip(MECHANISMS, config.pair_fractions)}
+        over = jnp.any(jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS]))
+        pairs = {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}
+    if config.node_fractions and config.attention == "sparse":
+        n = graph.nodes["kind"].shape[0]
+        for m, f in zip(MECHANISMS, config.node_fractions):
+            pairs[m], lost = masks.compact_nodes(pairs[m], masks.capacity(n, f))
+            over = over | lost
+    return pairs, over
 
 
 def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> List[int]:
-    """Host check: indices of the batches in ``graphs`` with more pairs than
-    ``config.pair_fractions`` leaves room for (the model would give NaN for them)."""
+    """Host check: indices of the batches in ``graphs`` with more pairs or touched nodes
+    than ``config.pair_fractions`` / ``node_fractions`` leave room for (the model would
+    give NaN for them)."""
     check = jax.jit(lambda g: compact_pairs(g, config)[1])
     return [i for i, g in enumerate(graphs) if bool(check(g))]
 
@@ -206,23 +219,38 @@ def pair_fractions(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> T
     of a graph's edge rows it attends over, in any graph of ``graphs`` (padded batches;
     each real graph counts on its own), rounded up. A batch's share is an average of
     its graphs' shares, so no batch of these graphs can exceed it."""
-    count = jax.jit(lambda g: _pair_shares(g, config))
+    return _largest_share(graphs, config, "edges")
+
+
+def node_fractions(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> Tuple[float, ...]:
+    """Host helper for ``BGANConfig.node_fractions``: as ``pair_fractions``, for the
+    share of a graph's nodes each mechanism touches."""
+    return _largest_share(graphs, config, "nodes")
+
+
+def _largest_share(graphs, config: BGANConfig, of: str) -> Tuple[float, ...]:
+    count = jax.jit(lambda g: _shares(g, config, of))
     top = np.zeros(len(MECHANISMS))
     for graph in graphs:
         top = np.maximum(top, np.asarray(count(graph)).max(axis=0, initial=0.0))
     return tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0)) for t in top)
 
 
-def _pair_shares(graph: jraph.GraphsTuple, config: BGANConfig) -> jnp.ndarray:
-    """[G, 4] allowed rows / real edge rows of each graph, per mechanism (0 for graphs
-    without edges and for padding)."""
+def _shares(graph: jraph.GraphsTuple, config: BGANConfig, of: str) -> jnp.ndarray:
+    """[G, 4] allowed rows / real edge rows (``of="edges"``) or touched nodes / real
+    nodes (``"nodes"``) of each graph, per mechanism (0 for empty graphs, padding)."""
     g = graph.n_node.shape[0]
-    edge_graph = masks.graph_index(graph)[graph.senders]  # [E]
+    node_graph = masks.graph_index(graph)  # [N]
     pairs = mechanism_pairs(graph, config)
-    real = jax.ops.segment_sum(graph.edges["valid"].astype(jnp.float32), edge_graph, g)  # [G]
-    used = jnp.stack([jax.ops.segment_sum(pairs[m].allowed.astype(jnp.float32), edge_graph, g)
-                      for m in MECHANISMS], -1)  # [G, 4]
-    return jnp.where(real[:, None] > 0, used / jnp.maximum(real[:, None], 1.0), 0.0)
+    if of == "edges":
+        where, real = node_graph[graph.senders], graph.edges["valid"]  # [E]
+        used = [pairs[m].allowed for m in MECHANISMS]
+    else:
+        where, real = node_graph, graph.nodes["valid"]  # [N]
+        used = [masks.touched(pairs[m]) for m in MECHANISMS]
+    total = jax.ops.segment_sum(real.astype(jnp.float32), where, g)  # [G]
+    used = jnp.stack([jax.ops.segment_sum(u.astype(jnp.float32), where, g) for u in used], -1)
+    return jnp.where(total[:, None] > 0, used / jnp.maximum(total[:, None], 1.0), 0.0)
 
 
 class BGAN(nn.Module):

@@ -28,7 +28,7 @@ from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
 from bgan_jax.bgan.baselines import MODELS, create_variant
 from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.model import pair_fractions
+from bgan_jax.bgan.model import node_fractions, pair_fractions
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
@@ -113,18 +113,21 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
     return dataclasses.replace(config, model=model)
 
 
-def with_pair_fractions(config: TrainConfig, examples: Sequence[data_lib.Example],
-                        chunk: int = 64) -> TrainConfig:
-    """The config with ``BGANConfig.pair_fractions`` measured over every graph the run
-    will see (all splits), so each mechanism runs on its own rows only (not set again
-    when a resumed config has it; the numbers do not depend on it)."""
-    if config.model.pair_fractions or not examples:
+def with_compaction(config: TrainConfig, examples: Sequence[data_lib.Example],
+                    chunk: int = 64) -> TrainConfig:
+    """The config with ``BGANConfig.pair_fractions`` and ``node_fractions`` measured over
+    every graph the run will see (all splits), so each mechanism runs on its own rows
+    and nodes only (each not set again when a resumed config has it; the numbers do
+    not depend on them)."""
+    model = config.model
+    if not examples or (model.pair_fractions and model.node_fractions):
         return config
     cfg = model_config(config)
-    graphs = (batch_and_pad([e.cg for e in examples[i:i + chunk]])
-              for i in range(0, len(examples), chunk))
-    return dataclasses.replace(config, model=config.model.replace(
-        pair_fractions=pair_fractions(graphs, cfg)))
+    graphs = [batch_and_pad([e.cg for e in examples[i:i + chunk]])
+              for i in range(0, len(examples), chunk)]
+    return dataclasses.replace(config, model=model.replace(
+        pair_fractions=model.pair_fractions or pair_fractions(graphs, cfg),
+        node_fractions=model.node_fractions or node_fractions(graphs, cfg)))
 
 
 def build_model(config: TrainConfig):
@@ -292,9 +295,10 @@ def load_run(workdir) -> Run:
     ckpts = Checkpoints(workdir, config.keep_checkpoints, selection_metric(config))
     _, tree = ckpts.restore_best(_saved(state))
     state = _restored(state, tree)
-    # The read-out model runs over all edge rows: it may be given graphs the run never
-    # saw, whose pairs its measured pair_fractions need not hold (same numbers).
-    any_graph = dataclasses.replace(config, model=config.model.replace(pair_fractions=()))
+    # The read-out model runs over all edge rows and nodes: it may be given graphs the
+    # run never saw, which its measured fractions need not hold (same numbers).
+    any_graph = dataclasses.replace(config, model=config.model.replace(
+        pair_fractions=(), node_fractions=()))
     return Run(config, build_model(any_graph), state.params, int(state.step),
                read_data_path(workdir, must_exist=False))
 
@@ -330,7 +334,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             f"{f} ({why})" for f, why in damaged), file=sys.stderr, flush=True)
     train = splits["train"]
     config = with_feature_stats(config, train)
-    config = with_pair_fractions(config, [e for split in splits.values() for e in split])
+    config = with_compaction(config, [e for split in splits.values() for e in split])
     scale = data_lib.target_scale(train, task)
     devices = jax.device_count()  # all processes' devices: the global batch
     steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices))

@@ -225,6 +225,7 @@ def test_dropout_needs_train_flag_and_rng(batch):
     (dict(feature_shift=(0.0,), feature_scale=(0.0,)), "scale > 0"),
     (dict(pair_fractions=(0.5, 0.5)), "pair_fractions must be"),
     (dict(pair_fractions=(0.5, 0.5, 0.0, 1.0)), "pair_fractions must be"),
+    (dict(node_fractions=(0.5, 0.5, 1.5, 1.0)), "node_fractions must be"),
 ])
 def test_bad_config_is_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -290,17 +291,31 @@ def test_pair_fractions_bound_every_graph_and_batch(batch):
     assert fractions[0] < 1.0  # GANlow never uses synapse rows: compaction saves work
 
 
+def test_node_fractions_bound_every_graph(batch):
+    from bgan_jax.bgan.config import MECHANISMS
+    fractions = bgan_jax.node_fractions([batch], SMALL)
+    pairs = bgan_jax.mechanism_pairs(batch, SMALL)
+    real = np.asarray(batch.nodes["valid"])
+    for m, f in zip(MECHANISMS, fractions):
+        hit = np.asarray(bgan_jax.touched(pairs[m]))
+        assert not hit[~real].any()  # padding is never touched
+        assert 0 < hit.sum() <= f * real.sum()
+    assert fractions[1] < 0.5  # GANup touches the neurons only
+
+
 @pytest.mark.parametrize("path", ["sparse", "dense"])
 def test_compacted_pairs_change_nothing(path):
-    """Each mechanism on its own rows (pair_fractions set) == all rows with a mask:
-    outputs and attention on the batch's edge rows (both paths), gradients (sparse;
-    dense == sparse gradients are tested above), in a heavily padded batch."""
+    """Each mechanism on its own rows and nodes (pair_fractions, node_fractions set) ==
+    all rows and nodes with a mask: outputs and attention on the batch's edge rows and
+    nodes (both paths; dense compacts rows only), gradients (sparse; dense == sparse
+    gradients are tested above), in a heavily padded batch."""
     full = BGANConfig(hidden=8, heads=2, num_blocks=1, edge_hidden=4, num_node_outputs=2,
                       num_edge_outputs=2, num_graph_outputs=2, attention=path)
     cgs = [random_cg(s, n_neurons=2 + s) for s in range(3)]
-    compact = full.replace(pair_fractions=bgan_jax.pair_fractions(
-        [batch_and_pad([cg]) for cg in cgs], full))  # measured per graph, used per batch
-    assert min(compact.pair_fractions) < 1.0
+    singles = [batch_and_pad([cg]) for cg in cgs]  # measured per graph, used per batch
+    compact = full.replace(pair_fractions=bgan_jax.pair_fractions(singles, full),
+                           node_fractions=bgan_jax.node_fractions(singles, full))
+    assert min(compact.pair_fractions) < 1.0 and min(compact.node_fractions) < 1.0
     b = batch_and_pad(cgs, n_node=512, n_edge=2048, n_graph=6)
     model_f, params = init_apply(full, b)
     model_c = create_model(compact)
@@ -320,3 +335,15 @@ def test_more_pairs_than_the_fractions_allow_is_nan_not_a_drop(batch):
     assert bgan_jax.pair_overflow([batch], tight) == [0]
     assert bgan_jax.pair_overflow([batch], SMALL.replace(
         pair_fractions=bgan_jax.pair_fractions([batch], SMALL))) == []
+
+
+def test_more_touched_nodes_than_the_fractions_allow_is_nan_not_a_drop(batch):
+    model, params = init_apply(SMALL, batch)
+    measured = bgan_jax.node_fractions([batch], SMALL)
+    tight = SMALL.replace(node_fractions=(measured[0], measured[1] / 2) + measured[2:])
+    out = jax.jit(create_model(tight).apply)(params, batch)
+    assert np.all(np.isnan(out["node_embedding"][np.asarray(batch.nodes["valid"])]))
+    assert bgan_jax.pair_overflow([batch], tight) == [0]
+    ok = SMALL.replace(node_fractions=measured)
+    assert bgan_jax.pair_overflow([batch], ok) == []
+    assert_tree_close(model.apply(params, batch), create_model(ok).apply(params, batch))
