@@ -11,7 +11,7 @@ same block layout and the same allowed pairs per mechanism, given to them
 precomputed):
 * ``pyg``: PyTorch Geometric ``TransformerConv`` (edge_dim, no root weight) for
   each of the four attentions; edge features enter keys and values.
-* ``bgan_masked``: ours without ``pair_fractions`` / ``node_fractions``, every
+* ``bgan_masked``: ours without ``bgan_jax.compaction``, every
   mechanism over all N nodes and E edge rows with a mask (what compacting each
   mechanism's rows and nodes saves);
 * ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` with a boolean
@@ -112,8 +112,7 @@ def run_ours(batch, path: str, reps: int, compact: bool = True) -> dict:
     import bgan_jax
     cfg = config(path)
     if compact:  # each mechanism on its own rows and nodes, as training sets them
-        cfg = cfg.replace(pair_fractions=bgan_jax.pair_fractions([batch], cfg),
-                          node_fractions=bgan_jax.node_fractions([batch], cfg))
+        cfg = cfg.replace(**bgan_jax.compaction([batch], cfg))
     batch = jax.device_put(batch)
     model = bgan_jax.create_model(cfg)
     params = jax.jit(model.init)(jax.random.key(0), batch)

@@ -36,7 +36,7 @@ from bgan_jax.bgan.masks import (DenseLayout, Pairs, backward_pairs, dense_block
                                  graph_index, receives, touched, transpose)
 from bgan_jax.bgan.model import (BGAN, BMSA, NSA, Block, EdgeAttention, MaskedAttention,
                                  bmsa_heads, cls_index, compact_pairs,
-                                 create_model, mechanism_pairs, node_fractions, pair_fractions,
+                                 compaction, create_model, mechanism_pairs,
                                  pair_overflow)
 from bgan_jax.bgan.train import TrainConfig, load_run, train_and_evaluate
 from bgan_jax.runs.checkpoints import CheckpointError, Checkpoints
@@ -53,7 +53,7 @@ __all__ = [
     "BGAN", "BGANConfig", "BMSA", "NSA", "AttentionWeights", "Block", "DenseLayout",
     "EdgeAttention", "MaskedAttention", "Pairs", "accuracy", "analyze_all", "backward_pairs",
     "bmsa_heads", "classification_loss", "cls_index", "compact_pairs", "mechanism_pairs",
-    "node_fractions", "pair_fractions", "pair_overflow", "create_mlp", "create_model",
+    "compaction", "pair_overflow", "create_mlp", "create_model",
     "create_variant", "dense_attention", "dense_block_size", "dense_layout", "forward_pairs",
     "ganlow_pairs", "ganup_pairs", "graph_index", "mask_node_features", "pair_softmax",
     "receives", "touched", "reconstruction_loss", "regression_loss", "sparse_attention", "transpose",

@@ -10,6 +10,7 @@ from graphs.schema import EdgeKind
 ATTENTION_PATHS = ("sparse", "dense")
 MECHANISMS = ("ganlow", "ganup", "mask_a", "mask_b")  # the order of ``*_fractions``
 FEATURE_CLIP = 10.0  # standardised node features are clipped to +-this
+COUNTS_KEPT = 64  # per mechanism, the largest single-graph counts ``*_counts`` keep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,17 +71,24 @@ class BGANConfig:
     pair_fractions: Tuple[float, ...] = ()
     """Largest share of a graph's edge rows each mechanism attends over (one per
     ``MECHANISMS``; () = every mechanism runs over all E rows with a mask). With it set,
-    each mechanism runs on ceil(fraction * E) compacted rows only, the same for every
-    batch of a bucket; ``bgan_jax.pair_fractions(graphs, config)`` measures it and
-    training sets it from the dataset. A batch with more allowed rows gives NaN
-    outputs, never a silent drop (``bgan_jax.pair_overflow`` finds such batches)."""
+    each mechanism runs on ceil(fraction * E) compacted rows only (or fewer, by
+    ``pair_counts``), the same for every batch of a bucket. ``bgan_jax.compaction``
+    measures it and the three fields below; training sets them from the dataset. A
+    batch with more allowed rows gives NaN outputs, never a silent drop
+    (``bgan_jax.pair_overflow`` finds such batches)."""
+    pair_counts: Tuple[Tuple[int, ...], ...] = ()
+    """Per mechanism, the largest allowed-row counts of single graphs, descending (at
+    most ``COUNTS_KEPT``): a batch of G graphs holds at most the sum of the first G,
+    which bounds a bucket of many small, high-share graphs more tightly than the
+    fraction does. () = the fraction alone."""
     node_fractions: Tuple[float, ...] = ()
     """Largest share of a graph's nodes each mechanism touches (sends, receives or
-    attends to itself; one per ``MECHANISMS``; () = all N nodes). With it set, the
-    sparse path projects and aggregates only ceil(fraction * N) node slots per
-    mechanism (GANlow: compartments, GANup: neurons); ``bgan_jax.node_fractions``
-    measures it, training sets it, overflow gives NaN as for ``pair_fractions``.
-    The dense path ignores it."""
+    attends to itself; () = all N nodes). With it set, the sparse path projects and
+    aggregates only ceil(fraction * N) node slots per mechanism (or fewer, by
+    ``node_counts``; GANlow: compartments, GANup: neurons); overflow gives NaN as for
+    ``pair_fractions``. The dense path ignores it."""
+    node_counts: Tuple[Tuple[int, ...], ...] = ()
+    """As ``pair_counts``, for touched nodes."""
 
     def __post_init__(self):
         checks = [
@@ -104,6 +112,13 @@ class BGANConfig:
                f"(order {MECHANISMS}), got {fr}")
               for name, fr in (("pair_fractions", self.pair_fractions),
                                ("node_fractions", self.node_fractions))),
+            *((not c or (len(c) == len(MECHANISMS) and all(
+                len(m) <= COUNTS_KEPT and all(a >= b >= 0 for a, b in zip(m, m[1:] + (0,)))
+                for m in c)),
+               f"{name} must be () or {len(MECHANISMS)} descending lists of at most "
+               f"{COUNTS_KEPT} counts >= 0, got {c}")
+              for name, c in (("pair_counts", self.pair_counts),
+                              ("node_counts", self.node_counts))),
             (all(k in {int(e) for e in EdgeKind} for k in self.signal_edge_kinds),
              f"signal_edge_kinds must be EdgeKind values, got {self.signal_edge_kinds}"),
         ]

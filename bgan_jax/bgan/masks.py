@@ -132,9 +132,16 @@ def neighbour_pairs(graph: jraph.GraphsTuple) -> Pairs:
                       graph.nodes["valid"])
 
 
-def capacity(n: int, fraction: float) -> int:
-    """Static capacity of a mechanism in a bucket of ``n`` edge rows (or nodes)."""
-    return int(min(n, max(1, np.ceil(fraction * n))))
+def capacity(n: int, fraction: float, counts: Sequence[int] = (), graphs: int = 0) -> int:
+    """Static capacity of a mechanism in a bucket of ``n`` edge rows (or nodes) and
+    ``graphs`` graph slots: ceil(fraction * n), or, when smaller, the sum of the
+    ``graphs`` largest single-graph ``counts`` (descending; graphs beyond the list
+    hold at most its last count)."""
+    size = min(n, max(1, int(np.ceil(fraction * n))))
+    if counts and graphs:
+        top = sum(counts[:graphs]) + max(graphs - len(counts), 0) * counts[-1]
+        size = min(size, max(1, int(top)))
+    return size
 
 
 def compact(pairs: Pairs, size: int) -> Pairs:

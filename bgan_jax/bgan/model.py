@@ -7,7 +7,7 @@ API. The batch is the padded ``jraph.GraphsTuple`` of ``graphs.batch_and_pad``.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -17,7 +17,7 @@ import numpy as np
 
 from bgan_jax.bgan import masks
 from bgan_jax.bgan.attention import dense_attention, sparse_attention
-from bgan_jax.bgan.config import FEATURE_CLIP, MECHANISMS, BGANConfig
+from bgan_jax.bgan.config import COUNTS_KEPT, FEATURE_CLIP, MECHANISMS, BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
 
 
@@ -186,59 +186,67 @@ def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
                   ) -> Tuple[Dict[str, masks.Pairs], jnp.ndarray]:
     """(``mechanism_pairs`` compacted to each mechanism's capacity in this bucket,
     [] bool: some mechanism has more allowed rows or touched nodes than its
-    capacity). Rows by ``config.pair_fractions``, then (sparse path) nodes by
-    ``config.node_fractions``; unchanged, never overflowing, when both are (). The
-    model turns an overflow into NaN outputs (a host callback that raises would keep
-    XLA's persistent compilation cache from storing the step); ``pair_overflow``
-    checks batches on the host."""
+    capacity). Rows by ``config.pair_fractions`` / ``pair_counts``, then (sparse path)
+    nodes by ``node_fractions`` / ``node_counts``; unchanged, never overflowing, when
+    the fractions are (). The model turns an overflow into NaN outputs (a host
+    callback that raises would keep XLA's persistent compilation cache from storing
+    the step); ``pair_overflow`` checks batches on the host."""
     pairs = mechanism_pairs(graph, config)
     over = jnp.zeros((), bool)
+    e, n, g = graph.senders.shape[0], graph.nodes["kind"].shape[0], graph.n_node.shape[0]
     if config.pair_fractions:
-        size = {m: masks.capacity(graph.senders.shape[0], f)
-                for m, f in zip(MECHANISMS, config.pair_fractions)}
+        counts = config.pair_counts or ((),) * len(MECHANISMS)
+        size = {m: masks.capacity(e, f, c, g)
+                for m, f, c in zip(MECHANISMS, config.pair_fractions, counts)}
         over = jnp.any(jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS]))
         pairs = {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}
     if config.node_fractions and config.attention == "sparse":
-        n = graph.nodes["kind"].shape[0]
-        for m, f in zip(MECHANISMS, config.node_fractions):
-            pairs[m], lost = masks.compact_nodes(pairs[m], masks.capacity(n, f))
+        counts = config.node_counts or ((),) * len(MECHANISMS)
+        for m, f, c in zip(MECHANISMS, config.node_fractions, counts):
+            pairs[m], lost = masks.compact_nodes(pairs[m], masks.capacity(n, f, c, g))
             over = over | lost
     return pairs, over
 
 
 def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> List[int]:
     """Host check: indices of the batches in ``graphs`` with more pairs or touched nodes
-    than ``config.pair_fractions`` / ``node_fractions`` leave room for (the model would
-    give NaN for them)."""
+    than ``config``'s compaction fields leave room for (the model would give NaN)."""
     check = jax.jit(lambda g: compact_pairs(g, config)[1])
     return [i for i, g in enumerate(graphs) if bool(check(g))]
 
 
-def pair_fractions(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> Tuple[float, ...]:
-    """Host helper for ``BGANConfig.pair_fractions``: per mechanism, the largest share
-    of a graph's edge rows it attends over, in any graph of ``graphs`` (padded batches;
-    each real graph counts on its own), rounded up. A batch's share is an average of
-    its graphs' shares, so no batch of these graphs can exceed it."""
-    return _largest_share(graphs, config, "edges")
-
-
-def node_fractions(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> Tuple[float, ...]:
-    """Host helper for ``BGANConfig.node_fractions``: as ``pair_fractions``, for the
-    share of a graph's nodes each mechanism touches."""
-    return _largest_share(graphs, config, "nodes")
-
-
-def _largest_share(graphs, config: BGANConfig, of: str) -> Tuple[float, ...]:
-    count = jax.jit(lambda g: _shares(g, config, of))
-    top = np.zeros(len(MECHANISMS))
+def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Dict[str, Tuple]:
+    """Host helper: ``BGANConfig`` fields ``pair_fractions``, ``pair_counts``,
+    ``node_fractions``, ``node_counts`` measured over ``graphs`` (padded batches; each
+    real graph counts on its own), for ``config.replace(**compaction(...))``. Per
+    mechanism: the largest share of a graph's edge rows it attends over (nodes it
+    touches), rounded up, and the largest single-graph counts. A batch's share is an
+    average of its graphs' shares and its count a sum of theirs, so no batch of these
+    graphs can exceed either bound."""
+    count = jax.jit(lambda g: {of: _per_graph(g, config, of) for of in ("edges", "nodes")})
+    used = {"edges": [], "nodes": []}
+    share = {"edges": [], "nodes": []}
     for graph in graphs:
-        top = np.maximum(top, np.asarray(count(graph)).max(axis=0, initial=0.0))
-    return tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0)) for t in top)
+        real = np.asarray(graph.globals["valid"])
+        for of, (u, total) in count(graph).items():
+            u, total = np.asarray(u)[real], np.asarray(total)[real]  # [G', 4], [G']
+            used[of].append(u)
+            share[of].append(np.where(total[:, None] > 0, u / np.maximum(total[:, None], 1), 0))
+    out = {}
+    for of, name in (("edges", "pair"), ("nodes", "node")):
+        u = np.concatenate(used[of] or [np.zeros((0, len(MECHANISMS)))])
+        s = np.concatenate(share[of] or [np.zeros((0, len(MECHANISMS)))])
+        top = s.max(axis=0, initial=0.0)
+        out[f"{name}_fractions"] = tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0))
+                                         for t in top)
+        out[f"{name}_counts"] = tuple(tuple(int(c) for c in np.sort(u[:, m])[::-1][:COUNTS_KEPT])
+                                      for m in range(len(MECHANISMS)))
+    return out
 
 
-def _shares(graph: jraph.GraphsTuple, config: BGANConfig, of: str) -> jnp.ndarray:
-    """[G, 4] allowed rows / real edge rows (``of="edges"``) or touched nodes / real
-    nodes (``"nodes"``) of each graph, per mechanism (0 for empty graphs, padding)."""
+def _per_graph(graph: jraph.GraphsTuple, config: BGANConfig, of: str):
+    """([G, 4] allowed rows (``of="edges"``) or touched nodes (``"nodes"``) of each
+    graph per mechanism, [G] its real edge rows or nodes)."""
     g = graph.n_node.shape[0]
     node_graph = masks.graph_index(graph)  # [N]
     pairs = mechanism_pairs(graph, config)
@@ -248,9 +256,9 @@ def _shares(graph: jraph.GraphsTuple, config: BGANConfig, of: str) -> jnp.ndarra
     else:
         where, real = node_graph, graph.nodes["valid"]  # [N]
         used = [masks.touched(pairs[m]) for m in MECHANISMS]
-    total = jax.ops.segment_sum(real.astype(jnp.float32), where, g)  # [G]
-    used = jnp.stack([jax.ops.segment_sum(u.astype(jnp.float32), where, g) for u in used], -1)
-    return jnp.where(total[:, None] > 0, used / jnp.maximum(total[:, None], 1.0), 0.0)
+    total = jax.ops.segment_sum(jnp.asarray(real, jnp.int32), where, g)  # [G]
+    return jnp.stack([jax.ops.segment_sum(jnp.asarray(u, jnp.int32), where, g)
+                      for u in used], -1), total
 
 
 class BGAN(nn.Module):

@@ -28,7 +28,7 @@ from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
 from bgan_jax.bgan.baselines import MODELS, create_variant
 from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.model import node_fractions, pair_fractions
+from bgan_jax.bgan.model import compaction
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
@@ -115,19 +115,15 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
 
 def with_compaction(config: TrainConfig, examples: Sequence[data_lib.Example],
                     chunk: int = 64) -> TrainConfig:
-    """The config with ``BGANConfig.pair_fractions`` and ``node_fractions`` measured over
-    every graph the run will see (all splits), so each mechanism runs on its own rows
-    and nodes only (each not set again when a resumed config has it; the numbers do
-    not depend on them)."""
-    model = config.model
-    if not examples or (model.pair_fractions and model.node_fractions):
+    """The config with ``bgan_jax.compaction`` measured over every graph the run will
+    see (all splits), so each mechanism runs on its own rows and nodes only (not set
+    again when a resumed config has it; the numbers do not depend on it)."""
+    if not examples or config.model.pair_fractions:
         return config
-    cfg = model_config(config)
-    graphs = [batch_and_pad([e.cg for e in examples[i:i + chunk]])
-              for i in range(0, len(examples), chunk)]
-    return dataclasses.replace(config, model=model.replace(
-        pair_fractions=model.pair_fractions or pair_fractions(graphs, cfg),
-        node_fractions=model.node_fractions or node_fractions(graphs, cfg)))
+    graphs = (batch_and_pad([e.cg for e in examples[i:i + chunk]])
+              for i in range(0, len(examples), chunk))
+    return dataclasses.replace(config, model=config.model.replace(
+        **compaction(graphs, model_config(config))))
 
 
 def build_model(config: TrainConfig):
@@ -298,7 +294,7 @@ def load_run(workdir) -> Run:
     # The read-out model runs over all edge rows and nodes: it may be given graphs the
     # run never saw, which its measured fractions need not hold (same numbers).
     any_graph = dataclasses.replace(config, model=config.model.replace(
-        pair_fractions=(), node_fractions=()))
+        pair_fractions=(), pair_counts=(), node_fractions=(), node_counts=()))
     return Run(config, build_model(any_graph), state.params, int(state.step),
                read_data_path(workdir, must_exist=False))
 

@@ -8,6 +8,7 @@ import pytest
 import bgan_jax
 from bgan_jax import BGANConfig, create_model
 from bgan_jax.bgan.config import FEATURE_CLIP
+from bgan_jax.bgan.masks import capacity
 from graphs import batch_and_pad, convert_file
 from tests.graph_factory import permute_cg, random_cg
 
@@ -226,6 +227,8 @@ def test_dropout_needs_train_flag_and_rng(batch):
     (dict(pair_fractions=(0.5, 0.5)), "pair_fractions must be"),
     (dict(pair_fractions=(0.5, 0.5, 0.0, 1.0)), "pair_fractions must be"),
     (dict(node_fractions=(0.5, 0.5, 1.5, 1.0)), "node_fractions must be"),
+    (dict(pair_counts=((3, 4), (), (), ())), "pair_counts must be"),
+    (dict(node_counts=((1,),)), "node_counts must be"),
 ])
 def test_bad_config_is_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -281,26 +284,40 @@ def test_feature_standardisation_is_the_same_as_feeding_standardised_features(ba
         create_model(SMALL.replace(feature_shift=(0.0,), feature_scale=(1.0,))).apply(params, batch)
 
 
-def test_pair_fractions_bound_every_graph_and_batch(batch):
+def test_compaction_bounds_every_graph_and_batch(batch):
+    """Fractions and counts bound each real graph; the capacity of a batch is never
+    below what it holds, and the counts make it tighter than the fraction alone."""
     from bgan_jax.bgan.config import MECHANISMS
-    fractions = bgan_jax.pair_fractions([batch], SMALL)
-    assert len(fractions) == len(MECHANISMS) and all(0 < f <= 1 for f in fractions)
-    pairs = bgan_jax.mechanism_pairs(batch, SMALL)
-    for m, f in zip(MECHANISMS, fractions):
-        assert int(np.sum(pairs[m].allowed)) <= f * int(np.sum(batch.edges["valid"]))
-    assert fractions[0] < 1.0  # GANlow never uses synapse rows: compaction saves work
+    cgs = [random_cg(s, n_neurons=2 + s) for s in range(4)]
+    singles = [batch_and_pad([cg]) for cg in cgs]
+    measured = bgan_jax.compaction(singles, SMALL)
+    for name in ("pair_fractions", "node_fractions"):
+        assert len(measured[name]) == len(MECHANISMS) and all(0 < f <= 1 for f in measured[name])
+    together = batch_and_pad(cgs, n_node=1024, n_edge=4096, n_graph=8)  # mostly padding
+    pairs = bgan_jax.mechanism_pairs(together, SMALL)
+    real_edges, real_nodes = int(np.sum(together.edges["valid"])), len(np.flatnonzero(
+        together.nodes["valid"]))
+    e, n, g = together.senders.shape[0], together.nodes["kind"].shape[0], 8
+    for i, m in enumerate(MECHANISMS):
+        rows, hit = int(np.sum(pairs[m].allowed)), int(np.sum(bgan_jax.touched(pairs[m])))
+        assert rows <= measured["pair_fractions"][i] * real_edges
+        assert hit <= measured["node_fractions"][i] * real_nodes
+        assert rows == sum(measured["pair_counts"][i])  # four graphs: each one's own count
+        assert hit == sum(measured["node_counts"][i])
+        pair_cap = capacity(e, measured["pair_fractions"][i], measured["pair_counts"][i], g)
+        node_cap = capacity(n, measured["node_fractions"][i], measured["node_counts"][i], g)
+        assert rows <= pair_cap < capacity(e, measured["pair_fractions"][i])
+        assert hit <= node_cap < capacity(n, measured["node_fractions"][i])
+    assert measured["pair_fractions"][0] < 1.0  # GANlow never uses synapse rows
+    assert measured["node_fractions"][1] < 0.5  # GANup touches the neurons only
 
 
-def test_node_fractions_bound_every_graph(batch):
-    from bgan_jax.bgan.config import MECHANISMS
-    fractions = bgan_jax.node_fractions([batch], SMALL)
-    pairs = bgan_jax.mechanism_pairs(batch, SMALL)
-    real = np.asarray(batch.nodes["valid"])
-    for m, f in zip(MECHANISMS, fractions):
-        hit = np.asarray(bgan_jax.touched(pairs[m]))
-        assert not hit[~real].any()  # padding is never touched
-        assert 0 < hit.sum() <= f * real.sum()
-    assert fractions[1] < 0.5  # GANup touches the neurons only
+def test_capacity_from_counts():
+    assert capacity(100, 0.5) == 50
+    assert capacity(100, 0.5, (30, 20, 5), 2) == 50  # 30 + 20
+    assert capacity(100, 0.5, (30, 20, 5), 1) == 30
+    assert capacity(100, 0.9, (30, 20, 5), 5) == 65  # two graphs beyond the list: <= 5 each
+    assert capacity(100, 0.5, (0, 0), 3) == 1  # never an empty array
 
 
 @pytest.mark.parametrize("path", ["sparse", "dense"])
@@ -313,8 +330,7 @@ def test_compacted_pairs_change_nothing(path):
                       num_edge_outputs=2, num_graph_outputs=2, attention=path)
     cgs = [random_cg(s, n_neurons=2 + s) for s in range(3)]
     singles = [batch_and_pad([cg]) for cg in cgs]  # measured per graph, used per batch
-    compact = full.replace(pair_fractions=bgan_jax.pair_fractions(singles, full),
-                           node_fractions=bgan_jax.node_fractions(singles, full))
+    compact = full.replace(**bgan_jax.compaction(singles, full))
     assert min(compact.pair_fractions) < 1.0 and min(compact.node_fractions) < 1.0
     b = batch_and_pad(cgs, n_node=512, n_edge=2048, n_graph=6)
     model_f, params = init_apply(full, b)
@@ -333,13 +349,12 @@ def test_more_pairs_than_the_fractions_allow_is_nan_not_a_drop(batch):
     real = np.asarray(batch.nodes["valid"])
     assert np.all(np.isnan(out["node_embedding"][real]))
     assert bgan_jax.pair_overflow([batch], tight) == [0]
-    assert bgan_jax.pair_overflow([batch], SMALL.replace(
-        pair_fractions=bgan_jax.pair_fractions([batch], SMALL))) == []
+    assert bgan_jax.pair_overflow([batch], SMALL.replace(**bgan_jax.compaction([batch], SMALL))) == []
 
 
 def test_more_touched_nodes_than_the_fractions_allow_is_nan_not_a_drop(batch):
     model, params = init_apply(SMALL, batch)
-    measured = bgan_jax.node_fractions([batch], SMALL)
+    measured = bgan_jax.compaction([batch], SMALL)["node_fractions"]
     tight = SMALL.replace(node_fractions=(measured[0], measured[1] / 2) + measured[2:])
     out = jax.jit(create_model(tight).apply)(params, batch)
     assert np.all(np.isnan(out["node_embedding"][np.asarray(batch.nodes["valid"])]))
