@@ -46,7 +46,7 @@ class Pairs(NamedTuple):
     senders: jnp.ndarray  # [P] int32, attended node j of pair p
     receivers: jnp.ndarray  # [P] int32, attending node i of pair p
     allowed: jnp.ndarray  # [P] bool, pair p is used
-    self_allowed: jnp.ndarray  # [C] bool, node n attends to itself
+    self_allowed: jnp.ndarray  # [C] bool, the node in slot c attends to itself
     rows: Optional[jnp.ndarray] = None  # [P] int32 edge row of pair p; None: row p
     nodes: Optional[jnp.ndarray] = None  # [C] int32 batch node of slot c (N: empty); None: c
 

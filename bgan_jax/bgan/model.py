@@ -223,42 +223,40 @@ def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Dict[
     touches), rounded up, and the largest single-graph counts. A batch's share is an
     average of its graphs' shares and its count a sum of theirs, so no batch of these
     graphs can exceed either bound."""
-    count = jax.jit(lambda g: {of: _per_graph(g, config, of) for of in ("edges", "nodes")})
-    used = {"edges": [], "nodes": []}
-    share = {"edges": [], "nodes": []}
+    count = jax.jit(lambda g: _per_graph(g, config))
+    seen = {"edges": [], "nodes": []}  # per real graph: ([4] used, real rows or nodes)
     for graph in graphs:
         real = np.asarray(graph.globals["valid"])
-        for of, (u, total) in count(graph).items():
-            u, total = np.asarray(u)[real], np.asarray(total)[real]  # [G', 4], [G']
-            used[of].append(u)
-            share[of].append(np.where(total[:, None] > 0, u / np.maximum(total[:, None], 1), 0))
+        for of, (used, total) in count(graph).items():
+            seen[of].append((np.asarray(used)[real], np.asarray(total)[real]))  # [G', 4], [G']
     out = {}
     for of, name in (("edges", "pair"), ("nodes", "node")):
-        u = np.concatenate(used[of] or [np.zeros((0, len(MECHANISMS)))])
-        s = np.concatenate(share[of] or [np.zeros((0, len(MECHANISMS)))])
-        top = s.max(axis=0, initial=0.0)
+        used = np.concatenate([u for u, _ in seen[of]] or [np.zeros((0, len(MECHANISMS)))])
+        total = np.concatenate([t for _, t in seen[of]] or [np.zeros(0)])[:, None]
+        share = np.where(total > 0, used / np.maximum(total, 1), 0.0).max(axis=0, initial=0.0)
         out[f"{name}_fractions"] = tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0))
-                                         for t in top)
-        out[f"{name}_counts"] = tuple(tuple(int(c) for c in np.sort(u[:, m])[::-1][:COUNTS_KEPT])
-                                      for m in range(len(MECHANISMS)))
+                                         for t in share)
+        out[f"{name}_counts"] = tuple(tuple(int(c) for c in np.sort(col)[::-1][:COUNTS_KEPT])
+                                      for col in used.T)
     return out
 
 
-def _per_graph(graph: jraph.GraphsTuple, config: BGANConfig, of: str):
-    """([G, 4] allowed rows (``of="edges"``) or touched nodes (``"nodes"``) of each
-    graph per mechanism, [G] its real edge rows or nodes)."""
+def _per_graph(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, Tuple]:
+    """{"edges": ([G, 4] allowed rows of each graph per mechanism, [G] its real edge
+    rows), "nodes": ([G, 4] touched nodes, [G] real nodes)}."""
     g = graph.n_node.shape[0]
     node_graph = masks.graph_index(graph)  # [N]
-    pairs = mechanism_pairs(graph, config)
-    if of == "edges":
-        where, real = node_graph[graph.senders], graph.edges["valid"]  # [E]
-        used = [pairs[m].allowed for m in MECHANISMS]
-    else:
-        where, real = node_graph, graph.nodes["valid"]  # [N]
-        used = [masks.touched(pairs[m]) for m in MECHANISMS]
-    total = jax.ops.segment_sum(jnp.asarray(real, jnp.int32), where, g)  # [G]
-    return jnp.stack([jax.ops.segment_sum(jnp.asarray(u, jnp.int32), where, g)
-                      for u in used], -1), total
+    derived = mechanism_pairs(graph, config)
+    pairs = [derived[m] for m in MECHANISMS]
+
+    def per_graph(flags, where):  # [X] bool -> [G] counts
+        return jax.ops.segment_sum(jnp.asarray(flags, jnp.int32), where, g)
+
+    edge_graph = node_graph[graph.senders]  # [E]
+    return {"edges": (jnp.stack([per_graph(p.allowed, edge_graph) for p in pairs], -1),
+                      per_graph(graph.edges["valid"], edge_graph)),
+            "nodes": (jnp.stack([per_graph(masks.touched(p), node_graph) for p in pairs], -1),
+                      per_graph(graph.nodes["valid"], node_graph))}
 
 
 class BGAN(nn.Module):

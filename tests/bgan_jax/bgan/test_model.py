@@ -284,7 +284,7 @@ def test_feature_standardisation_is_the_same_as_feeding_standardised_features(ba
         create_model(SMALL.replace(feature_shift=(0.0,), feature_scale=(1.0,))).apply(params, batch)
 
 
-def test_compaction_bounds_every_graph_and_batch(batch):
+def test_compaction_bounds_every_graph_and_batch():
     """Fractions and counts bound each real graph; the capacity of a batch is never
     below what it holds, and the counts make it tighter than the fraction alone."""
     from bgan_jax.bgan.config import MECHANISMS
