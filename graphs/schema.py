@@ -199,17 +199,23 @@ NODE_GROUPS = group_slices(NODE_COLUMNS)
 EDGE_GROUPS = group_slices(EDGE_COLUMNS)
 
 
-def encode_values(columns, col_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Apply each column's fixed transform to values already in its reference unit.
+def encode_column(column: Column, values: np.ndarray) -> np.ndarray:
+    """One column's fixed transform of values already in its reference unit."""
+    out = np.asarray(values, np.float64)
+    if column.transform == "slog":
+        return np.sign(out) * np.log1p(np.abs(out))
+    if column.transform == "count":
+        return np.log1p(out)
+    return out.copy()
 
-    col_idx: [K] column index per value; values: [K] -> [K] encoded.
-    """
-    transform = np.asarray([columns[j].transform for j in col_idx])
+
+def encode_values(columns, col_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``encode_column`` of values of mixed columns: col_idx [K], values [K] -> [K]."""
+    col_idx = np.asarray(col_idx)
     out = np.asarray(values, np.float64).copy()
-    slog = transform == "slog"
-    out[slog] = np.sign(out[slog]) * np.log1p(np.abs(out[slog]))
-    count = transform == "count"
-    out[count] = np.log1p(out[count])
+    for j in np.unique(col_idx):
+        sel = col_idx == j
+        out[sel] = encode_column(columns[int(j)], out[sel])
     return out
 
 
