@@ -296,7 +296,7 @@ def class_balance(rows: Sequence[dict]) -> dict:
 
 
 DEFAULT_NETWORKS = 200
-DEFAULT_VERSION = "canonical-v3"  # v2: HH family; v3: spike-source rates as features
+DEFAULT_VERSION = "canonical-v4"  # v2: HH family; v3: spike-source rates as features; v4: schema 1.1
 
 
 def default_cache_dir() -> Path:

@@ -66,6 +66,15 @@ class InvalidValue(ConversionError):
     """A value that is physically absurd (negative diameter, NaN, ...)."""
 
 
+class DamagedHDF5(ConversionError):
+    """An HDF5 file that cannot be opened or read: truncated, corrupt, or not HDF5."""
+
+
+class InvalidDataset(ConversionError):
+    """A NeuroML HDF5 group or dataset that is missing, of the wrong shape or dtype, or
+    lacks a column or attribute it needs (the element names the dataset)."""
+
+
 class NothingToConvert(ConversionError):
     """The document defines nothing the CG schema can represent."""
 

@@ -47,6 +47,7 @@ class Model(NamedTuple):
     documents: Tuple[Tuple[str, nml.NeuroMLDocument], ...]  # root first
     components: Dict[str, Component]
     sha256: Dict[str, str]  # file -> sha256 of its bytes
+    h5_networks: Tuple = ()  # graphs.network.Network tables of an HDF5 root (graphs.hdf5)
 
     @property
     def root_document(self) -> nml.NeuroMLDocument:
@@ -76,6 +77,12 @@ def parse_document(path: Path) -> Tuple[nml.NeuroMLDocument, str, Dict[str, Comp
         raise MissingFile(path, "file not found") from None
     except (IsADirectoryError, PermissionError, OSError) as e:
         raise MissingFile(path, f"cannot read file ({e.strerror or e})") from None
+    doc, custom = parse_xml(data, path)
+    return doc, hashlib.sha256(data).hexdigest(), custom
+
+
+def parse_xml(data: bytes, path: Path) -> Tuple[nml.NeuroMLDocument, Dict[str, Component]]:
+    """NeuroML XML bytes (of ``path``, named in errors) -> (document, custom elements)."""
     if not data.strip():
         raise EmptyFile(path, "file is empty")
     for marker in (b"<!DOCTYPE", b"<!ENTITY"):
@@ -102,7 +109,7 @@ def parse_document(path: Path) -> Tuple[nml.NeuroMLDocument, str, Dict[str, Comp
                                       el.sourceline)
               for el in root
               if etree.QName(el).localname not in _KNOWN_TAGS and el.get("id")}
-    return doc, hashlib.sha256(data).hexdigest(), custom
+    return doc, custom
 
 
 def resolve_include(href: str, including: Path, line=None) -> Path:
@@ -125,17 +132,29 @@ def resolve_include(href: str, including: Path, line=None) -> Path:
     return target
 
 
+def is_hdf5(path) -> bool:
+    """An HDF5 file by name (``*.h5``, ``*.hdf5``): NeuroML's large-network format."""
+    return Path(path).suffix.lower() in (".h5", ".hdf5")
+
+
 def read_model(path) -> Model:
-    """Read ``path`` and, recursively, every file it includes (each once)."""
+    """Read ``path`` and, recursively, every file it includes (each once). An HDF5
+    root (``*.nml.h5``) is read by ``graphs.hdf5``; its includes resolve the same way."""
     root = Path(path).resolve() if Path(path).exists() else Path(path)
     documents: List[Tuple[str, nml.NeuroMLDocument]] = []
     sha: Dict[str, str] = {}
     pending = [root]
     seen = {root}
     custom: List[Dict[str, Component]] = []
+    h5_networks: Tuple = ()
     while pending:
         current = pending.pop(0)
-        doc, digest, extra = parse_document(current)
+        if current == root and is_hdf5(root):
+            from graphs.hdf5 import read_hdf5  # a reader of the same layer
+
+            doc, digest, extra, h5_networks = read_hdf5(root)
+        else:
+            doc, digest, extra = parse_document(current)
         documents.append((str(current), doc))
         custom.append(extra)
         sha[str(current)] = digest
@@ -144,7 +163,8 @@ def read_model(path) -> Model:
             if target not in seen:
                 seen.add(target)
                 pending.append(target)
-    return Model(str(root), tuple(documents), _index_components(documents, custom), sha)
+    return Model(str(root), tuple(documents), _index_components(documents, custom), sha,
+                 h5_networks)
 
 
 def _index_components(documents, custom) -> Dict[str, Component]:

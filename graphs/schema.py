@@ -20,7 +20,7 @@ from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: synapse statistics (syn_count, syn_weight_*, syn_delay_*, n_connections)
 
 
 class NodeKind(enum.IntEnum):
@@ -135,6 +135,11 @@ def _node_columns():
     c += _cols("io", "count", "", *(f"deg_in_{k.name.lower()}" for k in EdgeKind))
     c += _cols("io", "count", "", *(f"deg_out_{k.name.lower()}" for k in EdgeKind))
     c += _cols("io", "count", "", "n_syn_in", "n_syn_out")
+    # What a synapse node stands for: one connection (--synapses connection) or all of a
+    # (pre population, post population, synapse) triple (--synapses type).
+    c += _cols("io", "count", "", "syn_count")
+    c += _cols("io", "slog", "", *(f"syn_weight_{s}" for s in ("mean", "std", "min", "max")))
+    c += _cols("io", "slog", "ms", *(f"syn_delay_{s}" for s in ("mean", "std", "min", "max")))
     c += _cols("io", "slog", "mV", "v_thresh", "e_rev_syn")
     c += _cols("io", "slog", "nA", "input_amplitude")
     c += _cols("io", "slog", "Hz", "input_rate")
@@ -174,6 +179,7 @@ def _edge_columns():
     c += _cols("synapse", "slog", "", "weight")
     c += _cols("synapse", "slog", "ms", "delay")
     c += _cols("synapse", "slog", "nS", "conductance")
+    c += _cols("synapse", "count", "", "n_connections")  # connections a synaptic edge carries
     c += _cols("geometry", "slog", "um", "distance")
     return tuple(c)
 

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from graphs.schema import SCHEMA_VERSION
 from graphs import cli
 from tests.conftest import REPO
 from tests.fixtures import BALL_AND_STICK, two_population_network
@@ -77,7 +78,7 @@ def test_info(write_nml, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["info", str(tmp_path / "o" / "net.npz")]) == 0
     out = capsys.readouterr().out
-    assert "schema 1.0" in out and "synapse=4" in out and "synaptic=8" in out
+    assert f"schema {SCHEMA_VERSION}" in out and "synapse=4" in out and "synaptic=8" in out
     assert "function" in out and "geometry" in out
 
 
