@@ -157,10 +157,11 @@ class GraphBuilder:
                   cols: Optional[Dict[str, object]] = None) -> None:
         """K edges at once (arrays or scalars, as ``add_nodes``)."""
         self._flush_edges()
-        snd = np.asarray(senders, np.int32).reshape(-1)
+        snd, rcv = np.broadcast_arrays(np.asarray(senders, np.int32).reshape(-1),
+                                       np.asarray(receivers, np.int32).reshape(-1))
         k = snd.shape[0]
         self._edges.append(_Edges(
-            snd, np.broadcast_to(np.asarray(receivers, np.int32), (k,)),
+            snd, rcv,
             np.broadcast_to(np.asarray(kind, np.int32), (k,)),
             np.broadcast_to(np.asarray(forward, np.int32), (k,)),
             {c: _as_column(v, k) for c, v in (cols or {}).items()}))

@@ -17,7 +17,8 @@ import numpy as np
 from graphs.errors import ConversionError, GraphFileError, MissingFile, SchemaMismatch
 from graphs.schema import EDGE_GROUPS, GRANULARITIES, NODE_GROUPS, EdgeKind, NodeKind
 
-DEFAULTS = {"granularity": "section", "out": "cg_out"}
+DEFAULTS = {"granularity": "section", "synapses": "connection", "out": "cg_out"}
+PATTERNS = ("*.nml", "*.nml.h5")  # what a directory argument is searched for
 
 
 def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -27,13 +28,20 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="NeuroML2 files/directories -> .npz graphs")
     conv.add_argument("paths", nargs="*",
-                      help=".nml files or directories (recursive *.nml); default: the "
+                      help=".nml / .nml.h5 files or directories (recursive *.nml and "
+                      "*.nml.h5); default: the "
                       "NeuroML2 examples bundled in pyNeuroML's jNeuroML jar")
     conv.add_argument("--out", default=DEFAULTS["out"],
                       help=f"output directory (default: {DEFAULTS['out']})")
     conv.add_argument("--granularity", choices=GRANULARITIES,
                       default=DEFAULTS["granularity"],
                       help="one node per segment, per unbranched section, or soma only")
+    conv.add_argument("--synapses", choices=("connection", "type"),
+                      default=DEFAULTS["synapses"],
+                      help="one synapse node per connection, or one per (pre population, "
+                      "post population, synapse) carrying the count and weight/delay "
+                      "statistics of its connections, so the graph grows with neurons and "
+                      "connection endpoints, not with synapses (large networks)")
     info = sub.add_parser("info", help="summarize converted .npz graphs (each one; a damaged "
                           "file is reported and the rest still summarised)")
     info.add_argument("files", nargs="+", metavar="FILE")
@@ -45,7 +53,7 @@ def find_inputs(paths: Sequence[str]) -> List[Tuple[Path, Path]]:
     found: List[Tuple[Path, Path]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            for f in sorted(p.rglob("*.nml")):
+            for f in sorted({f for pattern in PATTERNS for f in p.rglob(pattern)}):
                 found.append((f, f.relative_to(p).with_suffix(".npz")))
         else:  # missing files are reported per file, not as a usage error
             found.append((p, Path(p.name).with_suffix(".npz")))
@@ -58,7 +66,7 @@ def find_inputs(paths: Sequence[str]) -> List[Tuple[Path, Path]]:
     return unique
 
 
-def convert_one(path: Path, out: Path, granularity: str) -> Dict:
+def convert_one(path: Path, out: Path, granularity: str, synapses: str = "connection") -> Dict:
     """Convert one file; never raises for bad input. Returns its report entry."""
     from graphs.convert import convert_file
     from graphs.storage import save_cg
@@ -69,7 +77,7 @@ def convert_one(path: Path, out: Path, granularity: str) -> Dict:
         if not path.is_file():
             raise MissingFile(path, "file not found" if not path.exists() else
                               "not a regular file")
-        cg = convert_file(path, granularity)
+        cg = convert_file(path, granularity, synapses)
         save_cg(cg, out)
         entry.update(n_nodes=cg.n_nodes, n_edges=cg.n_edges, nodes_by_kind=cg.nodes_by_kind(),
                      edges_by_kind=cg.edges_by_kind(), sha256=cg.meta["sha256"],
@@ -98,7 +106,7 @@ def convert_command(args) -> int:
     report = []
     for path, rel in tqdm(inputs, desc="convert", unit="file", file=sys.stderr,
                           disable=None):
-        report.append(convert_one(path, out_dir / rel, args.granularity))
+        report.append(convert_one(path, out_dir / rel, args.granularity, args.synapses))
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     write_manifest(out_dir, report)
     failed = [r for r in report if r["status"] != "ok"]
@@ -131,7 +139,8 @@ def info_command(args) -> int:
 
 def print_info(file, cg) -> None:
     print(f"{file}: schema {cg.meta['schema_version']}, source {cg.meta.get('source')}")
-    print(f"granularity {cg.meta.get('granularity')}, {cg.n_nodes} nodes, {cg.n_edges} edges")
+    print(f"granularity {cg.meta.get('granularity')}, synapses "
+          f"{cg.meta.get('synapses', 'connection')}, {cg.n_nodes} nodes, {cg.n_edges} edges")
     print("nodes by kind: " + ", ".join(f"{k}={v}" for k, v in cg.nodes_by_kind().items()))
     print("edges by kind: " + ", ".join(f"{k}={v}" for k, v in cg.edges_by_kind().items()))
     print("feature-group presence (fraction of nodes with any value, per node kind):")

@@ -34,15 +34,22 @@ from graphs.schema import (CELL_CLASSES, GRANULARITIES, INPUT_CLASSES, SCHEMA_VE
 UM = 1e-6
 
 
-def convert_file(path, granularity: str = "section") -> CG:
-    """Read a NeuroML2 file (and its includes) and build its CG."""
+SYNAPSE_MODES = ("connection", "type")
+
+
+def convert_file(path, granularity: str = "section", synapses: str = "connection") -> CG:
+    """Read a NeuroML2 file (``.nml``, or an ``.nml.h5`` network, and its includes) and
+    build its CG. ``synapses``: one synapse node per connection, or per (pre population,
+    post population, synapse component) with the connections' statistics (``type``)."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
-    return model_to_cg(read_model(path), granularity)
+    if synapses not in SYNAPSE_MODES:
+        raise ValueError(f"synapses must be one of {SYNAPSE_MODES}, not {synapses!r}")
+    return model_to_cg(read_model(path), granularity, synapses)
 
 
-def model_to_cg(model: Model, granularity: str = "section") -> CG:
-    conv = _Converter(model, granularity)
+def model_to_cg(model: Model, granularity: str = "section", synapses: str = "connection") -> CG:
+    conv = _Converter(model, granularity, synapses)
     extra: Dict[str, object] = {}
     nets = network_tables(model)
     if nets:
@@ -67,7 +74,7 @@ def model_to_cg(model: Model, granularity: str = "section") -> CG:
             what = "library"
     meta = {"schema_version": SCHEMA_VERSION, "source": model.root,
             "sha256": model.sha256[model.root], "files": model.sha256,
-            "granularity": granularity, "content": what,
+            "granularity": granularity, "synapses": synapses, "content": what,
             "components": sorted(model.components), **extra}
     return conv.b.finish(meta)
 
