@@ -10,6 +10,7 @@ from bgan_jax import BGANConfig, create_model
 from bgan_jax.bgan.config import FEATURE_CLIP
 from bgan_jax.bgan.masks import capacity
 from graphs import batch_and_pad, convert_file
+from graphs.schema import NUM_NODE_FEATURES
 from tests.graph_factory import permute_cg, random_cg
 
 SMALL = BGANConfig(hidden=16, heads=4, num_blocks=2, edge_hidden=8, low_hops=2,
@@ -205,7 +206,7 @@ def test_heads_shapes_and_reconstruction(batch):
     out = model.apply(params, batch)
     n, e, g = batch.nodes["kind"].shape[0], batch.senders.shape[0], batch.n_node.shape[0]
     assert out["node"].shape == (n, 3) and out["edge"].shape == (e, 2)
-    assert out["graph"].shape == (g, 4) and out["reconstruction"].shape == (n, 114)
+    assert out["graph"].shape == (g, 4) and out["reconstruction"].shape == (n, NUM_NODE_FEATURES)
     np.testing.assert_array_equal(out["graph"][-1], 0.0)  # jraph's padding graph
 
 
@@ -362,3 +363,23 @@ def test_more_touched_nodes_than_the_fractions_allow_is_nan_not_a_drop(batch):
     ok = SMALL.replace(node_fractions=measured)
     assert bgan_jax.pair_overflow([batch], ok) == []
     assert_tree_close(model.apply(params, batch), create_model(ok).apply(params, batch))
+
+
+def test_both_synapse_modes_run_unchanged(tmp_path):
+    """The model takes CGs of either synapse mode as they are: a small Potjans-Diesmann
+    microcircuit from HDF5, dense == sparse, nothing NaN, padding changes nothing."""
+    from graphs.synthetic import write_microcircuit
+
+    path = tmp_path / "pd.nml.h5"
+    write_microcircuit(path, scale=0.001, seed=1)
+    cgs = [convert_file(path, synapses=mode) for mode in ("type", "connection")]
+    assert cgs[0].nodes_by_kind()["synapse"] < cgs[1].nodes_by_kind()["synapse"]
+    batch = batch_and_pad(cgs[:1])
+    check_dense_equals_sparse(batch, SMALL, sizes=[None])
+    both = batch_and_pad(cgs)
+    padded = batch_and_pad(cgs, n_node=int(both.n_node.sum()) + 64,
+                           n_edge=int(both.n_edge.sum()) + 64, n_graph=4)
+    model, params = init_apply(SMALL, both)
+    a, b = model.apply(params, both), model.apply(params, padded)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(b))
+    np.testing.assert_allclose(b["graph"][:2], a["graph"][:2], rtol=1e-5, atol=1e-5)
