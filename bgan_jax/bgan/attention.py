@@ -69,6 +69,45 @@ def sparse_attention(q, k, v, ek, ev, pairs: Pairs) -> Tuple[jnp.ndarray, Attent
     return out, AttentionWeights(edges=w_edges, self=w_self)
 
 
+def chunked_sparse_attention(q, k, v, edge_emb, rows, w_key, w_value, pairs: Pairs,
+                             chunk: int) -> Tuple[jnp.ndarray, AttentionWeights]:
+    """``sparse_attention`` with the per-pair work done ``chunk`` pairs at a time, for
+    graphs whose [P, H, D] pair tensors do not fit in memory (10^7 pairs: 5 GB each).
+
+    q, k, v [C, H, D]; edge_emb [E, de] with ``rows`` [P] the edge row of each pair;
+    w_key, w_value [de, H * D] the edge key/value projections, applied per chunk. Two
+    scans over the chunks: logits [P, H] (kept; small), then the weighted values; the
+    softmax between them is ``pair_softmax`` itself, so the numbers are the unchunked
+    ones up to summation order. Meant for the forward pass: under ``jax.grad`` the
+    scans keep a residual per chunk."""
+    n, h, d = q.shape
+    p = pairs.senders.shape[0]
+    m = max(-(-p // chunk), 1)
+    pad = m * chunk - p
+
+    def split(a):  # [P, ...] -> [m, chunk, ...], padded with inert rows
+        a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+        return a.reshape((m, chunk) + a.shape[1:])
+
+    s, r, e = split(pairs.senders), split(pairs.receivers), split(rows)
+
+    def logits(_, xs):
+        s_c, r_c, e_c = xs
+        ek = (edge_emb[e_c] @ w_key).reshape(chunk, h, d)  # [chunk, H, D]
+        return None, jnp.sum(q[r_c] * (k[s_c] + ek), axis=-1)  # [chunk, H]
+
+    _, edge_logits = jax.lax.scan(logits, None, (s, r, e))
+    w = pair_softmax(edge_logits.reshape(m * chunk, h)[:p], jnp.sum(q * k, axis=-1), pairs)
+
+    def values(acc, xs):
+        s_c, r_c, e_c, w_c = xs
+        ev = (edge_emb[e_c] @ w_value).reshape(chunk, h, d)
+        return acc + jax.ops.segment_sum(w_c[..., None] * (v[s_c] + ev), r_c, n), None
+
+    out, _ = jax.lax.scan(values, w.self[..., None] * v, (s, r, e, split(w.edges)))
+    return out, w
+
+
 def _attend(q, k, v, ek, ev, s, r, ok, ok_self):
     n = q.shape[0]
     rows = Pairs(senders=s, receivers=r, allowed=ok, self_allowed=ok_self)

@@ -89,6 +89,12 @@ class BGANConfig:
     ``pair_fractions``. The dense path ignores it."""
     node_counts: Tuple[Tuple[int, ...], ...] = ()
     """As ``pair_counts``, for touched nodes."""
+    pair_chunk: Optional[int] = None
+    """Sparse path: do each mechanism's per-pair work this many pairs at a time
+    (``attention.chunked_sparse_attention``) when it has more; None = all at once. For
+    the forward pass on graphs too large for [P, H, D] pair tensors (a 10^6-node,
+    10^7-edge CG); same numbers up to summation order. Under ``jax.grad`` it saves a
+    residual per chunk, so training is better off without it."""
 
     def __post_init__(self):
         checks = [
@@ -104,6 +110,7 @@ class BGANConfig:
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
             (self.dense_graph_nodes is None or self.dense_graph_nodes >= 1,
              "dense_graph_nodes must be None or >= 1"),
+            (self.pair_chunk is None or self.pair_chunk >= 1, "pair_chunk must be None or >= 1"),
             (len(self.feature_shift) == len(self.feature_scale)
              and all(v > 0 for v in self.feature_scale),
              "feature_shift and feature_scale must have the same length and scale > 0"),

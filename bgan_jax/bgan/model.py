@@ -16,7 +16,7 @@ import jraph
 import numpy as np
 
 from bgan_jax.bgan import masks
-from bgan_jax.bgan.attention import dense_attention, sparse_attention
+from bgan_jax.bgan.attention import chunked_sparse_attention, dense_attention, sparse_attention
 from bgan_jax.bgan.config import COUNTS_KEPT, FEATURE_CLIP, MECHANISMS, BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
 
@@ -57,6 +57,7 @@ class EdgeAttention(nn.Module):
 
     heads: int
     head_dim: int
+    pair_chunk: Optional[int] = None
 
     @nn.compact
     def __call__(self, x, edge_emb, pairs: masks.Pairs, layout: Optional[masks.DenseLayout]):
@@ -67,12 +68,23 @@ class EdgeAttention(nn.Module):
         q = nn.Dense(width, name="query")(x).reshape((c,) + hd) / jnp.sqrt(self.head_dim)
         k = nn.Dense(width, name="key")(x).reshape((c,) + hd)
         v = nn.Dense(width, name="value")(x).reshape((c,) + hd)
-        emb = edge_emb if pairs.rows is None else edge_emb[pairs.rows]  # [P, de]
-        p = emb.shape[0]
-        ek = nn.Dense(width, use_bias=False, name="edge_key")(emb).reshape((p,) + hd)
-        ev = nn.Dense(width, use_bias=False, name="edge_value")(emb).reshape((p,) + hd)
-        args = (q, k, v, ek, ev, pairs)
-        out, w = sparse_attention(*args) if layout is None else dense_attention(*args, layout)
+        edge_key = nn.Dense(width, use_bias=False, name="edge_key")
+        edge_value = nn.Dense(width, use_bias=False, name="edge_value")
+        p = pairs.senders.shape[0]
+        if layout is None and self.pair_chunk and p > self.pair_chunk:
+            rows = (jnp.arange(p, dtype=jnp.int32) if pairs.rows is None else pairs.rows)
+            kernels = []
+            for dense in (edge_key, edge_value):  # one row creates the kernel at init
+                dense(edge_emb[:1])
+                kernels.append(dense.variables["params"]["kernel"])  # [de, H * D]
+            out, w = chunked_sparse_attention(q, k, v, edge_emb, rows, *kernels, pairs,
+                                              self.pair_chunk)
+        else:
+            emb = edge_emb if pairs.rows is None else edge_emb[pairs.rows]  # [P, de]
+            ek, ev = edge_key(emb).reshape((p,) + hd), edge_value(emb).reshape((p,) + hd)
+            args = (q, k, v, ek, ev, pairs)
+            out, w = (sparse_attention(*args) if layout is None
+                      else dense_attention(*args, layout))
         w = w._replace(self=masks.expand(w.self, pairs, n))  # [N, H]
         if pairs.rows is not None:  # weights back onto the batch's edge rows: [E, H]
             per_edge = jnp.zeros((edge_emb.shape[0], self.heads), w.edges.dtype)
@@ -85,11 +97,12 @@ class MaskedAttention(nn.Module):
 
     hidden: int
     heads: int
+    pair_chunk: Optional[int] = None
 
     @nn.compact
     def __call__(self, x, edge_emb, pairs, layout):
-        out, w = EdgeAttention(self.heads, self.hidden // self.heads, name="attention")(
-            x, edge_emb, pairs, layout)
+        out, w = EdgeAttention(self.heads, self.hidden // self.heads, self.pair_chunk,
+                               name="attention")(x, edge_emb, pairs, layout)
         y = nn.Dense(self.hidden, use_bias=False, name="out")(out.reshape(out.shape[0], -1))
         return masks.expand(y, pairs, x.shape[0]), w
 
@@ -104,10 +117,10 @@ class NSA(nn.Module):
         cfg = self.config
         x, low = h, []
         for r in range(cfg.low_hops):
-            u, w = MaskedAttention(cfg.hidden, cfg.heads, name=f"ganlow_{r}")(
+            u, w = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, name=f"ganlow_{r}")(
                 x, ctx.edge_emb, ctx.low, ctx.layout)
             x, low = x + u, low + [w]
-        up, w_up = MaskedAttention(cfg.hidden, cfg.heads, name="ganup")(
+        up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, name="ganup")(
             x, ctx.edge_emb, ctx.up, ctx.layout)
         # Top-down: each compartment reads its neuron's new state through a gate.
         comp = ctx.is_compartment[:, None]  # [N, 1]
@@ -136,7 +149,8 @@ class BMSA(nn.Module):
         parts, weights = [], {}
         for name, heads, pairs in zip(("mask_a", "mask_b"), bmsa_heads(cfg), (ctx.fwd, ctx.bwd)):
             if heads:
-                out, w = EdgeAttention(heads, head_dim, name=name)(h, ctx.edge_emb, pairs, ctx.layout)
+                out, w = EdgeAttention(heads, head_dim, cfg.pair_chunk, name=name)(
+                    h, ctx.edge_emb, pairs, ctx.layout)
                 parts.append(masks.expand(out.reshape(out.shape[0], -1), pairs, h.shape[0]))
                 weights[name] = w
         return nn.Dense(cfg.hidden, use_bias=False, name="mix")(jnp.concatenate(parts, -1)), weights

@@ -230,6 +230,7 @@ def test_dropout_needs_train_flag_and_rng(batch):
     (dict(node_fractions=(0.5, 0.5, 1.5, 1.0)), "node_fractions must be"),
     (dict(pair_counts=((3, 4), (), (), ())), "pair_counts must be"),
     (dict(node_counts=((1,),)), "node_counts must be"),
+    (dict(pair_chunk=0), "pair_chunk must be"),
 ])
 def test_bad_config_is_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -383,3 +384,21 @@ def test_both_synapse_modes_run_unchanged(tmp_path):
     a, b = model.apply(params, both), model.apply(params, padded)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(b))
     np.testing.assert_allclose(b["graph"][:2], a["graph"][:2], rtol=1e-5, atol=1e-5)
+
+
+def test_pair_chunks_change_nothing(batch):
+    """The sparse path in chunks of pairs (pair_chunk) == all pairs at once: outputs,
+    attention and gradients, without and with compaction, with chunk sizes that do not
+    divide the pair count."""
+    for compact, chunk in ((False, 5), (True, 7)):
+        full = SMALL.replace(attention="sparse")
+        if compact:
+            full = full.replace(**bgan_jax.compaction([batch], full))
+        model, params = init_apply(full, batch)
+        chunked = create_model(full.replace(pair_chunk=chunk))
+        assert jax.tree.structure(chunked.init(jax.random.key(0), batch)) == \
+            jax.tree.structure(params)
+        assert_tree_close(forward(model)(params, batch), forward(chunked)(params, batch))
+        if compact:
+            assert_tree_close(loss_fn(model, batch)(params, batch.nodes["features"]),
+                              loss_fn(chunked, batch)(params, batch.nodes["features"]))
