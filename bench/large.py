@@ -10,8 +10,10 @@ builds nothing; ``vs peer`` = our conversion time / its load time.
 
 Model: one BGAN block (bench/attention.py's block and synthetic graph, ~10 edges per
 node; and the microcircuit's own CG) forward, and forward + backward, sparse path with
-compaction, jitted, at 100 k and 1 M nodes. Peer: PyTorch Geometric's TransformerConv
-block of bench/attention.py on the same graph (forward + backward). Every measurement
+compaction, jitted, at 100 k and 1 M nodes; forward also with ``pair_chunk`` (the
+per-pair work in chunks, what a 1 M-node graph needs to fit). Peer: PyTorch
+Geometric's TransformerConv block of bench/attention.py on the same graph (forward +
+backward); ``vs ours`` = its time / ours for the same pass. Every measurement
 runs in a fresh process, so its peak RSS is its own; runs estimated to need more than
 ``--max-gb`` are skipped and say so.
 
@@ -116,7 +118,7 @@ def _model_batch(graph: str):
     return batch_and_pad([convert_file(graph, synapses="type")])
 
 
-def child_model(graph: str, impl: str, backward: bool) -> dict:
+def child_model(graph: str, impl: str, backward: bool, chunk=None) -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -131,7 +133,7 @@ def child_model(graph: str, impl: str, backward: bool) -> dict:
         from attention import config, time_it
 
         cfg = config("sparse")
-        cfg = cfg.replace(**bgan_jax.compaction([batch], cfg))
+        cfg = cfg.replace(**bgan_jax.compaction([batch], cfg), pair_chunk=chunk)
         batch = jax.device_put(batch)
         model = bgan_jax.create_model(cfg)
         params = jax.jit(model.init)(jax.random.key(0), batch)
@@ -195,31 +197,42 @@ def convert_phase(args, results: list) -> None:
 
 
 def model_phase(args, results: list) -> int:
-    print(f"{'graph':<22}{'impl':<10}{'pass':<9}{'nodes':>10}{'edges':>11}{'s':>9}"
+    print(f"{'graph':<22}{'impl':<18}{'pass':<9}{'nodes':>10}{'edges':>11}{'s':>9}"
           f"{'first s':>9}{'RSS+ MB':>9}  vs ours")
     graphs = [f"synth:{n}" for n in args.model_sizes]
     if 1.0 in args.scales and h5_path(args.data, 1.0).is_file():
         graphs.insert(0, str(h5_path(args.data, 1.0)))
+    runs = (("bgan", False, None), ("bgan", False, args.pair_chunk), ("bgan", True, None),
+            ("pyg", True, None))
+    per_node = {}  # run -> RSS MB per node at the last graph it ran on
     largest = 0
     for graph in graphs:
         name = "PD 100% (type)" if graph.endswith(".h5") else f"synthetic {graph[6:]}"
-        ours_fb = None
-        for impl, backward in (("bgan", False), ("bgan", True), ("pyg", True)):
-            res = in_child({"kind": "model", "graph": graph, "impl": impl,
-                            "backward": backward}, args.timeout)
-            results.append(dict(phase="model", graph=name, impl=impl, backward=backward, **res))
+        nodes = int(graph[6:]) if graph.startswith("synth:") else 0
+        ours = {}
+        for impl, backward, chunk in runs:
+            label = impl + (f" chunk {chunk}" if chunk else "")
             what = "fwd+bwd" if backward else "fwd"
+            need = per_node.get((impl, backward, chunk), 0) * nodes / 1024
+            if need > args.max_gb:
+                res = {"error": f"skipped: needs ~{need:.0f} GB at its RSS per node on the "
+                       f"previous graph (> --max-gb {args.max_gb:g})"}
+            else:
+                res = in_child({"kind": "model", "graph": graph, "impl": impl,
+                                "backward": backward, "chunk": chunk}, args.timeout)
+            results.append(dict(phase="model", graph=name, impl=label, backward=backward, **res))
             if "error" in res:
-                print(f"{name:<22}{impl:<10}{what:<9}  {res['error']}", flush=True)
+                print(f"{name:<22}{label:<18}{what:<9}  {res['error']}", flush=True)
                 continue
-            if impl == "bgan" and not backward:
-                largest = max(largest, res["nodes"])
-            if impl == "bgan" and backward:
-                ours_fb = res["time_s"]
-            ratio = f"{res['time_s'] / ours_fb:.2f}x" if impl == "pyg" and ours_fb else "-"
-            print(f"{name:<22}{impl:<10}{what:<9}{res['nodes']:>10}{res['edges']:>11}"
-                  f"{res['time_s']:>9.2f}{res['first_call_s']:>9.1f}{res['rss_growth_mb']:>9.0f}"
-                  f"  {ratio}", flush=True)
+            per_node[(impl, backward, chunk)] = res["rss_growth_mb"] / res["nodes"]
+            if impl == "bgan":
+                ours.setdefault(what, res["time_s"])
+                largest = max(largest, res["nodes"]) if not backward else largest
+            ratio = (f"{res['time_s'] / ours[what]:.2f}x" if impl == "pyg" and what in ours
+                     else "-")
+            print(f"{name:<22}{label:<18}{what:<9}{res['nodes']:>10}{res['edges']:>11}"
+                  f"{res['time_s']:>9.2f}{res['first_call_s']:>9.1f}"
+                  f"{res['rss_growth_mb']:>9.0f}  {ratio}", flush=True)
     return largest
 
 
@@ -234,7 +247,10 @@ def main(argv=None) -> None:
     ap.add_argument("--model-sizes", type=int, nargs="*")
     ap.add_argument("--only", choices=["convert", "model"])
     ap.add_argument("--data", type=Path, default=default_cache_dir() / "microcircuit")
-    ap.add_argument("--max-gb", type=float, default=20.0)
+    ap.add_argument("--max-gb", type=float, default=20.0,
+                    help="skip runs estimated to need more (from the previous size)")
+    ap.add_argument("--pair-chunk", type=int, default=1 << 19,
+                    help="pairs per chunk of the chunked forward run (BGANConfig.pair_chunk)")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--json", help="also write every measurement to this JSON file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -243,7 +259,7 @@ def main(argv=None) -> None:
         c = json.loads(args.child)
         out = (child_convert(c["path"], c["mode"]) if c["kind"] == "convert" else
                child_peer(c["path"]) if c["kind"] == "peer" else
-               child_model(c["graph"], c["impl"], c["backward"]))
+               child_model(c["graph"], c["impl"], c["backward"], c.get("chunk")))
         print(json.dumps(out))
         return
     args.scales = args.scales or ([0.01, 0.1] if args.quick else [0.01, 0.1, 1.0])
