@@ -1,7 +1,7 @@
 """NeuroML2 -> computational graph (CG) front end of bgan-jax.
 
-Pure Python/numpy: reads NeuroML2 with libNeuroML, builds CGs
-(``convert_file``), batches them into padded ``jraph.GraphsTuple``s
+Pure Python/numpy: reads NeuroML2 with libNeuroML (XML) and h5py (HDF5 networks,
+``graphs.hdf5``), builds CGs (``convert_file``), batches them into padded ``jraph.GraphsTuple``s
 (``batch_and_pad``) and stores them as ``.npz`` (``save_cg`` / ``load_cg``).
 The array schema shared with ``bgan_jax`` lives in ``graphs.schema``.
 """
