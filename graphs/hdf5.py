@@ -14,7 +14,7 @@ input list (``inputList_<id>``: ``id``, ``target_cell_id``, ``segment_id``, ...)
 We read it with h5py rather than libNeuroML's ``NeuroMLHdf5Parser``: that parser builds
 the top-level XML with libNeuroML's own XML loader (entities resolved, includes by its
 own rules) and, unless ``optimized``, one object per connection. Here the XML goes
-through the same hardened parser as every ``.nml`` file (``graphs.reader.parse_xml``),
+through the same hardened parser as every ``.nml`` file (``graphs.document.parse_xml``),
 includes resolve against the HDF5 file's folder as for XML, and connection datasets are
 read lazily in row ranges (``ConnectionTable.read``), so a projection of 10^8 rows is
 never in memory at once. HDF5 keeps no creation order: populations, projections and
@@ -34,15 +34,20 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from graphs.document import parse_xml
 from graphs.errors import DamagedHDF5, InvalidDataset, NotNeuroML
 from graphs.network import (CONTINUOUS, ELECTRICAL, PROJECTION, ConnectionTable, InputTable,
                             Network, Population, Rows, check_weights)
-from graphs.reader import parse_xml
 from graphs.units import unit_table
 
 _KINDS = {"projection": PROJECTION, "electricalProjection": ELECTRICAL,
           "continuousProjection": CONTINUOUS}
 _EMPTY_DOC = (b'<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="%s"/>')
+
+
+def is_hdf5(path) -> bool:
+    """An HDF5 file by name (``*.h5``, ``*.hdf5``): NeuroML's large-network format."""
+    return Path(path).suffix.lower() in (".h5", ".hdf5")
 
 
 def _open(path: Path):

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tup
 import numpy as np
 
 from graphs.errors import InvalidValue, UnknownComponent
-from graphs.reader import line_of
+from graphs.document import line_of
 from graphs.units import to_si
 
 PROJECTION, ELECTRICAL, CONTINUOUS = "projection", "electricalProjection", "continuousProjection"
