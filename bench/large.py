@@ -113,9 +113,12 @@ def _model_batch(graph: str):
 
     if graph.startswith("synth:"):
         return synthetic_graph(int(graph.split(":")[1]))
-    from graphs import batch_and_pad, convert_file
+    from graphs import batch_and_pad, convert_file, load_cg, save_cg
 
-    return batch_and_pad([convert_file(graph, synapses="type")])
+    cached = Path(graph).with_suffix(".type.npz")  # converting 285 M connections: minutes
+    if not cached.is_file():
+        save_cg(convert_file(graph, synapses="type"), cached)
+    return batch_and_pad([load_cg(cached)])
 
 
 def child_model(graph: str, impl: str, backward: bool, chunk=None) -> dict:
