@@ -46,6 +46,14 @@ class Population:
     line: Optional[int] = None
 
 
+def _where(table, row: int) -> Tuple[str, Optional[int]]:
+    """(element, line) of one row of a table, for an error message: the XML element
+    and its line, or the HDF5 dataset and the row."""
+    if table.lines is not None:
+        return table.element, int(table.lines[row])
+    return f"{table.element} row {row}", None
+
+
 @dataclasses.dataclass(frozen=True)
 class ConnectionTable:
     """The connections of one projection (chemical, electrical or continuous).
@@ -73,10 +81,7 @@ class ConnectionTable:
             yield self.read(start, min(start + size, self.n))
 
     def where(self, row: int) -> Tuple[str, Optional[int]]:
-        """(element, line) of one row, for an error message."""
-        if self.lines is not None:
-            return self.element, int(self.lines[row])
-        return f"{self.element} row {row}", None
+        return _where(self, row)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +102,7 @@ class InputTable:
     group_element: str = "inputList"  # what ``line`` points at
 
     def where(self, row: int) -> Tuple[str, Optional[int]]:
-        if self.lines is not None:
-            return self.element, int(self.lines[row])
-        return f"{self.element} row {row}", None
+        return _where(self, row)
 
 
 @dataclasses.dataclass(frozen=True)

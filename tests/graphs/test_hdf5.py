@@ -58,8 +58,11 @@ def network() -> str:
 
 def to_hdf5(xml_path: Path, h5_path: Path) -> Path:
     """Write a NeuroML XML file as HDF5 with libNeuroML's own writer."""
-    import neuroml.utils  # noqa: F401  (libNeuroML's exportHdf5 uses it without importing it)
+    import importlib
+
     from neuroml.writers import NeuroMLHdf5Writer
+
+    importlib.import_module("neuroml.utils")  # libNeuroML's exportHdf5 uses it unimported
 
     NeuroMLHdf5Writer.write(read_model(xml_path).root_document, str(h5_path))
     return h5_path
