@@ -18,11 +18,11 @@ from graphs.units import dimension_of_type, to_si
 # Attribute name -> column, shared by all cell types; per-tag overrides below.
 _CELL_COLUMNS = {
     "C": "capacitance", "cm": "capacitance",
-    "leak_reversal": "e_leak", "EL": "e_leak", "v_rest": "e_leak", "vr": "e_leak",
-    "e_rev_leak": "e_leak",
+    "leak_reversal": "e_leak_cell", "EL": "e_leak_cell", "v_rest": "e_leak_cell",
+    "vr": "e_leak_cell", "e_rev_leak": "e_leak_cell",
     "thresh": "v_thresh", "v_thresh": "v_thresh", "VT": "v_thresh", "vt": "v_thresh",
     "reset": "v_reset", "v_reset": "v_reset", "c": "v_reset",
-    "leak_conductance": "g_leak", "g_l": "g_leak", "g_leak": "g_leak",
+    "leak_conductance": "g_leak_cell", "g_l": "g_leak_cell", "g_leak": "g_leak_cell",
     "tau": "tau_m", "tau_m": "tau_m",
     "refract": "refract", "tau_refrac": "refract",
     "tauw": "adapt_tau", "tau_w": "adapt_tau",
@@ -60,7 +60,7 @@ _PYNN_SI = {
 _PYNN_TAGS = {"IF_curr_alpha", "IF_curr_exp", "IF_cond_alpha", "IF_cond_exp",
               "EIF_cond_exp_isfa_ista", "EIF_cond_alpha_isfa_ista", "HH_cond_exp",
               "expCondSynapse", "alphaCondSynapse", "expCurrSynapse", "alphaCurrSynapse"}
-_NONNEGATIVE = {"capacitance", "tau_m", "refract", "adapt_tau", "g_leak", "syn_gbase",
+_NONNEGATIVE = {"capacitance", "tau_m", "refract", "adapt_tau", "g_leak_cell", "syn_gbase",
                 "syn_tau_rise", "syn_tau_decay", "syn_tau_decay2", "syn_tau_rec",
                 "syn_tau_fac", "input_rate", "input_duration"}
 

@@ -20,7 +20,9 @@ from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
 
-SCHEMA_VERSION = "1.1"  # 1.1: synapse statistics (syn_count, syn_weight_*, syn_delay_*, n_connections)
+SCHEMA_VERSION = "1.1"  # 1.1: synapse statistics (syn_count, syn_weight_*, syn_delay_*,
+# n_connections); a point cell's leak in its own columns (g_leak_cell, e_leak_cell), which
+# 1.0 named like the leak-density columns and so stored in those
 
 
 class NodeKind(enum.IntEnum):
@@ -151,9 +153,11 @@ def _node_columns():
     c += _cols("activity", "slog", "pF", "capacitance")
     c += _cols("activity", "slog", "uF_per_cm2", "specific_capacitance")
     c += _cols("activity", "slog", "ms", "tau_m", "refract", "adapt_tau")
-    c += _cols("activity", "slog", "mV", "e_leak", "v_reset", "v_peak", "v_init",
+    c += _cols("activity", "slog", "mV", "e_leak_cell", "v_reset", "v_peak", "v_init",
                "delta_t")
-    c += _cols("activity", "slog", "nS", "g_leak", "izh_b", "adapt_a")
+    # a point cell's leak (nS, mV); a compartment's leak density is the function
+    # group's g_leak / e_leak (mS_per_cm2, mV), one name per column
+    c += _cols("activity", "slog", "nS", "g_leak_cell", "izh_b", "adapt_a")
     c += _cols("activity", "slog", "nS_per_mV", "izh_k")
     c += _cols("activity", "slog", "per_ms", "izh_a")
     c += _cols("activity", "slog", "pA", "izh_d", "adapt_b")

@@ -44,8 +44,8 @@ def write_network(path: Path, n_cells: int, fan_in: int = 10, seed: int = 0) -> 
     """n_cells iaf cells, fan_in random connectionWDs per cell, one input per cell."""
     rng = np.random.default_rng(seed)
     lines = [HEADER,
-             '<iafCell id="iaf" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" '
-             'leak_conductance="10nS"/>',
+             '<iafCell id="iaf" leakReversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" '
+             'leakConductance="10nS"/>',
              '<expOneSynapse id="syn" gbase="1nS" erev="0mV" tauDecay="3ms"/>',
              '<pulseGenerator id="pg" delay="0ms" duration="100ms" amplitude="0.2nA"/>',
              '<network id="net">',
@@ -125,7 +125,7 @@ def write_microcircuit(path, scale: float = 0.01, seed: int = 0,
     doc = neuroml.NeuroMLDocument(id="microcircuit")
     for cid in ("exc", "inh"):  # PD's neuron: tau_m 10 ms, C 250 pF, t_ref 2 ms
         doc.iaf_ref_cells.append(neuroml.IafRefCell(
-            id=cid, C="250pF", thresh="-50mV", reset="-65mV", leak_reversal="-65mV",
+            id=cid, C="250pF", thresh="-50mV", reset="-65mV", leakReversal="-65mV",
             leak_conductance="25nS", refract="2ms"))
     doc.exp_one_synapses.append(neuroml.ExpOneSynapse(id="exc_syn", gbase="0.5nS",
                                                       erev="0mV", tau_decay="0.5ms"))

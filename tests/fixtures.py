@@ -38,7 +38,7 @@ BALL_AND_STICK = """
   </cell>
 """
 
-IAF = '<iafCell id="iaf" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leak_conductance="10nS"/>'
+IAF = '<iafCell id="iaf" leakReversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leakConductance="10nS"/>'
 IZH = ('<izhikevich2007Cell id="izh" v0="-60mV" C="100pF" k="0.7nS_per_mV" vr="-60mV" '
        'vt="-40mV" vpeak="35mV" a="0.03per_ms" b="-2nS" c="-50mV" d="100pA"/>')
 SYN = '<expTwoSynapse id="ampa" gbase="0.5nS" erev="0mV" tauRise="0.5ms" tauDecay="5ms"/>'

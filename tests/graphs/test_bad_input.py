@@ -68,7 +68,7 @@ def test_remote_include_is_refused_not_fetched(write_nml, href):
 def test_xxe_is_refused(tmp_path):
     p = tmp_path / "xxe.nml"
     p.write_text('<?xml version="1.0"?>\n<!DOCTYPE neuroml [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
-                 + nml('<iafCell id="&x;" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leak_conductance="1nS"/>').split("\n", 1)[1])
+                 + nml('<iafCell id="&x;" leakReversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leakConductance="1nS"/>').split("\n", 1)[1])
     err = check(p, E.UnsafeXML, "refused")
     assert err.line == 2
 
@@ -105,7 +105,7 @@ def test_connection_to_missing_cell(write_nml):
                                             ("abc", "does not parse"),
                                             ("-50 ms", "dimension time")])
 def test_unit_that_does_not_parse(write_nml, value, fragment):
-    body = f'<iafCell id="c" leak_reversal="-65mV" thresh="{value}" reset="-70mV" C="1nF" leak_conductance="1nS"/>'
+    body = f'<iafCell id="c" leakReversal="-65mV" thresh="{value}" reset="-70mV" C="1nF" leakConductance="1nS"/>'
     err = check(write_nml("unit.nml", body), E.UnitError, fragment)
     assert err.element == "iafCell" and err.line == 3
 
@@ -116,7 +116,7 @@ def test_negative_diameter(write_nml):
 
 
 def test_nan_parameter(write_nml):
-    body = '<iafCell id="c" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="NaN nF" leak_conductance="1nS"/>'
+    body = '<iafCell id="c" leakReversal="-65mV" thresh="-50mV" reset="-70mV" C="NaN nF" leakConductance="1nS"/>'
     check(write_nml("nan.nml", body), E.InvalidValue, "not a finite number")
 
 
@@ -126,7 +126,7 @@ def test_nan_coordinate(write_nml):
 
 
 def test_negative_time_constant(write_nml):
-    body = '<iafTauCell id="c" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" tau="-10ms"/>'
+    body = '<iafTauCell id="c" leakReversal="-65mV" thresh="-50mV" reset="-70mV" tau="-10ms"/>'
     check(write_nml("tau.nml", body), E.InvalidValue, "tau_m is negative")
 
 

@@ -81,7 +81,7 @@ def test_xml_element_order_does_not_change_the_graph(write_nml):
 
 def test_gap_junctions_are_symmetric(write_nml):
     body = """
-    <iafCell id="iaf" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leak_conductance="10nS"/>
+    <iafCell id="iaf" leakReversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leakConductance="10nS"/>
     <gapJunction id="gj" conductance="10pS"/>
     <network id="net">
       <population id="P" component="iaf" size="2"/>
@@ -106,7 +106,7 @@ def test_zero_weight_is_kept(write_nml):
 def test_spike_array_populations_become_input_nodes(write_nml):
     from graphs.schema import EdgeKind, NodeKind
     body = """
-      <iafCell id="iaf" leak_reversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leak_conductance="10nS"/>
+      <iafCell id="iaf" leakReversal="-65mV" thresh="-50mV" reset="-70mV" C="1nF" leakConductance="10nS"/>
       <expOneSynapse id="syn" gbase="1nS" erev="0mV" tauDecay="2ms"/>
       <spikeArray id="train"><spike id="0" time="10ms"/><spike id="1" time="20ms"/></spikeArray>
       <network id="net">

@@ -17,6 +17,26 @@ def test_six_contiguous_node_feature_groups():
     json.dumps(schema.schema_dict())  # exported with every dataset
 
 
+def test_every_column_has_its_own_name():
+    """A name is how values reach a column (NODE_INDEX); two columns of one name would
+    leave one always empty and put the other's values in the wrong unit."""
+    for columns, index in ((schema.NODE_COLUMNS, schema.NODE_INDEX),
+                           (schema.EDGE_COLUMNS, schema.EDGE_INDEX)):
+        assert len(index) == len(columns)
+
+
+def test_point_cell_leak_in_its_own_unit(write_nml):
+    from graphs.convert import convert_file
+
+    cg = convert_file(write_nml("iaf.nml", '<iafCell id="iaf" leakReversal="-65mV" '
+                                'thresh="-50mV" reset="-70mV" C="1nF" leakConductance="10nS"/>'))
+    soma = int(np.flatnonzero(cg.node_kind == schema.NodeKind.SOMA)[0])
+    neuron = cg.neuron_id[soma]
+    assert cg.feature("g_leak_cell")[neuron] == pytest.approx(10.0, rel=1e-5)  # nS
+    assert cg.feature("e_leak_cell")[neuron] == pytest.approx(-65.0, rel=1e-5)  # mV
+    assert np.isnan(cg.feature("g_leak")[neuron])  # the density column stays empty
+
+
 def test_every_reference_unit_is_a_neuroml_unit():
     for col in schema.NODE_COLUMNS + schema.EDGE_COLUMNS:
         if col.unit:
