@@ -10,8 +10,9 @@ builds nothing; ``vs peer`` = our conversion time / its load time.
 
 Model: one BGAN block (bench/attention.py's block and synthetic graph, ~10 edges per
 node; and the microcircuit's own CG) forward, and forward + backward, sparse path with
-compaction, jitted, at 100 k and 1 M nodes; forward also with ``pair_chunk`` (the
-per-pair work in chunks, what a 1 M-node graph needs to fit). Peer: PyTorch
+compaction, jitted, at 100 k and 1 M nodes; both also with ``pair_chunk`` (the
+per-pair work in chunks, recomputed in the backward pass: what a 1 M-node graph needs
+to fit). Peer: PyTorch
 Geometric's TransformerConv block of bench/attention.py on the same graph (forward +
 backward); ``vs ours`` = its time / ours for the same pass. Every measurement
 runs in a fresh process, so its peak RSS is its own; runs estimated to need more than
@@ -22,8 +23,8 @@ runs in a fresh process, so its peak RSS is its own; runs estimated to need more
     python bench/large.py --only convert     # or: --only model
 
 HDF5 files are kept in ``--data`` (default ``$BGAN_JAX_CACHE/microcircuit``) and
-reused. The last line is ``largest_forward_nodes=<N>`` (the largest graph one block ran
-forward on).
+reused. The last line is ``largest_forward_nodes=<N> largest_backward_nodes=<M>`` (the
+largest graphs one block ran forward, and forward + backward, on).
 """
 
 from __future__ import annotations
@@ -199,16 +200,16 @@ def convert_phase(args, results: list) -> None:
                   f"{res['rss_growth_mb']:>9.0f}  {ratio:.2f}x", flush=True)
 
 
-def model_phase(args, results: list) -> int:
+def model_phase(args, results: list) -> dict:
     print(f"{'graph':<22}{'impl':<18}{'pass':<9}{'nodes':>10}{'edges':>11}{'s':>9}"
           f"{'first s':>9}{'RSS+ MB':>9}  vs ours")
     graphs = [f"synth:{n}" for n in args.model_sizes]
     if 1.0 in args.scales and h5_path(args.data, 1.0).is_file():
         graphs.insert(0, str(h5_path(args.data, 1.0)))
     runs = (("bgan", False, None), ("bgan", False, args.pair_chunk), ("bgan", True, None),
-            ("pyg", True, None))
+            ("bgan", True, args.pair_chunk), ("pyg", True, None))
     per_node = {}  # run -> RSS MB per node at the last graph it ran on
-    largest = 0
+    largest = {}  # pass -> nodes of the largest graph it ran on
     for graph in graphs:
         name = "PD 100% (type)" if graph.endswith(".h5") else f"synthetic {graph[6:]}"
         nodes = int(graph[6:]) if graph.startswith("synth:") else 0
@@ -230,7 +231,7 @@ def model_phase(args, results: list) -> int:
             per_node[(impl, backward, chunk)] = res["rss_growth_mb"] / res["nodes"]
             if impl == "bgan":
                 ours.setdefault(what, res["time_s"])
-                largest = max(largest, res["nodes"]) if not backward else largest
+                largest[what] = max(largest.get(what, 0), res["nodes"])
             ratio = (f"{res['time_s'] / ours[what]:.2f}x" if impl == "pyg" and what in ours
                      else "-")
             print(f"{name:<22}{label:<18}{what:<9}{res['nodes']:>10}{res['edges']:>11}"
@@ -271,14 +272,15 @@ def main(argv=None) -> None:
     print(f"# jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30:.0f} GB memory")
     results: list = []
-    largest = 0
+    largest: dict = {}
     if args.only in (None, "convert"):
         convert_phase(args, results)
     if args.only in (None, "model"):
         largest = model_phase(args, results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    print(f"largest_forward_nodes={largest}")
+    print(f"largest_forward_nodes={largest.get('fwd', 0)} "
+          f"largest_backward_nodes={largest.get('fwd+bwd', 0)}")
 
 
 if __name__ == "__main__":

@@ -78,8 +78,9 @@ def chunked_sparse_attention(q, k, v, edge_emb, rows, w_key, w_value, pairs: Pai
     w_key, w_value [de, H * D] the edge key/value projections, applied per chunk. Two
     scans over the chunks: logits [P, H] (kept; small), then the weighted values; the
     softmax between them is ``pair_softmax`` itself, so the numbers are the unchunked
-    ones up to summation order. Meant for the forward pass: under ``jax.grad`` the
-    scans keep a residual per chunk."""
+    ones up to summation order. Each chunk's work is under ``jax.checkpoint``: under
+    ``jax.grad`` the backward pass recomputes a chunk's gathers and projections instead
+    of keeping them, so memory stays O(chunk) per pair tensor in both passes."""
     n, h, d = q.shape
     p = pairs.senders.shape[0]
     m = max(-(-p // chunk), 1)
@@ -91,20 +92,23 @@ def chunked_sparse_attention(q, k, v, edge_emb, rows, w_key, w_value, pairs: Pai
 
     s, r, e = split(pairs.senders), split(pairs.receivers), split(rows)
 
-    def logits(_, xs):
-        s_c, r_c, e_c = xs
-        ek = (edge_emb[e_c] @ w_key).reshape(chunk, h, d)  # [chunk, H, D]
-        return None, jnp.sum(q[r_c] * (k[s_c] + ek), axis=-1)  # [chunk, H]
+    @jax.checkpoint
+    def chunk_logits(q, k, emb, w_key, s_c, r_c, e_c):  # -> [chunk, H]
+        ek = (emb[e_c] @ w_key).reshape(chunk, h, d)  # [chunk, H, D]
+        return jnp.sum(q[r_c] * (k[s_c] + ek), axis=-1)
 
-    _, edge_logits = jax.lax.scan(logits, None, (s, r, e))
+    @jax.checkpoint
+    def chunk_values(v, emb, w_value, s_c, r_c, e_c, w_c):  # -> [N, H, D]
+        ev = (emb[e_c] @ w_value).reshape(chunk, h, d)
+        return jax.ops.segment_sum(w_c[..., None] * (v[s_c] + ev), r_c, n)
+
+    _, edge_logits = jax.lax.scan(
+        lambda _, xs: (None, chunk_logits(q, k, edge_emb, w_key, *xs)), None, (s, r, e))
     w = pair_softmax(edge_logits.reshape(m * chunk, h)[:p], jnp.sum(q * k, axis=-1), pairs)
-
-    def values(acc, xs):
-        s_c, r_c, e_c, w_c = xs
-        ev = (edge_emb[e_c] @ w_value).reshape(chunk, h, d)
-        return acc + jax.ops.segment_sum(w_c[..., None] * (v[s_c] + ev), r_c, n), None
-
-    out, _ = jax.lax.scan(values, w.self[..., None] * v, (s, r, e, split(w.edges)))
+    # The sum stays outside the checkpointed chunk, so no accumulator is kept per chunk.
+    out, _ = jax.lax.scan(
+        lambda acc, xs: (acc + chunk_values(v, edge_emb, w_value, *xs), None),
+        w.self[..., None] * v, (s, r, e, split(w.edges)))
     return out, w
 
 

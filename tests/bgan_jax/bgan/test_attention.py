@@ -184,3 +184,37 @@ def test_both_paths_equal_the_formulas(path):
     np.testing.assert_allclose(out, want_out, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(w.edges, want_e, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(w.self, want_s, rtol=1e-4, atol=1e-6)
+
+
+def test_chunked_gradient_keeps_no_pair_tensor_per_chunk():
+    """Under jax.grad the chunked path recomputes each chunk (jax.checkpoint) instead of
+    keeping its [chunk, H, D] gathers, so the compiled gradient's scratch memory (XLA's
+    own count, not a timing) is a fraction of the unchunked one's, with the same
+    gradients. Without the checkpoint it is 67 %; with it, 12 %."""
+    from bgan_jax.bgan.attention import chunked_sparse_attention
+    n, p, de, h, d = 2000, 40000, 8, 4, 16
+    rng = np.random.default_rng(0)
+    pairs = Pairs(jnp.asarray(rng.integers(0, n, p), jnp.int32),
+                  jnp.asarray(rng.integers(0, n, p), jnp.int32),
+                  jnp.asarray(rng.uniform(size=p) < 0.8), jnp.ones(n, bool))
+    keys = jax.random.split(jax.random.key(0), 6)
+    args = tuple(jax.random.normal(keys[i], (n, h, d)) for i in range(3)) + (
+        jax.random.normal(keys[3], (p, de)), jax.random.normal(keys[4], (de, h * d)) / 3,
+        jax.random.normal(keys[5], (de, h * d)) / 3)
+
+    def loss(chunk):
+        def f(q, k, v, emb, w_key, w_value):
+            if chunk:
+                out, w = chunked_sparse_attention(q, k, v, emb, jnp.arange(p), w_key,
+                                                  w_value, pairs, chunk)
+            else:
+                ek, ev = ((emb @ x).reshape(p, h, d) for x in (w_key, w_value))
+                out, w = sparse_attention(q, k, v, ek, ev, pairs)
+            return jnp.mean(jnp.square(out)) + jnp.mean(jnp.square(w.edges))
+        return jax.jit(jax.grad(f, argnums=tuple(range(6))))
+
+    scratch = {c: loss(c).lower(*args).compile().memory_analysis().temp_size_in_bytes
+               for c in (None, 2000)}
+    assert scratch[2000] < 0.25 * scratch[None], scratch
+    for got, want in zip(loss(2000)(*args), loss(None)(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
