@@ -75,32 +75,34 @@ def _groups(cg, row: Mapping) -> Dict[str, List[int]]:
 
 
 def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequence[Tuple[dict, object]],
-                 sens: sens_lib.CellSensitivity, target: int) -> Optional[Dict]:
-    """One cell's read-out for target index ``target`` (None when it cannot be scored:
-    too few measured pairs, or variants whose graph differs from the source's)."""
+                 sens: sens_lib.CellSensitivity, target: int) -> Dict:
+    """One cell's read-out for target index ``target``. A cell that cannot be scored
+    (too few measured pairs; no variant with the source's graph) gets a row with only
+    ``cell``, ``target`` and ``skipped`` (why); variants whose graph differs from the
+    source's are left out and counted in ``variants_skipped``."""
     row, cg = source
+    head = {"cell": row["name"], "target": TARGET_NAMES[target]}
     columns = factor_columns(row["file"], row["cell_id"])
     measured = sens_lib.column_sensitivity(sens, columns, target)
     pairs = sorted(measured)
     if len(pairs) < MIN_PAIRS:
-        return None
+        return {**head, "skipped": f"{len(pairs)} measured (segment group, species) pairs, "
+                                   f"fewer than {MIN_PAIRS}"}
+    same = [(vrow, vcg) for vrow, vcg in variants if vcg.n_nodes == cg.n_nodes]
+    if not same:
+        return {**head, "skipped": f"none of its {len(variants)} variants has the source "
+                                   "cell's graph"}
     total = np.zeros_like(cg.node_features, dtype=np.float64)  # [N, F]
-    used = 0
-    for vrow, vcg in variants:
-        if vcg.n_nodes != cg.n_nodes:
-            continue
+    for vrow, vcg in same:
         a = analysis.analyze_model(analyzer, params, vcg, vrow["name"], "efeatures",
                                    None, node_baseline=cg.node_features)
         total += np.abs(a.attribution)
-        used += 1
-    if not used:
-        return None
-    mean_attr = total / used
+    mean_attr = total / len(same)
     groups = _groups(cg, row)
     model = pair_attribution(mean_attr, groups, pairs)
     truth = np.array([measured[p] for p in pairs])
     g_cols = [NODE_INDEX[f"g_{s}"] for s in sorted({s for _, s in pairs})]
-    return {"cell": row["name"], "target": TARGET_NAMES[target], "variants": used,
+    return {**head, "variants": len(same), "variants_skipped": len(variants) - len(same),
             "pair_names": [f"{g}/{s}" for g, s in pairs], "model": model.tolist(),
             "measured": truth.tolist(), **score(model, truth),
             "node_attribution": mean_attr[:, g_cols].sum(1).tolist(),
@@ -109,9 +111,12 @@ def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequen
 
 
 def readout(run, data_dir, targets: Sequence[str] = ("log_rheobase", "log_rate_1.5x"),
-            steps: int = 16, progress: bool = True) -> List[Dict]:
+            steps: int = 16, progress: bool = True,
+            skipped: Optional[List[Dict]] = None) -> List[Dict]:
     """Score a loaded ``efeatures`` run (``train.load_run``) on every source cell of the
-    real-cell dataset ``data_dir`` that has enough variants; one row per (cell, target)."""
+    real-cell dataset ``data_dir`` that has enough variants; one row per scored (cell,
+    target). Cells that cannot be scored are appended to ``skipped`` (when given) with
+    the reason, so a report can say what was left out and why."""
     if run.config.task != "efeatures":
         raise data_lib.DatasetError(f"the ground-truth read-out needs an efeatures run, not "
                                     f"{run.config.task!r}")
@@ -124,21 +129,24 @@ def readout(run, data_dir, targets: Sequence[str] = ("log_rheobase", "log_rate_1
     task = data_lib.task_of("efeatures")
     config = run.model.config if isinstance(getattr(run.model, "config", None), BGANConfig) \
         else None
-    out = []
+    load = (lambda r: (r, load_cg(data_dir / "graphs" / Path(r["npz"]).name)))
+    graphs = {}  # cell -> (source, variants), loaded once for every target
+    for cell in sorted(sens):
+        members = by_cell.get(cell, [])
+        source = next((r for r in members if not r.get("variant_of")), None)
+        if source is not None:
+            graphs[cell] = (load(source), [load(r) for r in members if r.get("variant_of")])
+    out, left = [], []
     for t_name in targets:
         t = TARGET_NAMES.index(t_name)
         analyzer = analysis.make_analyzer(run.model.apply, task, steps, config, output=t)
-        for cell in tqdm(sorted(sens), desc=f"read-out {t_name}", disable=not progress):
-            members = by_cell.get(cell, [])
-            source = next((r for r in members if not r.get("variant_of")), None)
-            if source is None:
-                continue
-            load = (lambda r: (r, load_cg(data_dir / "graphs" / Path(r["npz"]).name)))
-            result = cell_readout(analyzer, run.params, load(source),
-                                  [load(r) for r in members if r.get("variant_of")],
-                                  sens[cell], t)
-            if result is not None:
-                out.append(result)
+        left += [{"cell": c, "target": t_name, "skipped": "its source cell is not "
+                  "characterised in the dataset"} for c in sorted(sens) if c not in graphs]
+        for cell in tqdm(sorted(graphs), desc=f"read-out {t_name}", disable=not progress):
+            result = cell_readout(analyzer, run.params, *graphs[cell], sens[cell], t)
+            (left if "skipped" in result else out).append(result)
+    if skipped is not None:
+        skipped.extend(left)
     return out
 
 

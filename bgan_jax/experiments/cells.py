@@ -65,7 +65,9 @@ def per_target_table(rows: Sequence[Dict]) -> str:
     return "\n".join(lines)
 
 
-def readout_markdown(rows: Sequence[Dict]) -> str:
+def readout_markdown(rows: Sequence[Dict], skipped: Sequence[Dict] = ()) -> str:
+    """readout.md: the summary per target, one line per scored (cell, target), then
+    every cell that could not be scored and why."""
     from bgan_jax.bgan.groundtruth import summary
 
     lines = ["| target | cells scored | median Spearman | top pair agrees |", "|---|---|---|---|"]
@@ -79,6 +81,9 @@ def readout_markdown(rows: Sequence[Dict]) -> str:
         top_s = r["pair_names"][max(range(len(r["measured"])), key=r["measured"].__getitem__)]
         lines.append(f"| {r['cell']} | {r['target']} | {r['spearman']:.3f} | {top_m} | "
                      f"{top_s} | {r['pairs']} |")
+    if skipped:
+        lines += ["", "Not scored:", ""] + [f"* {r['cell']} ({r['target']}): {r['skipped']}"
+                                           for r in skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -149,11 +154,12 @@ def readout_run(workdir: Path, data_dir, out: Path, steps: int) -> List[Dict]:
     from bgan_jax.experiments.cell_figures import readout_figure
 
     t0 = time.time()
-    rows = groundtruth.readout(load_run(workdir), data_dir, steps=steps)
+    skipped: List[Dict] = []
+    rows = groundtruth.readout(load_run(workdir), data_dir, steps=steps, skipped=skipped)
     (out / "readout.json").write_text(json.dumps(
         {"run": str(workdir), "data": str(data_dir), "seconds": time.time() - t0,
-         "summary": groundtruth.summary(rows), "cells": rows}, indent=1))
-    (out / "readout.md").write_text(readout_markdown(rows))
+         "summary": groundtruth.summary(rows), "cells": rows, "skipped": skipped}, indent=1))
+    (out / "readout.md").write_text(readout_markdown(rows, skipped))
     (out / "report.md").write_text(readout_report(rows))
     figs = out / "figures"
     figs.mkdir(exist_ok=True)

@@ -84,9 +84,11 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     table = train_and_evaluate(config, dataset, tmp_path / "run", progress=False)
     for split in ("val", "test"):
         assert table["splits"][split]["r2/log_rheobase"] >= 0.6, table["splits"][split]
+    skipped = []
     rows = groundtruth.readout(load_run(tmp_path / "run"), dataset, targets=("log_rheobase",),
-                               steps=8, progress=False)
-    assert len(rows) == 4 and all(r["pairs"] == 5 for r in rows)
+                               steps=8, progress=False, skipped=skipped)
+    assert len(rows) == 4 and all(r["pairs"] == 5 for r in rows) and skipped == []
+    assert all(r["variants"] > 0 and r["variants_skipped"] == 0 for r in rows)
     summary = groundtruth.summary(rows)["log_rheobase"]
     assert summary["median_spearman"] >= 0.7, rows
     assert summary["top_match"] >= 0.75  # soma Na: the largest effect
@@ -125,3 +127,24 @@ def test_run_grid_runs_only_what_is_missing(tmp_path):
     assert calls == [("efeatures", "bgan", 0), ("efeatures", "gbm", 0),
                      ("efeatures", "bgan", 1), ("efeatures", "gbm", 1)]
     assert len(rows) == 4 and (tmp_path / "results.md").is_file()
+
+
+def test_readout_says_why_a_cell_is_not_scored(dataset):
+    """A cell whose variants all have another graph, or with too few measured pairs, is
+    not scored, and the row says why (batch jobs report every item)."""
+    from graphs import load_cg
+    rows = _rows(dataset)
+    sens = sensitivity.cell_sensitivities(rows)
+    source = next(r for r in rows if r["name"] == "gen__cell0")
+    load = lambda r: (r, load_cg(dataset / "graphs" / r["npz"].split("/")[-1]))  # noqa: E731
+    src = load(source)
+    other = load(next(r for r in rows if r["variant_of"] is None and r["name"] != "gen__cell0"))
+    smaller = dataclasses.replace(other[1], node_kind=other[1].node_kind[:1])
+    assert smaller.n_nodes != src[1].n_nodes
+    t = TARGET_NAMES.index("log_rheobase")
+    row = groundtruth.cell_readout(None, None, src, [(other[0], smaller)], sens["gen__cell0"], t)
+    assert row == {"cell": "gen__cell0", "target": "log_rheobase",
+                   "skipped": "none of its 1 variants has the source cell's graph"}
+    sag = TARGET_NAMES.index("sag_ratio")  # never defined: no measured pair
+    row = groundtruth.cell_readout(None, None, src, [], sens["gen__cell0"], sag)
+    assert row["skipped"].startswith("0 measured (segment group, species) pairs")
