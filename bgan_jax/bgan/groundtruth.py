@@ -85,6 +85,9 @@ def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequen
     columns = factor_columns(row["file"], row["cell_id"])
     measured = sens_lib.column_sensitivity(sens, columns, target)
     pairs = sorted(measured)
+    if not pairs:
+        return {**head, "skipped": "the target is not defined for this cell and its "
+                                   "variants (no measured effect)"}
     if len(pairs) < MIN_PAIRS:
         return {**head, "skipped": f"{len(pairs)} measured (segment group, species) pairs, "
                                    f"fewer than {MIN_PAIRS}"}
@@ -110,7 +113,8 @@ def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequen
                        for k in ("etype_name", "dendrite_type", "repository")}}
 
 
-def readout(run, data_dir, targets: Sequence[str] = ("log_rheobase", "log_rate_1.5x"),
+def readout(run, data_dir,
+            targets: Sequence[str] = ("log_rheobase", "log_rate_1.5x", "log_rate_rest"),
             steps: int = 16, progress: bool = True,
             skipped: Optional[List[Dict]] = None) -> List[Dict]:
     """Score a loaded ``efeatures`` run (``train.load_run``) on every source cell of the

@@ -6,7 +6,9 @@ widths and resistances span decades between cell types, so they are learnt
 and regressed in log10. A target is missing (masked, never imputed) where the
 protocol does not define it: a spontaneously active cell has no rheobase and
 its rate comes from the rest sweep, which is a different quantity, so the
-rate targets read the 1.5x-rheobase step only.
+1.5x-rheobase targets read that step only and the spontaneous rate (rest sweep,
+no input) is a target of its own, defined only for spontaneously active cells
+(the pyloric pacemakers): what their variants change is scored against it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ EFEATURE_TARGETS: Tuple[Target, ...] = (
     Target("log_input_resistance", "ohmic_input_resistance", "log10"),
     Target("sag_ratio", "sag_ratio1", "identity"),
     Target("log_fi_slope", "fi_slope_hz_per_nA", "log10"),
+    Target("log_rate_rest", "rest/mean_frequency", "log10"),
 )
 TARGET_NAMES: Tuple[str, ...] = tuple(t.name for t in EFEATURE_TARGETS)
 

@@ -32,6 +32,10 @@ def test_targets_mask_what_is_undefined():
     assert not m[TARGET_NAMES.index("log_rate_1.5x")]  # log10 of 0 is undefined, not -inf
     assert not m[TARGET_NAMES.index("sag_ratio")] and not m[TARGET_NAMES.index("adaptation_1.5x")]
     assert np.isfinite(y).all()
+    assert not m[TARGET_NAMES.index("log_rate_rest")]  # not spontaneously active
+    y, m = target_vector({"rest/mean_frequency": 2.0, "rheobase_nA": None})
+    assert m.tolist() == [name == "log_rate_rest" for name in TARGET_NAMES]
+    assert y[TARGET_NAMES.index("log_rate_rest")] == pytest.approx(np.log10(2.0))
 
 
 def test_measured_sensitivity_ranks_the_known_slopes(dataset):
@@ -147,4 +151,4 @@ def test_readout_says_why_a_cell_is_not_scored(dataset):
                    "skipped": "none of its 1 variants has the source cell's graph"}
     sag = TARGET_NAMES.index("sag_ratio")  # never defined: no measured pair
     row = groundtruth.cell_readout(None, None, src, [], sens["gen__cell0"], sag)
-    assert row["skipped"].startswith("0 measured (segment group, species) pairs")
+    assert row["skipped"].startswith("the target is not defined for this cell")
