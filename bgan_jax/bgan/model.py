@@ -7,6 +7,7 @@ API. The batch is the padded ``jraph.GraphsTuple`` of ``graphs.batch_and_pad``.
 
 from __future__ import annotations
 
+import functools
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -225,8 +226,18 @@ def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
 def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> List[int]:
     """Host check: indices of the batches in ``graphs`` with more pairs or touched nodes
     than ``config``'s compaction fields leave room for (the model would give NaN)."""
-    check = jax.jit(lambda g: compact_pairs(g, config)[1])
+    check = _overflow_check(config)
     return [i for i, g in enumerate(graphs) if bool(check(g))]
+
+
+@functools.lru_cache(maxsize=8)
+def _overflow_check(config: BGANConfig):  # one jitted function per config, not per call
+    return jax.jit(lambda g: compact_pairs(g, config)[1])
+
+
+@functools.lru_cache(maxsize=8)
+def _graph_counts(config: BGANConfig):
+    return jax.jit(lambda g: _per_graph(g, config))
 
 
 def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Dict[str, Tuple]:
@@ -237,7 +248,7 @@ def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Dict[
     touches), rounded up, and the largest single-graph counts. A batch's share is an
     average of its graphs' shares and its count a sum of theirs, so no batch of these
     graphs can exceed either bound."""
-    count = jax.jit(lambda g: _per_graph(g, config))
+    count = _graph_counts(config)
     seen = {"edges": [], "nodes": []}  # per real graph: ([4] used, real rows or nodes)
     for graph in graphs:
         real = np.asarray(graph.globals["valid"])
