@@ -14,6 +14,9 @@ precomputed):
 * ``bgan_masked``: ours without ``bgan_jax.compaction``, every
   mechanism over all N nodes and E edge rows with a mask (what compacting each
   mechanism's rows and nodes saves);
+* ``bgan_chunked``: ours with compaction and ``pair_chunk = 65536`` (each
+  mechanism's per-pair work in chunks, recomputed in the backward pass: less
+  memory for some more time);
 * ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` with a boolean
   [N, N] mask per mechanism (dense); a boolean mask cannot carry edge features,
   so this peer does less work than ours.
@@ -46,7 +49,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 HIDDEN, HEADS, EDGE_HIDDEN = 128, 4, 32
-IMPLS = ("bgan_sparse", "bgan_masked", "bgan_dense", "pyg", "sdpa")
+IMPLS = ("bgan_sparse", "bgan_masked", "bgan_chunked", "bgan_dense", "pyg", "sdpa")
+PAIR_CHUNK = 1 << 16  # bgan_chunked: BGANConfig.pair_chunk
 
 
 def synthetic_graph(n_nodes: int, edges_per_node: float = 10.0, seed: int = 0):
@@ -105,12 +109,12 @@ def config(path: str):
                                attention=path, reconstruct=False)
 
 
-def run_ours(batch, path: str, reps: int, compact: bool = True) -> dict:
+def run_ours(batch, path: str, reps: int, compact: bool = True, chunk=None) -> dict:
     import jax
     import jax.numpy as jnp
 
     import bgan_jax
-    cfg = config(path)
+    cfg = config(path).replace(pair_chunk=chunk)
     if compact:  # each mechanism on its own rows and nodes, as training sets them
         cfg = cfg.replace(**bgan_jax.compaction([batch], cfg))
     batch = jax.device_put(batch)
@@ -277,6 +281,8 @@ def child(impl: str, n_nodes: int, reps: int) -> dict:
     rss0 = _current_rss_mb()
     if impl == "bgan_masked":  # every mechanism over all E rows with a mask (no compaction)
         res = run_ours(batch, "sparse", reps, compact=False)
+    elif impl == "bgan_chunked":  # + per-pair work in chunks, recomputed in the backward
+        res = run_ours(batch, "sparse", reps, chunk=PAIR_CHUNK)
     elif impl.startswith("bgan"):
         res = run_ours(batch, impl.split("_")[1], reps)
     else:

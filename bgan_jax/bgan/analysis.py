@@ -61,6 +61,7 @@ class ModelAnalysis(NamedTuple):
     attention: Columns  # one row per (block, mechanism, head, pair); see attention_rows
     attribution: np.ndarray  # [N, F] integrated gradients w.r.t. node features
     completeness_gap: float  # |sum(attr) - (F(x) - F(b))| / |F(x) - F(b)|: IG's own check
+    change: float = float("nan")  # F(x) - F(b): the explained output's change from the baseline
 
 
 def kind_baseline(cgs: Sequence[CG]) -> np.ndarray:
@@ -181,7 +182,7 @@ def analyze_model(analyzer, params, cg: CG, name: str, task_name: str,
     prediction = np.asarray(jax.nn.softmax(logits, -1)) if task.kind == "classification" \
         else logits
     rows = attention_rows(graph, attention, pairs, n) if attention else empty_attention()
-    return ModelAnalysis(name, cg, prediction, rows, attribution, gap)
+    return ModelAnalysis(name, cg, prediction, rows, attribution, gap, change)
 
 
 def analyze_all(run, inputs: Sequence, reference: Sequence[CG], steps: int = 32,

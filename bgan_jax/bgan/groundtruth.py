@@ -25,7 +25,7 @@ from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan.config import BGANConfig
 from bgan_jax.runs.workdir import read_json
 from bnnsim.ephys import sensitivity as sens_lib
-from bnnsim.ephys.targets import TARGET_NAMES
+from bnnsim.ephys.targets import TARGET_NAMES, target_vector
 from bnnsim.ephys.variants import factor_columns
 from graphs import convert_file, load_cg
 from graphs.schema import NODE_INDEX
@@ -96,10 +96,16 @@ def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequen
         return {**head, "skipped": f"none of its {len(variants)} variants has the source "
                                    "cell's graph"}
     total = np.zeros_like(cg.node_features, dtype=np.float64)  # [N, F]
+    model_change, measured_change = [], []  # per variant: output and target moves
+    y_source, m_source = target_vector(row.get("efeatures") or {})
     for vrow, vcg in same:
         a = analysis.analyze_model(analyzer, params, vcg, vrow["name"], "efeatures",
                                    None, node_baseline=cg.node_features)
         total += np.abs(a.attribution)
+        y, m = target_vector(vrow.get("efeatures") or {})
+        model_change.append(a.change)
+        measured_change.append(float(y[target] - y_source[target])
+                               if m[target] and m_source[target] else None)
     mean_attr = total / len(same)
     groups = _groups(cg, row)
     model = pair_attribution(mean_attr, groups, pairs)
@@ -108,6 +114,7 @@ def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequen
     return {**head, "variants": len(same), "variants_skipped": len(variants) - len(same),
             "pair_names": [f"{g}/{s}" for g, s in pairs], "model": model.tolist(),
             "measured": truth.tolist(), **score(model, truth),
+            "model_change": model_change, "measured_change": measured_change,
             "node_attribution": mean_attr[:, g_cols].sum(1).tolist(),
             "labels": {k: (cg.meta.get("labels") or {}).get(k)
                        for k in ("etype_name", "dendrite_type", "repository")}}
@@ -154,8 +161,24 @@ def readout(run, data_dir,
     return out
 
 
+def within_cell_r(rows: Sequence[Mapping]) -> float:
+    """Pearson r, pooled over the rows' variants, of the model's output change from the
+    source cell and the target's measured change: does the model predict how a
+    variant moves the target (a read-out can only be right where it does)? NaN with
+    fewer than 3 defined variants. The model's change is in standardised units, so r,
+    not R^2."""
+    pairs = [(a, b) for r in rows for a, b in zip(r.get("model_change", ()),
+                                                   r.get("measured_change", ()))
+             if b is not None and np.isfinite(a)]
+    if len(pairs) < 3:
+        return float("nan")
+    a, b = np.array(pairs, float).T
+    return float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
+
+
 def summary(rows: Sequence[Mapping]) -> Dict[str, Dict]:
-    """Per target: cells scored, median Spearman and the share whose top pair agrees."""
+    """Per target: cells scored, median Spearman, the share whose top pair agrees, and
+    the within-cell r of predicted and measured changes."""
     out = {}
     for t in dict.fromkeys(r["target"] for r in rows):
         sub = [r for r in rows if r["target"] == t]
@@ -163,5 +186,6 @@ def summary(rows: Sequence[Mapping]) -> Dict[str, Dict]:
         out[t] = {"cells": len(sub), "scored": int(np.isfinite(rho).sum()),
                   "median_spearman": float(np.nanmedian(rho)) if np.isfinite(rho).any()
                   else float("nan"),
-                  "top_match": float(np.mean([r["top_match"] for r in sub]))}
+                  "top_match": float(np.mean([r["top_match"] for r in sub])),
+                  "within_cell_r": within_cell_r(sub)}
     return out

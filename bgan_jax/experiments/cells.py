@@ -70,10 +70,13 @@ def readout_markdown(rows: Sequence[Dict], skipped: Sequence[Dict] = ()) -> str:
     every cell that could not be scored and why."""
     from bgan_jax.bgan.groundtruth import summary
 
-    lines = ["| target | cells scored | median Spearman | top pair agrees |", "|---|---|---|---|"]
+    lines = ["| target | cells scored | median Spearman | top pair agrees | within-cell r |",
+             "|---|---|---|---|---|"]
     for t, s in summary(rows).items():
         lines.append(f"| {t} | {s['scored']}/{s['cells']} | {s['median_spearman']:.3f} | "
-                     f"{s['top_match']:.2f} |")
+                     f"{s['top_match']:.2f} | {s['within_cell_r']:.3f} |")
+    lines += ["", "(within-cell r: correlation over the variants of the model's output change "
+              "from the source cell and the measured change of the target.)"]
     lines += ["", "| cell | target | Spearman | top (model) | top (measured) | pairs |",
               "|---|---|---|---|---|---|"]
     for r in rows:
@@ -101,7 +104,9 @@ def readout_report(rows: Sequence[Dict]) -> str:
     for t, s in summary(rows).items():
         lines.append(f"* **{t}**: {s['scored']} of {s['cells']} cells scored, median "
                      f"Spearman {s['median_spearman']:.2f}, top pair agrees in "
-                     f"{100 * s['top_match']:.0f} %.")
+                     f"{100 * s['top_match']:.0f} %; the model's predicted change of a "
+                     f"variant from its source cell correlates with the measured one at "
+                     f"r = {s['within_cell_r']:.2f}.")
     lines.append("")
     for r in rows:
         m_name, m_share = _top(r["pair_names"], r["model"])

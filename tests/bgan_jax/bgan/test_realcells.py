@@ -96,6 +96,8 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     summary = groundtruth.summary(rows)["log_rheobase"]
     assert summary["median_spearman"] >= 0.7, rows
     assert summary["top_match"] >= 0.75  # soma Na: the largest effect
+    assert summary["within_cell_r"] >= 0.7  # it predicts how the variants move rheobase
+    assert all(len(r["model_change"]) == r["variants"] for r in rows)
 
 
 def test_tabular_baseline_scores_like_the_models(dataset):
@@ -152,3 +154,10 @@ def test_readout_says_why_a_cell_is_not_scored(dataset):
     sag = TARGET_NAMES.index("sag_ratio")  # never defined: no measured pair
     row = groundtruth.cell_readout(None, None, src, [], sens["gen__cell0"], sag)
     assert row["skipped"].startswith("the target is not defined for this cell")
+
+
+def test_within_cell_r_pools_variants_and_skips_undefined():
+    rows = [{"model_change": [1.0, 2.0], "measured_change": [0.1, None]},
+            {"model_change": [3.0, 4.0], "measured_change": [0.3, 0.4]}]
+    assert groundtruth.within_cell_r(rows) == pytest.approx(1.0)
+    assert np.isnan(groundtruth.within_cell_r(rows[:1]))  # one defined variant
