@@ -36,6 +36,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import jraph
 import numpy as np
 
+from bgan_jax.bgan import inputs
 from bnnsim.ephys.etype import ETYPES
 from bnnsim.ephys.targets import TARGET_NAMES, target_vector
 from bnnsim.labels import FIRING_PATTERNS, REGIMES
@@ -227,8 +228,8 @@ def target_scale(examples: Sequence[Example], task: Task) -> Tuple[np.ndarray, n
 MIN_FEATURE_STD = 1e-3  # below this a column's spread is float noise of a constant
 
 
-def feature_stats(examples: Sequence[Example], min_std: float = MIN_FEATURE_STD
-                  ) -> Tuple[np.ndarray, np.ndarray]:
+def feature_stats(examples: Sequence[Example], min_std: float = MIN_FEATURE_STD,
+                  log_densities: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Per-column (mean, std) of the known node features of ``examples`` ([F] each),
     for ``BGANConfig.feature_shift`` / ``feature_scale``.
 
@@ -236,10 +237,13 @@ def feature_stats(examples: Sequence[Example], min_std: float = MIN_FEATURE_STD
     encoded spread can be tiny (Izhikevich ``a``: 0.01). One-hots, [0, 1] indices and
     log-counts are O(1) already and keep (0, 1): scaling them up would make a model
     sensitive to near-constant structure columns. The std is floored at ``min_std``;
-    a column never known gets (0, 1)."""
+    a column never known gets (0, 1). ``log_densities``: of the inputs the model sees
+    with ``BGANConfig.log_densities``."""
     if not examples:
         raise DatasetError("feature statistics need at least one example")
     x = np.concatenate([e.cg.node_features for e in examples]).astype(np.float64)  # [N, F]
+    if log_densities:
+        x = inputs.log_densities(x)
     known = np.concatenate([e.cg.node_feature_mask for e in examples]) > 0  # [N, F]
     count = known.sum(0)
     mean = np.where(known, x, 0.0).sum(0) / np.maximum(count, 1)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
-from bgan_jax.bgan import masks
+from bgan_jax.bgan import inputs, masks
 from bgan_jax.bgan.attention import chunked_sparse_attention, dense_attention, sparse_attention
 from bgan_jax.bgan.config import COUNTS_KEPT, FEATURE_CLIP, MECHANISMS, BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
@@ -27,6 +27,8 @@ def node_inputs(nodes: Dict, config: BGANConfig) -> jnp.ndarray:
     per-column shift and scale (when set), next to their known-mask. Unknown values
     and padding are 0 whatever the shift, so they carry only the mask."""
     x, known = nodes["features"], nodes["feature_mask"]  # [N, F] each
+    if config.log_densities:
+        x = inputs.log_densities(x, jnp)
     if config.feature_shift:
         if len(config.feature_shift) != x.shape[-1]:
             raise ValueError(f"feature_shift has {len(config.feature_shift)} columns but the "

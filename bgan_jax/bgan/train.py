@@ -107,7 +107,7 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
     (when ``normalize_features`` and not set already, e.g. by a resumed config)."""
     if not config.normalize_features or config.model.feature_shift:
         return config
-    shift, scale = data_lib.feature_stats(train)
+    shift, scale = data_lib.feature_stats(train, log_densities=config.model.log_densities)
     model = config.model.replace(feature_shift=tuple(float(v) for v in shift),
                                  feature_scale=tuple(float(v) for v in scale))
     return dataclasses.replace(config, model=model)

@@ -159,6 +159,7 @@ def readout_run(workdir: Path, data_dir, out: Path, steps: int) -> List[Dict]:
     from bgan_jax.experiments.cell_figures import readout_figure
 
     t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
     skipped: List[Dict] = []
     rows = groundtruth.readout(load_run(workdir), data_dir, steps=steps, skipped=skipped)
     (out / "readout.json").write_text(json.dumps(
