@@ -12,9 +12,8 @@ Model: one BGAN block (bench/attention.py's block and synthetic graph, ~10 edges
 node; and the microcircuit's own CG) forward, and forward + backward, sparse path with
 compaction, jitted, at 100 k and 1 M nodes; both also with ``pair_chunk`` (the
 per-pair work in chunks, recomputed in the backward pass: what a 1 M-node graph needs
-to fit). Peer: PyTorch
-Geometric's TransformerConv block of bench/attention.py on the same graph (forward +
-backward); ``vs ours`` = its time / ours for the same pass. Every measurement
+to fit). Peer: PyTorch Geometric's TransformerConv block of bench/attention.py on the
+same graph (forward + backward); ``vs ours`` = its time / ours for the same pass. Every measurement
 runs in a fresh process, so its peak RSS is its own; runs estimated to need more than
 ``--max-gb`` are skipped and say so.
 

@@ -65,14 +65,14 @@ class BGANConfig:
     matter can differ by 0.01 in their encoded value (Izhikevich ``a``), too little
     for a model to see unscaled. Kept in the config, so a saved run standardises any
     CG it is given the same way."""
+    feature_scale: Tuple[float, ...] = ()
+    """Per-column scale (> 0) paired with ``feature_shift``; standardised values are
+    clipped to +-``FEATURE_CLIP`` so an unseen parameter value cannot dominate."""
     log_densities: bool = False
     """Give the model channel densities as log10(density) instead of the schema's
     log1p encoding (``bgan_jax.bgan.inputs``): a doubling is then the same input step
     for every channel, whatever its size (leak at 0.01 mS/cm^2 as Na at 50). Applied
     before ``feature_shift`` / ``feature_scale``, which are measured on the same inputs."""
-    feature_scale: Tuple[float, ...] = ()
-    """Per-column scale (> 0) paired with ``feature_shift``; standardised values are
-    clipped to +-``FEATURE_CLIP`` so an unseen parameter value cannot dominate."""
     pair_fractions: Tuple[float, ...] = ()
     """Largest share of a graph's edge rows each mechanism attends over (one per
     ``MECHANISMS``; () = every mechanism runs over all E rows with a mask). With it set,

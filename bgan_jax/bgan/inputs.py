@@ -27,6 +27,7 @@ def log_densities(x, xp=np):
     """[N, F] encoded node features -> the same with density columns as log10(density).
 
     ``xp``: numpy or jax.numpy (the model calls it inside jit)."""
-    density = xp.expm1(xp.maximum(x, 0.0))  # the slog encoding undone: mS/cm^2
+    # graphs.schema.decode for these non-negative columns, written with xp so it jits
+    density = xp.expm1(xp.maximum(x, 0.0))  # mS/cm^2
     logged = xp.log10(density + DENSITY_FLOOR)
     return xp.where(xp.asarray(DENSITY_COLUMNS), logged, x)
