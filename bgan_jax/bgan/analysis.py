@@ -61,7 +61,7 @@ class ModelAnalysis(NamedTuple):
     attention: Columns  # one row per (block, mechanism, head, pair); see attention_rows
     attribution: np.ndarray  # [N, F] integrated gradients w.r.t. node features
     completeness_gap: float  # |sum(attr) - (F(x) - F(b))| / |F(x) - F(b)|: IG's own check
-    change: float = float("nan")  # F(x) - F(b): the explained output's change from the baseline
+    change: float  # F(x) - F(b): the explained output's change from the baseline
 
 
 def kind_baseline(cgs: Sequence[CG]) -> np.ndarray:
