@@ -62,6 +62,10 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     cells.add_argument("--finished-only", action="store_true",
                        help="simulate nothing: write the dataset of the cells earlier "
                        "(interrupted) builds into --out finished; the rest are 'pending'")
+    cells.add_argument("--granularity", choices=("section", "segment"), default="section",
+                       help="compartments of the graphs written: one node per unbranched "
+                       "section (default) or per NeuroML segment; measurements are cached "
+                       "by cell, so a second build at the other granularity only converts")
     cells.add_argument("--figures", action="store_true",
                        help="also draw DIR/figures/NAME.png per characterised cell "
                        "(traces at rheobase, 1.5x, 3x and the F-I curve)")
@@ -80,10 +84,15 @@ def cells_command(args) -> int:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     ood = DEFAULT_OOD_REPOSITORY if args.ood_repository is None else (args.ood_repository or None)
-    report = build_cells(args.paths, args.out, n_variants=args.variants, workers=args.workers,
-                         cache_dir=args.cache, ood_repository=ood,
-                         dt_check_cells=args.dt_check, timeout=args.timeout,
-                         repair=args.fill_missing_ca_dynamics, finished_only=args.finished_only)
+    try:
+        report = build_cells(args.paths, args.out, n_variants=args.variants,
+                             workers=args.workers, cache_dir=args.cache, ood_repository=ood,
+                             dt_check_cells=args.dt_check, timeout=args.timeout,
+                             repair=args.fill_missing_ca_dynamics,
+                             finished_only=args.finished_only, granularity=args.granularity)
+    except ValueError as e:  # a folder built at another granularity
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.figures:
         from bnnsim.ephys.figures import draw_dataset
 

@@ -40,6 +40,7 @@ from bnnsim.ephys.corpus import CellSource, author_labels, discover
 from bnnsim.ephys.errors import NonFiniteVoltage
 from bnnsim.ephys.nrn import neuron_env
 from bnnsim.ephys.run_cell import MORPHOLOGICAL, unsupported
+from graphs.schema import GRANULARITIES
 from graphs.storage import atomic_write, write_manifest
 
 CELL_TIMEOUT_S = 3600.0
@@ -145,6 +146,11 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
     todo = []
     for job in jobs:
         row = finished(Path(job["out"]), job["name"])
+        written = (row or {}).get("granularity", "section")
+        asked = job.get("granularity", "section")
+        if row is not None and row.get("characterised") and written != asked:  # its CG
+            raise ValueError(f"{job['out']}: {job['name']} was written at {written} "
+                             f"granularity, not {asked}: build into a new folder")
         if row is not None:
             rows[job["name"]] = dict(row, resumed=True)  # done by an earlier invocation
         elif finished_only:
@@ -165,7 +171,7 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
 
 
 def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, out: Path,
-                 cache: Path, repair: bool = False) -> tuple:
+                 cache: Path, repair: bool = False, granularity: str = "section") -> tuple:
     """(jobs, failed rows) for ``k`` variants of every characterised multi-compartment cell."""
     jobs, failed = [], []
     for src, row in zip(sources, rows):
@@ -174,7 +180,8 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
         for i in range(k):
             name = f"{src.name}__v{i}"
             path = out / "variants" / f"{name}.cell.nml"
-            base = job_of(src, out, cache, variant_of=src.name, repair=repair)
+            base = job_of(src, out, cache, variant_of=src.name, repair=repair,
+                          granularity=granularity)
             base.update(name=name, file=str(path), temperature_from=src.temperature_from)
             try:
                 done = finished(out, name)
@@ -244,19 +251,24 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
                 cache_dir=None, ood_repository: Optional[str] = DEFAULT_OOD_REPOSITORY,
                 dt_check_cells: int = 0, progress: bool = True,
                 timeout: float = CELL_TIMEOUT_S, repair: bool = False,
-                finished_only: bool = False) -> dict:
+                finished_only: bool = False, granularity: str = "section") -> dict:
     """Characterise every cell under ``paths`` (and ``n_variants`` variants of each);
     write the dataset to ``out_dir`` and return its report. ``finished_only``: simulate
-    nothing, write the dataset of what earlier (interrupted) builds finished."""
+    nothing, write the dataset of what earlier (interrupted) builds finished.
+    ``granularity``: of the CGs written (``graphs.schema.GRANULARITIES``); the
+    simulation does not depend on it, so a second build of the same cells at another
+    granularity reads every measurement from the cache and only converts."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
     t0 = time.time()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir() / "ephys"
     sources, unreadable = discover(paths)
-    jobs = [job_of(s, out, cache, repair=repair) for s in sources]
+    jobs = [job_of(s, out, cache, repair=repair, granularity=granularity) for s in sources]
     rows = run_jobs(jobs, workers, "cells", progress, timeout, finished_only)
     t_cells = time.time() - t0
-    vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair)
+    vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair, granularity)
     vrows = run_jobs(vjobs, workers, "variants", progress, timeout, finished_only) + vfailed
     t_variants = time.time() - t0 - t_cells
     checks = dt_check(sources, rows, out, cache, 0 if finished_only else dt_check_cells,
@@ -277,6 +289,7 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
         "paths": [str(Path(p).resolve()) for p in paths], "n_cells": len(rows),
         "n_variants": len(vrows), "variants_per_cell": n_variants,
         "ood_repository": ood_repository, "fill_missing_ca_dynamics": repair,
+        "granularity": granularity,
         "finished_only": finished_only,
         "repaired": [r["name"] for r in rows if r.get("repairs")],
         "characterised": {"cells": n_char, "of": len(rows),

@@ -160,9 +160,10 @@ def run(job: dict) -> dict:
     out, cache, name = Path(job["out"]), Path(job["cache"]), job["name"]
     row = {k: job.get(k) for k in ("name", "file", "cell_id", "temperature_c",
                                    "temperature_from", "labels", "variant_of", "factors")}
+    row["granularity"] = job.get("granularity", "section")
     try:
         try:
-            cg = convert_file(job["file"])
+            cg = convert_file(job["file"], job.get("granularity", "section"))
         except ConversionError as e:
             raise ConversionFailed(name, str(e)) from None
         key = cache_key(job, cg.meta["files"])

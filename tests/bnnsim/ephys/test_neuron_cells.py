@@ -102,6 +102,19 @@ def test_second_build_resumes_and_a_new_dataset_hits_the_cache(built, tmp_path):
         rows_by_cell(report)["hhcell"]["efeatures"]
 
 
+def test_another_granularity_reuses_the_measurements(built, tmp_path):
+    root, report = built
+    hh = rows_by_cell(report)["hhcell"]
+    seg = build_cells([hh["file"]], tmp_path / "seg", cache_dir=root / "cache",
+                      progress=False, granularity="segment")
+    row = seg["cells"][0]
+    assert seg["granularity"] == "segment" and row["cached"]  # converted, not simulated
+    assert row["efeatures"] == hh["efeatures"]
+    assert load_cg(row["npz"]).meta["granularity"] == "segment"
+    with pytest.raises(ValueError, match="segment granularity, not section"):
+        build_cells([hh["file"]], tmp_path / "seg", cache_dir=root / "cache", progress=False)
+
+
 def test_cli_exit_codes(built, tmp_path):
     root, report = built
     odd = rows_by_cell(report)["oddcell"]["file"]
