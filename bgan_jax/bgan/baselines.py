@@ -57,12 +57,15 @@ def transformer_config(config: BGANConfig) -> BGANConfig:
 MODELS = ("bgan", "mlp", "transformer")
 
 
-def create_variant(name: str, config: BGANConfig):
-    """BGAN or one of its baselines (``MODELS``), from the same config."""
+def variant_config(name: str, config: BGANConfig) -> BGANConfig:
+    """The config the model ``name`` (``MODELS``) is built from: what its attention
+    pairs, and so the compaction measured for it, follow (the transformer's differ)."""
     if name not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {name!r}")
-    if name == "mlp":
-        return create_mlp(config)
-    if name == "transformer":
-        config = transformer_config(config)
-    return create_model(config)
+    return transformer_config(config) if name == "transformer" else config
+
+
+def create_variant(name: str, config: BGANConfig):
+    """BGAN or one of its baselines (``MODELS``), from the same config."""
+    config = variant_config(name, config)
+    return create_mlp(config) if name == "mlp" else create_model(config)

@@ -26,7 +26,7 @@ from flax.training import train_state
 
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
-from bgan_jax.bgan.baselines import MODELS, create_variant
+from bgan_jax.bgan.baselines import MODELS, create_variant, variant_config
 from bgan_jax.bgan.config import BGANConfig
 from bgan_jax.bgan.model import compaction
 from bgan_jax.runs import distributed
@@ -123,7 +123,7 @@ def with_compaction(config: TrainConfig, examples: Sequence[data_lib.Example],
     graphs = (batch_and_pad([e.cg for e in examples[i:i + chunk]])
               for i in range(0, len(examples), chunk))
     return dataclasses.replace(config, model=config.model.replace(
-        **compaction(graphs, model_config(config))))
+        **compaction(graphs, variant_config(config.model_name, model_config(config)))))
 
 
 def build_model(config: TrainConfig):

@@ -50,7 +50,7 @@ def per_target_table(rows: Sequence[Dict]) -> str:
     from bgan_jax.runs.tables import mean_std_table
     from bnnsim.ephys.targets import TARGET_NAMES
 
-    rows = [r for r in rows if r["task"] == "efeatures"]
+    rows = [r for r in rows if r["task"] == "efeatures" and "error" not in r]
     if not rows:
         return ""
     lines = []

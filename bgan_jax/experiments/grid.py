@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -86,7 +87,10 @@ def _reported(metric: str) -> List[str]:
 
 
 def markdown(rows: Sequence[Dict]) -> str:
-    """Mean +- std over seeds, one table per task and reported metric."""
+    """Mean +- std over seeds, one table per task and reported metric, then every run
+    that failed and why (left out of the tables)."""
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
     lines: List[str] = []
     for task in dict.fromkeys(r["task"] for r in rows):
         sub = [r for r in rows if r["task"] == task]
@@ -98,6 +102,10 @@ def markdown(rows: Sequence[Dict]) -> str:
                 for split in ("train", "val", "test", "ood")})
             lines.append("")
         lines += _drive_table(sub)
+    if failed:
+        lines += ["### Failed runs (not in the tables)", ""]
+        lines += [f"* {r['task']} {r['variant']} seed {r['seed']}: {r['error']}" for r in failed]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -120,6 +128,7 @@ def run_grid(out: Path, tasks: Sequence[str], variants: Sequence[str], seeds: Se
     run and a second invocation runs only the missing ones; ``results.md`` follows."""
     results = out / "results.json"
     rows = json.loads(results.read_text()) if results.is_file() else []
+    rows = [r for r in rows if "error" not in r]  # a failed run is tried again
     done = {(r["task"], r["variant"], r["seed"]) for r in rows}
     for task in tasks:
         for variant in variants:
@@ -127,7 +136,13 @@ def run_grid(out: Path, tasks: Sequence[str], variants: Sequence[str], seeds: Se
                 if (task, variant, seed) in done:
                     continue
                 print(f"{task} {variant} seed {seed}", flush=True)
-                row = run(task, variant, seed)
+                t0 = time.time()
+                try:
+                    row = run(task, variant, seed)
+                except Exception as e:  # noqa: BLE001 - this run's outcome; the grid goes on
+                    row = {"task": task, "variant": variant, "seed": seed, "splits": {},
+                           "seconds": time.time() - t0, "error": f"{type(e).__name__}: {e}"}
+                    print(f"  failed: {row['error']}", file=sys.stderr, flush=True)
                 rows.append(row)
                 results.write_text(json.dumps(rows, indent=1))
                 (out / "results.md").write_text(markdown(rows))

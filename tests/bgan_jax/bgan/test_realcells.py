@@ -135,6 +135,24 @@ def test_run_grid_runs_only_what_is_missing(tmp_path):
     assert len(rows) == 4 and (tmp_path / "results.md").is_file()
 
 
+def test_run_grid_reports_a_failed_run_and_goes_on(tmp_path):
+    from bgan_jax.experiments.grid import run_grid
+
+    def run(task, variant, seed):
+        if variant == "bgan" and seed == 0:
+            raise FloatingPointError("step 2: loss is not finite")
+        return {"task": task, "variant": variant, "seed": seed, "metric": "r2", "steps": 1,
+                "splits": {"test": {"r2": 0.5, "count": 1}}}
+
+    rows = run_grid(tmp_path, ["efeatures"], ["bgan", "gbm"], [0, 1], run)
+    assert [("error" in r) for r in rows] == [True, False, False, False]
+    text = (tmp_path / "results.md").read_text()
+    assert "efeatures bgan seed 0: FloatingPointError: step 2: loss is not finite" in text
+    again = run_grid(tmp_path, ["efeatures"], ["bgan", "gbm"], [0, 1],
+                     lambda t, v, s: dict(run(t, v, s + 1), seed=s))  # the failed one again
+    assert len(again) == 4 and not any("error" in r for r in again)
+
+
 def test_readout_says_why_a_cell_is_not_scored(dataset):
     """A cell whose variants all have another graph, or with too few measured pairs, is
     not scored, and the row says why (batch jobs report every item)."""

@@ -395,3 +395,27 @@ def test_damaged_run_files_are_one_line(dataset, tmp_path, capsys):
             assert len(err) == 1 and message in err[0] and name in err[0], (name, err)
         (work / "config.json").write_text(good)
         (work / "data.json").write_text(json.dumps({"data": str(dataset)}))
+
+
+@pytest.mark.parametrize("model_name", ["bgan", "transformer"])
+def test_compaction_is_measured_for_the_model_built(model_name, tmp_path):
+    """The transformer attends along every edge, BGAN along its masks: the capacities
+    measured for one would overflow the other (NaN) on a batch of one-compartment cells
+    next to a multi-neuron graph, as in the real-cell corpus."""
+    import bgan_jax
+    from bgan_jax.bgan.baselines import variant_config
+    from bgan_jax.bgan.train import model_config, with_compaction
+    from graphs import batch_and_pad, convert_file
+    from tests.bnnsim.ephys.cells import write_cells
+    from tests.graph_factory import random_cg
+
+    cells = [convert_file(p) for p in write_cells(tmp_path).values()]
+    cgs = cells + [random_cg(s, n_neurons=6) for s in range(3)]
+    examples = [data_lib.Example(cg, np.zeros(cg.n_nodes, np.float32),
+                                 np.zeros(cg.n_nodes, bool), np.zeros(1, np.float32),
+                                 np.ones(1, bool), str(i)) for i, cg in enumerate(cgs)]
+    cfg = with_compaction(tiny_config(model_name=model_name), examples)
+    built = variant_config(model_name, model_config(cfg))
+    assert built.pair_fractions
+    small = batch_and_pad([cells[0]] * 8, n_graph=9)  # only one-compartment cells
+    assert bgan_jax.pair_overflow([small], built) == []
