@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from bgan_jax.runs.tables import mean_std_table, seeds_of
+import numpy as np
+
+from bgan_jax.runs.tables import markdown_table, mean_std_table, seeds_of
 
 
 # variant -> (model name, model config overrides)
@@ -102,11 +104,23 @@ def markdown(rows: Sequence[Dict]) -> str:
                 for split in ("train", "val", "test", "ood")})
             lines.append("")
         lines += _drive_table(sub)
+    if rows:
+        lines += ["### Run time (wall seconds per run, median over seeds)", ""]
+        lines += markdown_table(["task", "variant", "runs", "seconds"], [
+            [t, v, len(sec), f"{np.median(sec):.0f}"] for (t, v), sec in _seconds(rows).items()])
+        lines.append("")
     if failed:
         lines += ["### Failed runs (not in the tables)", ""]
         lines += [f"* {r['task']} {r['variant']} seed {r['seed']}: {r['error']}" for r in failed]
         lines.append("")
     return "\n".join(lines)
+
+
+def _seconds(rows: Sequence[Dict]) -> Dict[tuple, List[float]]:
+    out: Dict[tuple, List[float]] = {}
+    for r in rows:
+        out.setdefault((r["task"], r["variant"]), []).append(float(r["seconds"]))
+    return out
 
 
 def _drive_table(rows: Sequence[Dict]) -> List[str]:
