@@ -104,7 +104,7 @@ def markdown(rows: Sequence[Dict]) -> str:
                 for split in ("train", "val", "test", "ood")})
             lines.append("")
         lines += _drive_table(sub)
-    if rows:
+    if _seconds(rows):
         lines += ["### Run time (wall seconds per run, median over seeds)", ""]
         lines += markdown_table(["task", "variant", "runs", "seconds"], [
             [t, v, len(sec), f"{np.median(sec):.0f}"] for (t, v), sec in _seconds(rows).items()])
@@ -119,7 +119,8 @@ def markdown(rows: Sequence[Dict]) -> str:
 def _seconds(rows: Sequence[Dict]) -> Dict[tuple, List[float]]:
     out: Dict[tuple, List[float]] = {}
     for r in rows:
-        out.setdefault((r["task"], r["variant"]), []).append(float(r["seconds"]))
+        if r.get("seconds") is not None:
+            out.setdefault((r["task"], r["variant"]), []).append(float(r["seconds"]))
     return out
 
 
