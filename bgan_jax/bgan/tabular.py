@@ -13,7 +13,7 @@ least MIN_LEAF graphs (scikit-learn's default of 20 cannot split a train split o
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 
@@ -60,12 +60,12 @@ def fit_predict(task: data_lib.Task, train: Sequence[data_lib.Example],
     m_train = np.stack([e.graph_mask for e in train])
     if task.kind == "classification":
         labels = y_train[m_train[:, 0], 0].astype(int)
-        models = [HistGradientBoostingClassifier(class_weight="balanced", random_state=seed,
-                                                 min_samples_leaf=MIN_LEAF)
-                  .fit(x_train[m_train[:, 0]], labels)]
+        models = [_fit(HistGradientBoostingClassifier(class_weight="balanced", random_state=seed,
+                                                      min_samples_leaf=MIN_LEAF),
+                       x_train[m_train[:, 0]], labels)]
     else:
-        models = [HistGradientBoostingRegressor(random_state=seed, min_samples_leaf=MIN_LEAF)
-                  .fit(x_train[m_train[:, t]], y_train[m_train[:, t], t])
+        models = [_fit(HistGradientBoostingRegressor(random_state=seed, min_samples_leaf=MIN_LEAF),
+                       x_train[m_train[:, t]], y_train[m_train[:, t], t])
                   if m_train[:, t].sum() >= 2 else None for t in range(task.width)]
     out = {}
     for name, exs in splits.items():
@@ -79,17 +79,26 @@ def fit_predict(task: data_lib.Task, train: Sequence[data_lib.Example],
     return out
 
 
+def _fit(model, x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``model`` fitted on the columns these rows know; returns its predict on full rows.
+    (scikit-learn cannot bin a column that is all NaN, such as a channel only a few
+    cells carry when a target is defined for a few cells only.)"""
+    cols = ~np.isnan(x).all(0)
+    model.fit(x[:, cols], y)
+    return lambda z: model.predict(z[:, cols])
+
+
 def _stats(task, models, x, y, m) -> Dict[str, np.ndarray]:
     """The sums ``train.batch_stats`` returns, from the baseline's predictions."""
     w = m.astype(np.float64)
     if task.kind == "classification":
-        pred = models[0].predict(x).astype(int)
+        pred = models[0](x).astype(int)
         labels, known = y[:, 0].astype(int), m[:, 0]
         hit = (pred == labels) & known
         onehot = np.eye(task.outputs)[np.where(known, labels, 0)] * known[:, None]
         return {"loss": 0.0, "count": known.sum(), "correct": hit.sum(),
                 "class_count": onehot.sum(0), "class_correct": (onehot * hit[:, None]).sum(0)}
-    pred = np.stack([mdl.predict(x) if mdl is not None else np.zeros(len(x))
+    pred = np.stack([mdl(x) if mdl is not None else np.zeros(len(x))
                      for mdl in models], 1)  # [n, T]
     err = np.where(m, (pred - y) ** 2, 0.0)
     return {"loss": err.sum(), "count": w.sum(), "target_loss": err.sum(0),

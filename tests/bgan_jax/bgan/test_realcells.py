@@ -112,6 +112,18 @@ def test_tabular_baseline_scores_like_the_models(dataset):
     assert cls["train"]["balanced_accuracy"] == 1.0
 
 
+def test_tabular_target_known_where_a_column_is_not():
+    """A target defined for few cells (the spontaneous rate) whose rows leave a column
+    all NaN (scikit-learn cannot bin it) is still fitted, and predicts on full rows."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    x = np.column_stack([np.arange(8.0), np.full(8, np.nan), np.r_[np.full(4, np.nan),
+                                                                     np.arange(4.0)]])
+    predict = tabular._fit(HistGradientBoostingRegressor(min_samples_leaf=1), x[:4],
+                           np.arange(4.0))
+    assert np.all(np.isfinite(predict(x)))
+
+
 def test_spearman_and_score_edge_cases():
     assert np.isnan(groundtruth.spearman(np.ones(3), np.arange(3.0)))  # constant side
     s = groundtruth.score(np.array([3.0, 2.0, 1.0]), np.array([0.9, 0.5, 0.1]))
