@@ -98,7 +98,7 @@ def markdown(rows: Sequence[Dict]) -> str:
         sub = [r for r in rows if r["task"] == task]
         for metric in _reported(sub[0]["metric"]):
             lines += [f"### {task} ({metric}, best-validation checkpoint, "
-                      f"{seeds_of(sub)} seeds, {sub[0]['steps']} steps)", ""]
+                      f"{seeds_of(sub)} seeds, {_steps(sub)} steps)", ""]
             lines += mean_std_table(sub, "variant", {
                 split: (lambda r, s=split: r["splits"].get(s, {}).get(metric))
                 for split in ("train", "val", "test", "ood")})
@@ -114,6 +114,11 @@ def markdown(rows: Sequence[Dict]) -> str:
         lines += [f"* {r['task']} {r['variant']} seed {r['seed']}: {r['error']}" for r in failed]
         lines.append("")
     return "\n".join(lines)
+
+
+def _steps(rows: Sequence[Dict]):
+    """The trained runs' step budget (a non-neural baseline has none)."""
+    return next((r["steps"] for r in rows if r.get("steps")), "-")
 
 
 def _seconds(rows: Sequence[Dict]) -> Dict[tuple, List[float]]:
