@@ -104,10 +104,11 @@ def markdown(rows: Sequence[Dict]) -> str:
                 for split in ("train", "val", "test", "ood")})
             lines.append("")
         lines += _drive_table(sub)
-    if _seconds(rows):
+    seconds = _seconds(rows)
+    if seconds:
         lines += ["### Run time (wall seconds per run, median over seeds)", ""]
         lines += markdown_table(["task", "variant", "runs", "seconds"], [
-            [t, v, len(sec), f"{np.median(sec):.0f}"] for (t, v), sec in _seconds(rows).items()])
+            [t, v, len(sec), f"{np.median(sec):.0f}"] for (t, v), sec in seconds.items()])
         lines.append("")
     if failed:
         lines += ["### Failed runs (not in the tables)", ""]
