@@ -335,7 +335,7 @@ def main(argv=None) -> None:
     import jax
     import torch
     print(f"# one BGAN block fwd+bwd, hidden {HIDDEN}, heads {HEADS}, edge hidden {EDGE_HIDDEN}, "
-          f"~10 edges/node; jax {jax.__version__} on {jax.devices()[0].platform}, torch "
+          f"~10 edges/node; jax {jax.__version__} on {jax.devices()[0].device_kind}, torch "
           f"{torch.__version__}, {os.cpu_count()} CPU cores")
     print(f"{'impl':<12}{'nodes':>9}{'edges':>10}{'ms':>11}{'first s':>9}{'RSS+ MB':>9}"
           f"{'dev MB':>9}  vs ours sparse")
@@ -348,6 +348,9 @@ def main(argv=None) -> None:
             else:
                 res = in_child(impl, n, reps, args.timeout)
             results[(impl, n)] = res
+            if args.json:  # after every measurement, so a run stopped early keeps its rows
+                Path(args.json).write_text(json.dumps(
+                    [dict(impl=i, size=m, **r) for (i, m), r in results.items()], indent=1))
             ours = results.get(("bgan_sparse", n), {}).get("time_s")
             if "error" in res:
                 print(f"{impl:<12}{n:>9}  {res['error']}", flush=True)
@@ -357,9 +360,6 @@ def main(argv=None) -> None:
             print(f"{impl:<12}{res['nodes']:>9}{res['edges']:>10}{res['time_s'] * 1e3:>11.1f}"
                   f"{res['first_call_s']:>9.1f}{res['rss_growth_mb']:>9.0f}"
                   f"{(dev / 2 ** 20 if dev else float('nan')):>9.0f}  {ratio}", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(
-            [dict(impl=i, size=n, **r) for (i, n), r in results.items()], indent=1))
     common = [n for n in sizes if "time_s" in results.get(("pyg", n), {})
               and "time_s" in results.get(("bgan_sparse", n), {})]
     if common:

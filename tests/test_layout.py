@@ -52,3 +52,17 @@ def test_no_import_cycles_between_modules():
         if m not in state:
             visit(m, [m])
     assert not cycle, cycle
+
+
+def test_model_import_needs_no_simulator_libraries():
+    """A model run (train.py on a built dataset, the GPU benchmarks) imports neither the
+    simulators nor the feature library that only dataset builds use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, bgan_jax, bgan_jax.bgan.train, bgan_jax.bgan.data; "
+            "print(sorted(m for m in ('efel', 'neo', 'neuron', 'pyneuroml', 'tables') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
