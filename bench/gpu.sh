@@ -16,13 +16,13 @@
 #
 # Stages, each under its own time limit (seconds, overridable), each logged apart; a
 # stage that fails or runs out of time is recorded and the next one runs:
-#   attention  (T_ATTENTION=170) bench/attention.py, one block fwd+bwd, 1k..64k nodes:
+#   attention  (T_ATTENTION=150) bench/attention.py, one block fwd+bwd, 1k..64k nodes:
 #              ours sparse, PyG TransformerConv; ours dense and torch SDPA up to 4k;
 #   train      (T_TRAIN=110)     bench/train.py: train-step graphs/s vs the PyG block on
 #              the same batches (a whole epoch of the default dataset's train split);
-#   run        (T_RUN=130)       train.py, 200 steps on the default dataset, evaluated;
-#   large      (T_LARGE=100)     bench/attention.py at 262k and 1M nodes: ours sparse, PyG;
-#   huge       (T_HUGE=60)       2M nodes, ours with pair_chunk (the largest size tried).
+#   run        (T_RUN=120)       train.py, 200 steps on the default dataset, evaluated;
+#   large      (T_LARGE=90)      bench/attention.py at 262k and 1M nodes: ours sparse, PyG;
+#   huge       (T_HUGE=50)       2M nodes, ours with pair_chunk (the largest size tried).
 # Writes OUT_DIR/gpu.json (default bench/out/gpu.json) with the logs beside it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,8 @@ case "${BGAN_GPU_ENV:-venv}" in
   *) echo "BGAN_GPU_ENV must be venv or system" >&2; exit 2 ;;
 esac
 export PYTHONUNBUFFERED=1
+# one process at a time holds the GPU: let JAX take most of it (its default is 75 %)
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
 
 stage() {  # stage NAME LIMIT_S COMMAND...: run, log to OUT/NAME.log, record rc and time
   local name=$1 limit=$2 t0=$SECONDS
@@ -65,15 +67,15 @@ print("jax", jax.__version__, jax.devices(), jax.devices()[0].device_kind, "| fl
       "| torch_geometric", torch_geometric.__version__)
 PY
 : >"$OUT/stages.txt"
-stage attention "${T_ATTENTION:-170}" "$PY" bench/attention.py --sizes 1000 4000 16000 64000 \
+stage attention "${T_ATTENTION:-150}" "$PY" bench/attention.py --sizes 1000 4000 16000 64000 \
     --impls bgan_sparse pyg bgan_dense sdpa --dense-max-gb 2 --timeout 60 \
     --json "$OUT/attention.json"
 stage train "${T_TRAIN:-110}" "$PY" bench/train.py --devices 1
-stage run "${T_RUN:-130}" "$PY" train.py --set num_steps=200 --workdir "$OUT/run" --no-progress
-stage large "${T_LARGE:-100}" "$PY" bench/attention.py --sizes 262144 1048576 \
+stage run "${T_RUN:-120}" "$PY" train.py --set num_steps=200 --workdir "$OUT/run" --no-progress
+stage large "${T_LARGE:-90}" "$PY" bench/attention.py --sizes 262144 1048576 \
     --impls bgan_sparse pyg --timeout 60 --json "$OUT/large.json"
-stage huge "${T_HUGE:-60}" "$PY" bench/attention.py --sizes 2097152 --impls bgan_chunked \
-    --timeout 55 --json "$OUT/huge.json"
+stage huge "${T_HUGE:-50}" "$PY" bench/attention.py --sizes 2097152 --impls bgan_chunked \
+    --timeout 45 --json "$OUT/huge.json"
 
 $PY - "$OUT" <<'PY'
 import json, sys
