@@ -7,9 +7,13 @@ species), the resolution a CG has. The model's answer is integrated gradients
 of the target's output on each variant with the *source cell* as baseline, so
 each attribution explains what that variant's scaling changed; the mean
 |attribution| of a (segment group, species) over the variants is the column
-``g_<species>`` summed over the group's compartments. Per cell and target:
-Spearman's rank correlation of the two over the cell's (group, species) pairs,
-and whether the top pair agrees.
+``g_<species>`` summed over the group's compartments. A second read-out asks the
+model the simulator's own question (``perturbation_sensitivity``): how much does
+its prediction move when the source cell's ``g_<species>`` is doubled on the
+group's compartments, which is what the measured slope (per doubling) says of the
+simulator. Per cell and target, for each read-out: Spearman's rank correlation
+with the measured sensitivity over the cell's (group, species) pairs, and whether
+the top pair agrees.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from bgan_jax.runs.workdir import read_json
 from bnnsim.ephys import sensitivity as sens_lib
 from bnnsim.ephys.targets import TARGET_NAMES, target_vector
 from bnnsim.ephys.variants import factor_columns
-from graphs import convert_file, load_cg
-from graphs.schema import NODE_INDEX
+from graphs import batch_and_pad, convert_file, load_cg
+from graphs.schema import NODE_COLUMNS, NODE_INDEX, decode, encode_column
 
 Pair = Tuple[str, str]  # (segment group, species)
 MIN_PAIRS = 3  # a rank correlation over fewer pairs says nothing
@@ -42,6 +46,40 @@ def pair_attribution(attribution: np.ndarray, groups: Mapping[str, Sequence[int]
         nodes = np.asarray(groups.get(group, []), int)
         out[i] = np.abs(attribution[nodes, NODE_INDEX[f"g_{species}"]]).sum() if nodes.size else 0.0
     return out
+
+
+def doubled(features: np.ndarray, nodes: Sequence[int], species: str) -> np.ndarray:
+    """[N, F] encoded node features with the density ``g_<species>`` doubled on ``nodes``
+    (decoded to mS/cm^2, doubled, encoded again): a variant factor of 2 on every
+    channel of that species in the group, as a CG shows it."""
+    col = NODE_INDEX[f"g_{species}"]
+    column, out = NODE_COLUMNS[col], np.array(features, copy=True)
+    nodes = np.asarray(nodes, int)
+    out[nodes, col] = encode_column(column, 2.0 * decode(column, out[nodes, col]))
+    return out
+
+
+def make_predictor(apply_fn, output: int):
+    """A jitted (params, graph) -> [G] graph output ``output`` (one compilation per
+    padded shape)."""
+    import jax
+
+    return jax.jit(lambda params, graph: apply_fn({"params": params}, graph)["graph"][:, output])
+
+
+def perturbation_sensitivity(predict, params, cg, groups: Mapping[str, Sequence[int]],
+                             pairs: Sequence[Pair]) -> np.ndarray:
+    """[P] |change of the model's prediction| when the source cell's density of each
+    (segment group, species) is doubled, one pair at a time: the model's answer to the
+    question the measured slope answers for the simulator (change per doubling). All
+    doublings and the unchanged cell go through the model as one batch."""
+    import dataclasses
+
+    copies = [cg] + [dataclasses.replace(cg, node_features=doubled(
+        cg.node_features, groups.get(group, []), species).astype(cg.node_features.dtype))
+        for group, species in pairs]
+    y = np.asarray(predict(params, batch_and_pad(copies)), np.float64)[:len(copies)]
+    return np.abs(y[1:] - y[0])
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,8 +113,10 @@ def _groups(cg, row: Mapping) -> Dict[str, List[int]]:
 
 
 def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequence[Tuple[dict, object]],
-                 sens: sens_lib.CellSensitivity, target: int) -> Dict:
-    """One cell's read-out for target index ``target``. A cell that cannot be scored
+                 sens: sens_lib.CellSensitivity, target: int, predict=None) -> Dict:
+    """One cell's read-out for target index ``target``: integrated gradients (``model``,
+    ``spearman``, ``top_match``) and, with ``predict`` (``make_predictor``), the
+    doubling read-out (``perturbation`` and its ``perturbation_score``). A cell that cannot be scored
     (too few measured pairs; no variant with the source's graph) gets a row with only
     ``cell``, ``target`` and ``skipped`` (why); variants whose graph differs from the
     source's are left out and counted in ``variants_skipped``."""
@@ -111,9 +151,14 @@ def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequen
     model = pair_attribution(mean_attr, groups, pairs)
     truth = np.array([measured[p] for p in pairs])
     g_cols = [NODE_INDEX[f"g_{s}"] for s in sorted({s for _, s in pairs})]
+    extra = {}
+    if predict is not None:
+        doubling = perturbation_sensitivity(predict, params, cg, groups, pairs)
+        extra = {"perturbation": doubling.tolist(),
+                 "perturbation_score": score(doubling, truth)}
     return {**head, "variants": len(same), "variants_skipped": len(variants) - len(same),
             "pair_names": [f"{g}/{s}" for g, s in pairs], "model": model.tolist(),
-            "measured": truth.tolist(), **score(model, truth),
+            "measured": truth.tolist(), **score(model, truth), **extra,
             "model_change": model_change, "measured_change": measured_change,
             "node_attribution": mean_attr[:, g_cols].sum(1).tolist(),
             "labels": {k: (cg.meta.get("labels") or {}).get(k)
@@ -151,10 +196,11 @@ def readout(run, data_dir,
     for t_name in targets:
         t = TARGET_NAMES.index(t_name)
         analyzer = analysis.make_analyzer(run.model.apply, task, steps, config, output=t)
+        predict = make_predictor(run.model.apply, t)
         left += [{"cell": c, "target": t_name, "skipped": "its source cell is not "
                   "characterised in the dataset"} for c in sorted(sens) if c not in graphs]
         for cell in tqdm(sorted(graphs), desc=f"read-out {t_name}", disable=not progress):
-            result = cell_readout(analyzer, run.params, *graphs[cell], sens[cell], t)
+            result = cell_readout(analyzer, run.params, *graphs[cell], sens[cell], t, predict)
             (left if "skipped" in result else out).append(result)
     if skipped is not None:
         skipped.extend(left)
@@ -176,16 +222,26 @@ def within_cell_r(rows: Sequence[Mapping]) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
 
 
+def _median(values) -> float:
+    v = np.array(values, float)
+    return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+
+
 def summary(rows: Sequence[Mapping]) -> Dict[str, Dict]:
-    """Per target: cells scored, median Spearman, the share whose top pair agrees, and
-    the within-cell r of predicted and measured changes."""
+    """Per target: cells scored, median Spearman and the share whose top pair agrees
+    (integrated gradients; ``perturbation_*`` the same for the doubling read-out, where
+    the rows have it), and the within-cell r of predicted and measured changes."""
     out = {}
     for t in dict.fromkeys(r["target"] for r in rows):
         sub = [r for r in rows if r["target"] == t]
         rho = np.array([r["spearman"] for r in sub], float)
         out[t] = {"cells": len(sub), "scored": int(np.isfinite(rho).sum()),
-                  "median_spearman": float(np.nanmedian(rho)) if np.isfinite(rho).any()
-                  else float("nan"),
+                  "median_spearman": _median(rho),
                   "top_match": float(np.mean([r["top_match"] for r in sub])),
                   "within_cell_r": within_cell_r(sub)}
+        doubling = [r["perturbation_score"] for r in sub if "perturbation_score" in r]
+        if doubling:
+            out[t].update(
+                perturbation_median_spearman=_median([d["spearman"] for d in doubling]),
+                perturbation_top_match=float(np.mean([d["top_match"] for d in doubling])))
     return out

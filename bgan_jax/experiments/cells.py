@@ -70,20 +70,26 @@ def readout_markdown(rows: Sequence[Dict], skipped: Sequence[Dict] = ()) -> str:
     every cell that could not be scored and why."""
     from bgan_jax.bgan.groundtruth import summary
 
-    lines = ["| target | cells scored | median Spearman | top pair agrees | within-cell r |",
-             "|---|---|---|---|---|"]
+    nan = float("nan")
+    lines = ["| target | cells scored | median Spearman: IG / doubling | top pair agrees: IG / "
+             "doubling | within-cell r |", "|---|---|---|---|---|"]
     for t, s in summary(rows).items():
-        lines.append(f"| {t} | {s['scored']}/{s['cells']} | {s['median_spearman']:.3f} | "
-                     f"{s['top_match']:.2f} | {s['within_cell_r']:.3f} |")
-    lines += ["", "(within-cell r: correlation over the variants of the model's output change "
-              "from the source cell and the measured change of the target.)"]
-    lines += ["", "| cell | target | Spearman | top (model) | top (measured) | pairs |",
-              "|---|---|---|---|---|---|"]
+        lines.append(f"| {t} | {s['scored']}/{s['cells']} | {s['median_spearman']:.3f} / "
+                     f"{s.get('perturbation_median_spearman', nan):.3f} | {s['top_match']:.2f} / "
+                     f"{s.get('perturbation_top_match', nan):.2f} | {s['within_cell_r']:.3f} |")
+    lines += ["", "(IG: integrated gradients of each variant against its source cell; doubling: "
+              "the model's change when one (segment group, species) density of the source "
+              "cell is doubled; within-cell r: correlation over the variants of the model's "
+              "output change from the source cell and the measured change of the target.)"]
+    lines += ["", "| cell | target | Spearman: IG / doubling | top: IG / doubling / measured "
+              "| pairs |", "|---|---|---|---|---|"]
     for r in rows:
-        top_m = r["pair_names"][max(range(len(r["model"])), key=r["model"].__getitem__)]
-        top_s = r["pair_names"][max(range(len(r["measured"])), key=r["measured"].__getitem__)]
-        lines.append(f"| {r['cell']} | {r['target']} | {r['spearman']:.3f} | {top_m} | "
-                     f"{top_s} | {r['pairs']} |")
+        top_m = _top(r["pair_names"], r["model"])[0]
+        top_s = _top(r["pair_names"], r["measured"])[0]
+        top_d = _top(r["pair_names"], r["perturbation"])[0] if "perturbation" in r else "-"
+        rho_d = r.get("perturbation_score", {}).get("spearman", nan)
+        lines.append(f"| {r['cell']} | {r['target']} | {r['spearman']:.3f} / {rho_d:.3f} | "
+                     f"{top_m} / {top_d} / {top_s} | {r['pairs']} |")
     if skipped:
         lines += ["", "Not scored:", ""] + [f"* {r['cell']} ({r['target']}): {r['skipped']}"
                                            for r in skipped]
@@ -102,9 +108,12 @@ def readout_report(rows: Sequence[Dict]) -> str:
 
     lines = ["# Read-out against the simulator", ""]
     for t, s in summary(rows).items():
+        doubling = (f" (doubling read-out: {s['perturbation_median_spearman']:.2f}, top "
+                    f"pair {100 * s['perturbation_top_match']:.0f} %)"
+                    if "perturbation_median_spearman" in s else "")
         lines.append(f"* **{t}**: {s['scored']} of {s['cells']} cells scored, median "
                      f"Spearman {s['median_spearman']:.2f}, top pair agrees in "
-                     f"{100 * s['top_match']:.0f} %; the model's predicted change of a "
+                     f"{100 * s['top_match']:.0f} %{doubling}; the model's predicted change of a "
                      f"variant from its source cell correlates with the measured one at "
                      f"r = {s['within_cell_r']:.2f}.")
     lines.append("")
@@ -121,6 +130,10 @@ def readout_report(rows: Sequence[Dict]) -> str:
             f"{s_name} ({100 * s_share:.0f} % of the summed |slope|, "
             f"{max(r['measured']):.3f} per doubling). Spearman {r['spearman']:.2f} over "
             f"{r['pairs']} (segment group, species) pairs; they {verdict}. "
+            + (f"Doubling each density of the source cell, the model moves most for "
+               f"{_top(r['pair_names'], r['perturbation'])[0]} (Spearman "
+               f"{r['perturbation_score']['spearman']:.2f} with the simulator). "
+               if "perturbation" in r else "") +
             f"Figure: figures/{r['cell']}__{r['target']}.png")
     return "\n".join(lines) + "\n"
 

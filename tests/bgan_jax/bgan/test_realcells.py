@@ -97,6 +97,16 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     assert summary["median_spearman"] >= 0.7, rows
     assert summary["top_match"] >= 0.75  # soma Na: the largest effect
     assert summary["within_cell_r"] >= 0.7  # it predicts how the variants move rheobase
+    # the doubling read-out: the model's own change per doubling ranks the pairs too
+    assert all(len(r["perturbation"]) == r["pairs"] for r in rows)
+    assert summary["perturbation_median_spearman"] >= 0.7, [r["perturbation"] for r in rows]
+    assert summary["perturbation_top_match"] >= 0.75
+    from bgan_jax.experiments.cells import readout_markdown, readout_report
+    md, report = readout_markdown(rows, skipped), readout_report(rows)
+    assert f"| log_rheobase | 4/4 | {summary['median_spearman']:.3f} / " \
+           f"{summary['perturbation_median_spearman']:.3f} |" in md
+    assert md.count("| gen__cell") == 4 and "soma_group/na" in md
+    assert report.count("Doubling each density of the source cell") == 4
     assert all(len(r["model_change"]) == r["variants"] for r in rows)
 
 
@@ -191,3 +201,35 @@ def test_within_cell_r_pools_variants_and_skips_undefined():
             {"model_change": [3.0, 4.0], "measured_change": [0.3, 0.4]}]
     assert groundtruth.within_cell_r(rows) == pytest.approx(1.0)
     assert np.isnan(groundtruth.within_cell_r(rows[:1]))  # one defined variant
+
+
+def test_doubling_read_out_doubles_one_density_and_measures_the_change(dataset):
+    """``doubled`` doubles g_<species> in mS/cm^2 on the group's nodes only; the doubling
+    read-out is |prediction(doubled) - prediction(source)| per pair, from one batch."""
+    from graphs import load_cg
+    from graphs.schema import NODE_COLUMNS, NODE_INDEX, decode
+
+    source = next(r for r in _rows(dataset) if r["name"] == "gen__cell0")
+    cg = load_cg(dataset / "graphs" / source["npz"].split("/")[-1])
+    groups = groundtruth._groups(cg, source)
+    col = NODE_INDEX["g_na"]
+    soma = np.asarray(groups["soma_group"])
+    x = groundtruth.doubled(cg.node_features, soma, "na")
+    assert decode(NODE_COLUMNS[col], cg.node_features[soma, col]).max() > 0
+    np.testing.assert_allclose(decode(NODE_COLUMNS[col], x[soma, col]),
+                               2 * decode(NODE_COLUMNS[col], cg.node_features[soma, col]),
+                               rtol=1e-6)
+    rest = np.ones(cg.n_nodes, bool)
+    rest[soma] = False
+    assert np.array_equal(np.delete(x, col, 1), np.delete(cg.node_features, col, 1))
+    assert np.array_equal(x[rest], cg.node_features[rest])
+
+    def predict(params, graph):  # a known "model": 3 * summed encoded g_na of each graph
+        feats = graph.nodes["features"][:, col] * graph.nodes["valid"]
+        g = np.repeat(np.arange(len(graph.n_node)), graph.n_node)
+        return 3.0 * np.bincount(g, feats, minlength=len(graph.n_node))
+
+    pairs = [("soma_group", "na"), ("dend_group", "leak")]
+    got = groundtruth.perturbation_sensitivity(predict, None, cg, groups, pairs)
+    want = 3.0 * (x[soma, col] - cg.node_features[soma, col]).sum()
+    np.testing.assert_allclose(got, [want, 0.0], rtol=1e-5)
