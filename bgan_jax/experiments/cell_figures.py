@@ -79,15 +79,21 @@ def readout_figure(r: Mapping, data_dir: Path, path: Path) -> Path:
     _draw_cell(fig, ax2, segs, measured, "simulator: |slope| per doubling, per compartment",
                "Oranges")
     ax3 = fig.add_subplot(1, 3, 3)
-    m, s = np.asarray(r["model"]), np.asarray(r["measured"])
-    y = np.arange(len(m))
-    ax3.barh(y - 0.2, m / max(m.max(), 1e-12), 0.4, label="model (attribution)")
-    ax3.barh(y + 0.2, s / max(s.max(), 1e-12), 0.4, label="simulator (sensitivity)")
+    bars = [(np.asarray(r["model"]), "model: IG attribution")]
+    title = f"Spearman IG {r['spearman']:.2f}"
+    if "perturbation" in r:  # the doubling read-out
+        bars.append((np.asarray(r["perturbation"]), "model: change per doubling"))
+        title += f", doubling {r['perturbation_score']['spearman']:.2f}"
+    bars.append((np.asarray(r["measured"]), "simulator: |slope| per doubling"))
+    y, width = np.arange(len(r["pair_names"])), 0.8 / len(bars)
+    for i, (v, label) in enumerate(bars):
+        ax3.barh(y + (i - (len(bars) - 1) / 2) * width, v / max(v.max(), 1e-12), width,
+                 label=label)
     ax3.set_yticks(y, r["pair_names"], fontsize=8)
     ax3.invert_yaxis()
     ax3.set_xlabel("share of the largest")
-    ax3.legend(fontsize=8, loc="lower right")
-    ax3.set_title(f"Spearman {r['spearman']:.2f}, top agrees: {r['top_match']}", fontsize=9)
+    ax3.legend(fontsize=7, loc="lower right")
+    ax3.set_title(title, fontsize=9)
     fig.suptitle(f"{r['cell']}: {r['target']} ({r['variants']} variants)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
