@@ -92,7 +92,7 @@ def readout_figure(r: Mapping, data_dir: Path, path: Path) -> Path:
     ax3.set_yticks(y, r["pair_names"], fontsize=8)
     ax3.invert_yaxis()
     ax3.set_xlabel("share of the largest")
-    ax3.legend(fontsize=7, loc="lower right")
+    ax3.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax3.set_title(title, fontsize=9)
     fig.suptitle(f"{r['cell']}: {r['target']} ({r['variants']} variants)", fontsize=10)
     fig.tight_layout()

@@ -72,15 +72,18 @@ def readout_markdown(rows: Sequence[Dict], skipped: Sequence[Dict] = ()) -> str:
 
     nan = float("nan")
     lines = ["| target | cells scored | median Spearman: IG / doubling | top pair agrees: IG / "
-             "doubling | within-cell r |", "|---|---|---|---|---|"]
+             "doubling | IG vs doubling | within-cell r |", "|---|---|---|---|---|---|"]
     for t, s in summary(rows).items():
         lines.append(f"| {t} | {s['scored']}/{s['cells']} | {s['median_spearman']:.3f} / "
                      f"{s.get('perturbation_median_spearman', nan):.3f} | {s['top_match']:.2f} / "
-                     f"{s.get('perturbation_top_match', nan):.2f} | {s['within_cell_r']:.3f} |")
+                     f"{s.get('perturbation_top_match', nan):.2f} | "
+                     f"{s.get('ig_vs_doubling_median_spearman', nan):.3f} | "
+                     f"{s['within_cell_r']:.3f} |")
     lines += ["", "(IG: integrated gradients of each variant against its source cell; doubling: "
               "the model's change when one (segment group, species) density of the source "
-              "cell is doubled; within-cell r: correlation over the variants of the model's "
-              "output change from the source cell and the measured change of the target.)"]
+              "cell is doubled; IG vs doubling: median Spearman of the two read-outs with each "
+              "other; within-cell r: correlation over the variants of the model's output "
+              "change from the source cell and the measured change of the target.)"]
     lines += ["", "| cell | target | Spearman: IG / doubling | top: IG / doubling / measured "
               "| pairs |", "|---|---|---|---|---|"]
     for r in rows:

@@ -101,12 +101,17 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     assert all(len(r["perturbation"]) == r["pairs"] for r in rows)
     assert summary["perturbation_median_spearman"] >= 0.7, [r["perturbation"] for r in rows]
     assert summary["perturbation_top_match"] >= 0.75
+    assert summary["ig_vs_doubling_median_spearman"] >= 0.7  # both read the same model
     from bgan_jax.experiments.cells import readout_markdown, readout_report
     md, report = readout_markdown(rows, skipped), readout_report(rows)
     assert f"| log_rheobase | 4/4 | {summary['median_spearman']:.3f} / " \
            f"{summary['perturbation_median_spearman']:.3f} |" in md
+    assert f"| {summary['ig_vs_doubling_median_spearman']:.3f} |" in md
     assert md.count("| gen__cell") == 4 and "soma_group/na" in md
     assert report.count("Doubling each density of the source cell") == 4
+    from bgan_jax.experiments.cell_figures import readout_figure
+    png = readout_figure(rows[0], dataset, tmp_path / "fig.png")
+    assert png.stat().st_size > 10_000
     assert all(len(r["model_change"]) == r["variants"] for r in rows)
 
 
