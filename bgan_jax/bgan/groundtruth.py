@@ -18,9 +18,11 @@ the top pair agrees.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+import jax
 import numpy as np
 from tqdm import tqdm
 
@@ -62,8 +64,6 @@ def doubled(features: np.ndarray, nodes: Sequence[int], species: str) -> np.ndar
 def make_predictor(apply_fn, output: int):
     """A jitted (params, graph) -> [G] graph output ``output`` (one compilation per
     padded shape)."""
-    import jax
-
     return jax.jit(lambda params, graph: apply_fn({"params": params}, graph)["graph"][:, output])
 
 
@@ -73,8 +73,6 @@ def perturbation_sensitivity(predict, params, cg, groups: Mapping[str, Sequence[
     (segment group, species) is doubled, one pair at a time: the model's answer to the
     question the measured slope answers for the simulator (change per doubling). All
     doublings and the unchanged cell go through the model as one batch."""
-    import dataclasses
-
     copies = [cg] + [dataclasses.replace(cg, node_features=doubled(
         cg.node_features, groups.get(group, []), species).astype(cg.node_features.dtype))
         for group, species in pairs]
@@ -116,10 +114,10 @@ def cell_readout(analyzer, params, source: Tuple[dict, object], variants: Sequen
                  sens: sens_lib.CellSensitivity, target: int, predict=None) -> Dict:
     """One cell's read-out for target index ``target``: integrated gradients (``model``,
     ``spearman``, ``top_match``) and, with ``predict`` (``make_predictor``), the
-    doubling read-out (``perturbation`` and its ``perturbation_score``). A cell that cannot be scored
-    (too few measured pairs; no variant with the source's graph) gets a row with only
-    ``cell``, ``target`` and ``skipped`` (why); variants whose graph differs from the
-    source's are left out and counted in ``variants_skipped``."""
+    doubling read-out (``perturbation`` and its ``perturbation_score``). A cell that
+    cannot be scored (too few measured pairs; no variant with the source's graph) gets
+    a row with only ``cell``, ``target`` and ``skipped`` (why); variants whose graph
+    differs from the source's are left out and counted in ``variants_skipped``."""
     row, cg = source
     head = {"cell": row["name"], "target": TARGET_NAMES[target]}
     columns = factor_columns(row["file"], row["cell_id"])
