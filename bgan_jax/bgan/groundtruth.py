@@ -237,15 +237,17 @@ def summary(rows: Sequence[Mapping]) -> Dict[str, Dict]:
                   "median_spearman": _median(rho),
                   "top_match": float(np.mean([r["top_match"] for r in sub])),
                   "within_cell_r": within_cell_r(sub)}
-        doubling = [r["perturbation_score"] for r in sub if "perturbation_score" in r]
-        if doubling:
+        doubled_rows = [r for r in sub if "perturbation" in r]
+        if doubled_rows:
             # the two read-outs against each other: high where the model's answer is
             # clear whatever the method, so a disagreement with the simulator is about
             # what the model learnt, not about how it is read out
-            both = [spearman(np.asarray(r["model"]), np.asarray(r["perturbation"]))
-                    for r in sub if "perturbation" in r]
             out[t].update(
-                perturbation_median_spearman=_median([d["spearman"] for d in doubling]),
-                perturbation_top_match=float(np.mean([d["top_match"] for d in doubling])),
-                ig_vs_doubling_median_spearman=_median(both))
+                perturbation_median_spearman=_median(
+                    [r["perturbation_score"]["spearman"] for r in doubled_rows]),
+                perturbation_top_match=float(np.mean(
+                    [r["perturbation_score"]["top_match"] for r in doubled_rows])),
+                ig_vs_doubling_median_spearman=_median(
+                    [spearman(np.asarray(r["model"]), np.asarray(r["perturbation"]))
+                     for r in doubled_rows]))
     return out
