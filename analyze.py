@@ -68,4 +68,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    from bgan_jax.runs.allocator import tune
+    tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     sys.exit(main())

@@ -277,6 +277,8 @@ def time_it(once, reps: int, device_peak) -> dict:
 
 def child(impl: str, n_nodes: int, reps: int) -> dict:
     """One measurement in this (fresh) process: time, RSS growth, device peak."""
+    from bgan_jax.runs import allocator
+    allocator.keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
     batch = synthetic_graph(n_nodes)
     rss0 = _current_rss_mb()
     if impl == "bgan_masked":  # every mechanism over all E rows with a mask (no compaction)
@@ -297,10 +299,14 @@ def _current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def in_child(impl: str, n_nodes: int, reps: int, timeout: float) -> dict:
+def in_child(impl: str, n_nodes: int, reps: int, timeout: float, malloc: str = "tuned") -> dict:
+    """One measurement in a fresh process; ``malloc`` as ``allocator.child_env`` (ours
+    and the peers' alike)."""
+    from bgan_jax.runs.allocator import child_env
     try:
         out = subprocess.run([sys.executable, __file__, "--child", impl, str(n_nodes), str(reps)],
-                             capture_output=True, text=True, timeout=timeout)
+                             capture_output=True, text=True, timeout=timeout,
+                             env=child_env(malloc))
     except subprocess.TimeoutExpired:
         return {"error": f"timeout {timeout:.0f}s"}
     if out.returncode != 0:
@@ -324,6 +330,9 @@ def main(argv=None) -> None:
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json", help="also write every measurement to this JSON file")
+    ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
+                    help="glibc malloc in every child (ours and peers): as train.py sets it "
+                    "(bgan_jax.runs.allocator) or the system's")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -336,7 +345,7 @@ def main(argv=None) -> None:
     import torch
     print(f"# one BGAN block fwd+bwd, hidden {HIDDEN}, heads {HEADS}, edge hidden {EDGE_HIDDEN}, "
           f"~10 edges/node; jax {jax.__version__} on {jax.devices()[0].device_kind}, torch "
-          f"{torch.__version__}, {os.cpu_count()} CPU cores")
+          f"{torch.__version__}, {os.cpu_count()} CPU cores, malloc {args.malloc}")
     print(f"{'impl':<12}{'nodes':>9}{'edges':>10}{'ms':>11}{'first s':>9}{'RSS+ MB':>9}"
           f"{'dev MB':>9}  vs ours sparse")
     results = {}
@@ -346,7 +355,7 @@ def main(argv=None) -> None:
             if dense and dense_bytes(n) > args.dense_max_gb * 2 ** 30:
                 res = {"error": "skipped (dense estimate over --dense-max-gb)"}
             else:
-                res = in_child(impl, n, reps, args.timeout)
+                res = in_child(impl, n, reps, args.timeout, args.malloc)
             results[(impl, n)] = res
             if args.json:  # after every measurement, so a run stopped early keeps its rows
                 Path(args.json).write_text(json.dumps(

@@ -152,9 +152,11 @@ def child_model(graph: str, impl: str, backward: bool, chunk=None) -> dict:
 
 
 def in_child(args, timeout: float) -> dict:
+    from bgan_jax.runs.allocator import child_env
+    env = child_env() if args["kind"] == "model" else None  # malloc as train.py sets it
     try:
         out = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)],
-                             capture_output=True, text=True, timeout=timeout)
+                             capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout {timeout:.0f}s"}
     if out.returncode != 0:
@@ -260,6 +262,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.child:
         c = json.loads(args.child)
+        if c["kind"] == "model":
+            from bgan_jax.runs.allocator import keep_heap
+            keep_heap()
         out = (child_convert(c["path"], c["mode"]) if c["kind"] == "convert" else
                child_peer(c["path"]) if c["kind"] == "peer" else
                child_model(c["graph"], c["impl"], c["backward"], c.get("chunk")))

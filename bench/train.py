@@ -105,6 +105,7 @@ def peer_pyg(data_dir, batch_size: int, limit: int) -> dict:
 
 
 def in_child(args: list, env: dict) -> dict:
+    """A child's result; ``env`` from ``allocator.child_env`` (the child calls ``keep_heap``)."""
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                          env=env, timeout=3600)
     if out.returncode != 0:
@@ -118,22 +119,30 @@ def main(argv=None) -> None:
     ap.add_argument("--devices", type=int, nargs="*", default=[1, 4])
     ap.add_argument("--batch-size", type=int, default=8, help="graphs per device")
     ap.add_argument("--data")
+    ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
+                    help="glibc malloc in every child (ours and the peer): as train.py sets it "
+                    "(bgan_jax.runs.allocator) or the system's")
     ap.add_argument("--child", choices=("ours", "pyg"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     limit = 4 if args.quick else 0
     data_dir = _data(args.data)
+    if args.child:
+        from bgan_jax.runs.allocator import keep_heap
+        keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
     if args.child == "ours":
         print(json.dumps(child_ours(data_dir, args.batch_size, limit)))
         return
     if args.child == "pyg":
         print(json.dumps(peer_pyg(data_dir, args.batch_size, limit)))
         return
-    print(f"# data {data_dir}; {args.batch_size} graphs per device; {os.cpu_count()} CPU cores")
+    print(f"# data {data_dir}; {args.batch_size} graphs per device; {os.cpu_count()} CPU cores; "
+          f"malloc {args.malloc}")
     print(f"{'impl':>12}{'devices':>9}{'steps':>7}{'graphs':>8}{'epoch s':>9}{'1st epoch s':>12}"
           f"{'graphs/s':>10}{'node fill':>10}{'edge fill':>10}")
     common = ["--batch-size", str(args.batch_size), "--data", str(data_dir)] + \
         (["--quick"] if args.quick else [])
-    base_env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    from bgan_jax.runs.allocator import child_env
+    base_env = child_env(args.malloc, {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
     ours1 = None
     for d in args.devices:
         env = dict(base_env)

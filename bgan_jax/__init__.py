@@ -23,44 +23,93 @@ Functional API::
 aligned with the batch's edge arrays (mechanisms: ``ganlow`` (a list, one per
 hop round), ``ganup``, ``mask_a``, ``mask_b``). TAVRNN takes window graphs from
 ``bgan_jax.tavrnn.spikes.dynamic_graphs``.
+
+Names are loaded on first use (PEP 562), so ``import bgan_jax.runs.allocator`` or a
+command line's ``--help`` does not pay for jax and flax.
 """
 
-from bgan_jax.bgan.analysis import analyze_all
-from bgan_jax.bgan.attention import AttentionWeights, dense_attention, pair_softmax, sparse_attention
-from bgan_jax.bgan.baselines import create_mlp, create_variant
-from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.losses import (accuracy, classification_loss, mask_node_features,
-                                  reconstruction_loss, regression_loss)
-from bgan_jax.bgan.masks import (DenseLayout, Pairs, backward_pairs, dense_block_size,
-                                 dense_layout, forward_pairs, ganlow_pairs, ganup_pairs,
-                                 graph_index, receives, touched, transpose)
-from bgan_jax.bgan.model import (BGAN, BMSA, NSA, Block, EdgeAttention, MaskedAttention,
-                                 bmsa_heads, cls_index, compact_pairs,
-                                 compaction, create_model, mechanism_pairs,
-                                 pair_overflow)
-from bgan_jax.bgan.train import TrainConfig, load_run, train_and_evaluate
-from bgan_jax.runs.checkpoints import CheckpointError, Checkpoints
-from bgan_jax.runs.config import ConfigError, LoopConfig, apply_overrides, from_dict
-from bgan_jax.runs.loop import TrainingDiverged, train_loop
-from bgan_jax.runs.workdir import RunDirError
-from bgan_jax.snn.model import SNNConfig, create_snn
-from bgan_jax.snn.train import SNNTrainConfig, train_snn
-from bgan_jax.tavrnn.model import TAVRNN, TAVRNNConfig, create_tavrnn
-from bgan_jax.tavrnn.spikes import WindowConfig, dynamic_graphs, read_spikes
-from bgan_jax.tavrnn.train import TemporalConfig, train_temporal
+from __future__ import annotations
 
-__all__ = [
-    "BGAN", "BGANConfig", "BMSA", "NSA", "AttentionWeights", "Block", "DenseLayout",
-    "EdgeAttention", "MaskedAttention", "Pairs", "accuracy", "analyze_all", "backward_pairs",
-    "bmsa_heads", "classification_loss", "cls_index", "compact_pairs", "mechanism_pairs",
-    "compaction", "pair_overflow", "create_mlp", "create_model",
-    "create_variant", "dense_attention", "dense_block_size", "dense_layout", "forward_pairs",
-    "ganlow_pairs", "ganup_pairs", "graph_index", "mask_node_features", "pair_softmax",
-    "receives", "touched", "reconstruction_loss", "regression_loss", "sparse_attention", "transpose",
-    "TrainConfig", "load_run", "train_and_evaluate",
-    "CheckpointError", "Checkpoints", "ConfigError", "LoopConfig", "RunDirError",
-    "TrainingDiverged", "apply_overrides", "from_dict", "train_loop",
-    "SNNConfig", "SNNTrainConfig", "create_snn", "train_snn",
-    "TAVRNN", "TAVRNNConfig", "TemporalConfig", "WindowConfig", "create_tavrnn",
-    "dynamic_graphs", "read_spikes", "train_temporal",
-]
+import importlib
+from typing import Dict
+
+_EXPORTS: Dict[str, str] = {  # public name -> the module that defines it
+    "BGAN": "bgan_jax.bgan.model",
+    "BMSA": "bgan_jax.bgan.model",
+    "NSA": "bgan_jax.bgan.model",
+    "Block": "bgan_jax.bgan.model",
+    "EdgeAttention": "bgan_jax.bgan.model",
+    "MaskedAttention": "bgan_jax.bgan.model",
+    "bmsa_heads": "bgan_jax.bgan.model",
+    "cls_index": "bgan_jax.bgan.model",
+    "compact_pairs": "bgan_jax.bgan.model",
+    "mechanism_pairs": "bgan_jax.bgan.model",
+    "compaction": "bgan_jax.bgan.model",
+    "pair_overflow": "bgan_jax.bgan.model",
+    "create_model": "bgan_jax.bgan.model",
+    "BGANConfig": "bgan_jax.bgan.config",
+    "AttentionWeights": "bgan_jax.bgan.attention",
+    "dense_attention": "bgan_jax.bgan.attention",
+    "pair_softmax": "bgan_jax.bgan.attention",
+    "sparse_attention": "bgan_jax.bgan.attention",
+    "DenseLayout": "bgan_jax.bgan.masks",
+    "Pairs": "bgan_jax.bgan.masks",
+    "backward_pairs": "bgan_jax.bgan.masks",
+    "dense_block_size": "bgan_jax.bgan.masks",
+    "dense_layout": "bgan_jax.bgan.masks",
+    "forward_pairs": "bgan_jax.bgan.masks",
+    "ganlow_pairs": "bgan_jax.bgan.masks",
+    "ganup_pairs": "bgan_jax.bgan.masks",
+    "graph_index": "bgan_jax.bgan.masks",
+    "receives": "bgan_jax.bgan.masks",
+    "touched": "bgan_jax.bgan.masks",
+    "transpose": "bgan_jax.bgan.masks",
+    "accuracy": "bgan_jax.bgan.losses",
+    "classification_loss": "bgan_jax.bgan.losses",
+    "mask_node_features": "bgan_jax.bgan.losses",
+    "reconstruction_loss": "bgan_jax.bgan.losses",
+    "regression_loss": "bgan_jax.bgan.losses",
+    "analyze_all": "bgan_jax.bgan.analysis",
+    "create_mlp": "bgan_jax.bgan.baselines",
+    "create_variant": "bgan_jax.bgan.baselines",
+    "TrainConfig": "bgan_jax.bgan.train",
+    "load_run": "bgan_jax.bgan.train",
+    "train_and_evaluate": "bgan_jax.bgan.train",
+    "CheckpointError": "bgan_jax.runs.checkpoints",
+    "Checkpoints": "bgan_jax.runs.checkpoints",
+    "ConfigError": "bgan_jax.runs.config",
+    "LoopConfig": "bgan_jax.runs.config",
+    "apply_overrides": "bgan_jax.runs.config",
+    "from_dict": "bgan_jax.runs.config",
+    "RunDirError": "bgan_jax.runs.workdir",
+    "TrainingDiverged": "bgan_jax.runs.loop",
+    "train_loop": "bgan_jax.runs.loop",
+    "SNNConfig": "bgan_jax.snn.model",
+    "create_snn": "bgan_jax.snn.model",
+    "SNNTrainConfig": "bgan_jax.snn.train",
+    "train_snn": "bgan_jax.snn.train",
+    "TAVRNN": "bgan_jax.tavrnn.model",
+    "TAVRNNConfig": "bgan_jax.tavrnn.model",
+    "create_tavrnn": "bgan_jax.tavrnn.model",
+    "TemporalConfig": "bgan_jax.tavrnn.train",
+    "train_temporal": "bgan_jax.tavrnn.train",
+    "WindowConfig": "bgan_jax.tavrnn.spikes",
+    "dynamic_graphs": "bgan_jax.tavrnn.spikes",
+    "read_spikes": "bgan_jax.tavrnn.spikes",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bgan_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})
+

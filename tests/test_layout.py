@@ -2,6 +2,8 @@
 
 import ast
 
+import pytest
+
 from tests.conftest import REPO
 
 PACKAGES = ("graphs", "bnnsim", "bgan_jax")
@@ -66,3 +68,23 @@ def test_model_import_needs_no_simulator_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_public_names_load_on_first_use():
+    """``import bgan_jax`` loads no jax (an entry point can set up malloc first); every
+    name of ``__all__`` resolves to the object of the module that defines it."""
+    import importlib
+    import subprocess
+    import sys
+
+    import bgan_jax
+
+    code = "import sys, bgan_jax; print('jax' in sys.modules, 'flax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    for name, module in bgan_jax._EXPORTS.items():
+        assert getattr(bgan_jax, name) is getattr(importlib.import_module(module), name)
+    assert set(dir(bgan_jax)) >= set(bgan_jax.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        bgan_jax.nope

@@ -192,4 +192,6 @@ def readout_run(workdir: Path, data_dir, out: Path, steps: int) -> List[Dict]:
 
 
 if __name__ == "__main__":
+    from bgan_jax.runs.allocator import tune
+    tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     raise SystemExit(main())
