@@ -2,7 +2,8 @@
 
 The suite shares one persistent XLA compilation cache (a fresh temporary folder
 per session, inherited by the train.py subprocesses), so the many runs that
-compile the same small models (resume, two processes) compile them once.
+compile the same small models (resume, two processes) compile them once. glibc malloc
+is set as train.py sets it (``bgan_jax.runs.allocator.keep_heap``).
 """
 
 import atexit
@@ -16,6 +17,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 
 import pytest
+
+from bgan_jax.runs.allocator import keep_heap
+
+keep_heap()  # the suite's jitted steps keep their scratch memory mapped, as train.py's do
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NEUROML = REPO.parent / "shared" / "neuroml"
