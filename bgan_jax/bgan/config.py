@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 
 from graphs.schema import EdgeKind
 
-ATTENTION_PATHS = ("sparse", "dense")
+ATTENTION_PATHS = ("sparse", "dense", "auto")
 MECHANISMS = ("ganlow", "ganup", "mask_a", "mask_b")  # the order of ``*_fractions``
 FEATURE_CLIP = 10.0  # standardised node features are clipped to +-this
 COUNTS_KEPT = 64  # per mechanism, the largest single-graph counts ``*_counts`` keep
@@ -30,7 +30,9 @@ class BGANConfig:
     low_hops: int = 1
     """GANlow rounds: each round attends one axial hop, so k rounds reach k hops."""
     attention: str = "sparse"
-    """'sparse' (edge lists, O(E) memory) or 'dense' (per-graph M x M masks)."""
+    """'sparse' (edge lists, O(E) memory), 'dense' (per-graph M x M masks) or 'auto'
+    (training picks the faster of the two per size bucket, ``bgan_jax.bgan.autopath``;
+    the model itself then runs the sparse path, the same function)."""
     dense_graph_nodes: Optional[int] = None
     """Dense path block size M (>= nodes of the largest real graph in a batch);
     None puts the whole padded batch in one block (M = padded node count)."""

@@ -217,7 +217,7 @@ def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
                 for m, f, c in zip(MECHANISMS, config.pair_fractions, counts)}
         over = jnp.any(jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS]))
         pairs = {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}
-    if config.node_fractions and config.attention == "sparse":
+    if config.node_fractions and config.attention != "dense":
         counts = config.node_counts or ((),) * len(MECHANISMS)
         for m, f, c in zip(MECHANISMS, config.node_fractions, counts):
             pairs[m], lost = masks.compact_nodes(pairs[m], masks.capacity(n, f, c, g))

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from bgan_jax.bgan import autopath
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
 from bgan_jax.bgan.baselines import MODELS, create_variant, variant_config
@@ -181,8 +182,10 @@ class TraceCounter:
 
 
 def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
-                    counter: Optional[TraceCounter] = None, class_weights=None) -> Callable:
-    """(state, batch, rng) -> (state, stats). With ``axis_name`` it runs under pmap."""
+                    counter: Optional[TraceCounter] = None, class_weights=None,
+                    apply_fn: Optional[Callable] = None) -> Callable:
+    """(state, batch, rng) -> (state, stats). With ``axis_name`` it runs under pmap;
+    ``apply_fn`` (same parameters) replaces ``state.apply_fn``: another attention path."""
 
     def step(state, batch, rng):
         if counter is not None:
@@ -192,7 +195,8 @@ def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
             rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
         def loss_fn(params):
-            s = batch_stats(params, state.apply_fn, batch, task, rng, True, class_weights)
+            s = batch_stats(params, apply_fn or state.apply_fn, batch, task, rng, True,
+                            class_weights)
             total = s["count"] if axis_name is None else jax.lax.psum(s["count"], axis_name)
             return s["loss"] / jnp.maximum(total, 1.0), s
 
@@ -362,7 +366,17 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
         state = flax.jax_utils.replicate(state)
         host_state = flax.jax_utils.unreplicate
     else:
-        jitted = jax.jit(make_train_step(task, None, counter, weights), donate_argnums=(0,))
+        def step_for(model: Optional[BGANConfig] = None):
+            apply_fn = None if model is None else create_variant(config.model_name, model).apply
+            return jax.jit(make_train_step(task, None, counter, weights, apply_fn),
+                           donate_argnums=(0,))
+
+        if config.model.attention == "auto" and config.model_name != "mlp":
+            jitted = autopath.make_auto_step(
+                step_for, model_config(config), autopath.bucket_blocks(train, config.batch_size),
+                autopath.measures_here(), log=lambda e: log_jsonl(workdir / "metrics.jsonl", e))
+        else:
+            jitted = step_for()
 
         def step_fn(state, device_batches):
             return jitted(state, device_batches[0], rng)

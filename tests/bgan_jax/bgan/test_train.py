@@ -1,5 +1,6 @@
 """Training: overrides, the pure step, pmap == single device, resume after SIGKILL, NaN stop."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -215,9 +216,19 @@ def test_feature_stats_are_masked_floored_and_saved_with_the_run(dataset, tmp_pa
 
 
 def test_existing_run_needs_resume(dataset, tmp_path):
+    """(The run is made with ``attention='auto'``, which on XLA CPU is the sparse path
+    with no trial, one metrics.jsonl line per bucket saying so.)"""
+    from bgan_jax.bgan import autopath
     cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2)
+    cfg = dataclasses.replace(cfg, model=cfg.model.replace(attention="auto"))
     table = train_and_evaluate(cfg, dataset, tmp_path, progress=False)
     assert table["final_step"] == 2 and (tmp_path / "eval.json").is_file()
+    assert not autopath.measures_here()  # this suite runs on XLA CPU
+    lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    chosen = [e for e in lines if "attention" in e]
+    assert chosen and all(e["attention"] == "sparse" and "faster on this backend" in e["why"]
+                          for e in chosen)
+    assert len({tuple(e["bucket"]) for e in chosen}) == len(chosen)  # one line per bucket
     with pytest.raises(FileExistsError, match="--resume"):
         train_and_evaluate(cfg, dataset, tmp_path, progress=False)
 
@@ -419,3 +430,46 @@ def test_compaction_is_measured_for_the_model_built(model_name, tmp_path):
     assert built.pair_fractions
     small = batch_and_pad([cells[0]] * 8, n_graph=9)  # only one-compartment cells
     assert bgan_jax.pair_overflow([small], built) == []
+
+
+def test_auto_attention_keeps_the_faster_path_per_bucket_and_changes_no_numbers(dataset):
+    """``attention='auto'`` with trials (as on an accelerator): each bucket's first batch
+    times both paths and the faster is kept; here a fake clock makes dense the faster,
+    and the step it takes equals the sparse step."""
+    from bgan_jax.bgan import autopath
+    from bgan_jax.bgan.baselines import create_variant
+    from bgan_jax.bgan.masks import dense_block_size
+    from bgan_jax.bgan.train import model_config
+
+    cfg = tiny_config()
+    cfg = dataclasses.replace(cfg, model=cfg.model.replace(attention="auto"))
+    task = data_lib.task_of(cfg.task)
+    train = data_lib.load_splits(dataset, cfg.task)["train"]
+    blocks = autopath.bucket_blocks(train, 4)
+    epoch = [b[0] for b in data_lib.batches(train, 4, shuffle=False)]
+    for b in epoch:  # every batch fits its bucket's dense block
+        assert dense_block_size(b) <= blocks[autopath.batch_shape(b)]
+    built = []
+
+    def step_for(model):
+        built.append(model.attention)
+        return jax.jit(make_train_step(task, apply_fn=create_variant("bgan", model).apply))
+
+    clock = iter([0.0, 10.0, 0.0, 1.0])  # sparse trial 10 s, dense trial 1 s
+    log = []
+    step = autopath.make_auto_step(step_for, model_config(cfg), blocks, measure=True,
+                                   log=log.append, timer=lambda: next(clock))
+    state = create_train_state(cfg, epoch[0])
+    rng = jax.random.PRNGKey(0)
+    auto_state, auto_stats = step(state, epoch[0], rng)
+    assert built == ["sparse", "dense"]
+    assert log == [{"bucket": list(autopath.batch_shape(epoch[0])), "attention": "dense",
+                    "dense_block": blocks[autopath.batch_shape(epoch[0])],
+                    "sparse_ms": 10000.0, "dense_ms": 1000.0}]
+    sparse_state, sparse_stats = jax.jit(make_train_step(task))(state, epoch[0], rng)
+    np.testing.assert_allclose(float(auto_stats["loss"]), float(sparse_stats["loss"]), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(auto_state.params), jax.tree.leaves(sparse_state.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    step(auto_state, epoch[0], rng)  # the same bucket again: no new trial
+    assert len(log) == 1 and built == ["sparse", "dense"]
+
