@@ -20,7 +20,8 @@
 #              ours sparse, PyG TransformerConv; ours dense and torch SDPA up to 4k;
 #   train      (T_TRAIN=110)     bench/train.py: train-step graphs/s vs the PyG block on
 #              the same batches (a whole epoch of the default dataset's train split);
-#   run        (T_RUN=120)       train.py, 200 steps on the default dataset, evaluated;
+#   run        (T_RUN=120)       train.py, 200 steps on the default dataset, evaluated, with
+#              model.attention=auto (each bucket's sparse/dense trial in gpu.json);
 #   large      (T_LARGE=90)      bench/attention.py at 262k and 1M nodes: ours sparse, PyG;
 #   huge       (T_HUGE=50)       2M nodes, ours with pair_chunk (the largest size tried).
 # Writes OUT_DIR/gpu.json (default bench/out/gpu.json) with the logs beside it.
@@ -71,7 +72,8 @@ stage attention "${T_ATTENTION:-150}" "$PY" bench/attention.py --sizes 1000 4000
     --impls bgan_sparse pyg bgan_dense sdpa --dense-max-gb 2 --timeout 60 \
     --json "$OUT/attention.json"
 stage train "${T_TRAIN:-110}" "$PY" bench/train.py --devices 1
-stage run "${T_RUN:-120}" "$PY" train.py --set num_steps=200 --workdir "$OUT/run" --no-progress
+stage run "${T_RUN:-120}" "$PY" train.py --set num_steps=200 --set model.attention=auto \
+    --workdir "$OUT/run" --no-progress
 stage large "${T_LARGE:-90}" "$PY" bench/attention.py --sizes 262144 1048576 \
     --impls bgan_sparse pyg --timeout 60 --json "$OUT/large.json"
 stage huge "${T_HUGE:-50}" "$PY" bench/attention.py --sizes 2097152 --impls bgan_chunked \
@@ -88,6 +90,8 @@ result = {"devices": text("devices.txt").strip(), "stages": text("stages.txt").s
           "attention": rows("attention.json") + rows("large.json") + rows("huge.json"),
           "train_bench": text("train.log").splitlines()[-6:],
           "train_run": text("run.log").splitlines()[-14:],
+          "attention_choices": [json.loads(l) for l in text("run/metrics.jsonl").splitlines()
+                                if '"attention"' in l],
           "speedups": {"attention": last("attention.log"), "train": last("train.log")}}
 (out / "gpu.json").write_text(json.dumps(result, indent=1))
 print("wrote", out / "gpu.json")
