@@ -316,8 +316,10 @@ def in_child(impl: str, n_nodes: int, reps: int, timeout: float, malloc: str = "
 
 
 def dense_bytes(n: int) -> float:
-    """Rough peak of the dense path: ~6 live [H, N, N] float32 tensors per mechanism."""
-    return 4 * 6 * HEADS * float(n) ** 2 * 4
+    """Rough peak of the dense path on one graph of ``n`` nodes (the estimate
+    ``attention='auto'`` uses to skip its dense trial)."""
+    from bgan_jax.bgan.autopath import dense_bytes as estimate
+    return estimate(config("dense"), 1, n)
 
 
 def main(argv=None) -> None:

@@ -107,11 +107,9 @@ def make_auto_step(step_for: Callable[[BGANConfig], Callable], config: BGANConfi
         fn = chosen.get(batch_shape(batch)) or pick(state, batch, rng)
         return fn(state, batch, rng)
 
-    step.chosen = chosen  # shape -> step, for inspection
     return step
 
 
 def measures_here() -> bool:
     """Whether 'auto' runs trials on this backend (not on XLA CPU; see module docstring)."""
     return jax.default_backend() != "cpu"
-
