@@ -12,7 +12,7 @@ Peer (same run, same batches, one device): the same block built from PyG
 ``TransformerConv`` (bench/attention.py), forward + backward per batch (no
 optimizer update, so the peer does slightly less work).
 
-    python bench/train.py [--quick] [--devices 1 4] [--data DIR]
+    python bench/train.py [--quick] [--devices 1 4] [--data DIR] [--padding bucket|tight]
 
 The last line is ``speedup_vs_pyg=<our graphs/s on 1 device / PyG graphs/s>``.
 """
@@ -39,13 +39,14 @@ def _data(path):
     return default_dataset()
 
 
-def _epoch(train, batch_size, devices, limit):
+def _epoch(train, batch_size, devices, limit, padding):
     from bgan_jax.bgan import data as data_lib
-    out = list(data_lib.batches(train, batch_size, seed=0, epoch=0, devices=devices))
+    out = list(data_lib.batches(train, batch_size, seed=0, epoch=0, devices=devices,
+                                padding=padding))
     return out[:limit] if limit else out
 
 
-def child_ours(data_dir, batch_size: int, limit: int) -> dict:
+def child_ours(data_dir, batch_size: int, limit: int, padding: str) -> dict:
     import flax.jax_utils
     import jax
 
@@ -61,7 +62,7 @@ def child_ours(data_dir, batch_size: int, limit: int) -> dict:
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(data_dir, cfg.task, ("train",))["train"]
     cfg = with_compaction(cfg, train)  # as train.py sets it from the dataset
-    steps = _epoch(train, batch_size, devices, limit)
+    steps = _epoch(train, batch_size, devices, limit, padding)
     state = create_train_state(cfg, steps[0][0])
     rng = jax.random.PRNGKey(0)
     if devices > 1:
@@ -93,12 +94,12 @@ def child_ours(data_dir, batch_size: int, limit: int) -> dict:
             "edge_fill": float(np.mean([e["edge_fill"] for e in eff]))}
 
 
-def peer_pyg(data_dir, batch_size: int, limit: int) -> dict:
+def peer_pyg(data_dir, batch_size: int, limit: int, padding: str) -> dict:
     import attention as att
     from bgan_jax.bgan import data as data_lib
 
     train = data_lib.load_splits(data_dir, "firing_pattern", ("train",))["train"]
-    steps = _epoch(train, batch_size, 1, limit)
+    steps = _epoch(train, batch_size, 1, limit, padding)
     seconds = sum(att.run_torch(s[0], "pyg", reps=1)["time_s"] for s in steps)
     graphs = sum(int(np.sum(s[0].globals["valid"])) for s in steps)
     return {"graphs": graphs, "seconds": seconds, "graphs_per_s": graphs / seconds}
@@ -122,6 +123,8 @@ def main(argv=None) -> None:
     ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
                     help="glibc malloc in every child (ours and the peer): as train.py sets it "
                     "(bgan_jax.runs.allocator) or the system's")
+    ap.add_argument("--padding", choices=("bucket", "tight"), default="bucket",
+                    help="batch padding (TrainConfig.padding), the same batches for both")
     ap.add_argument("--child", choices=("ours", "pyg"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     limit = 4 if args.quick else 0
@@ -130,16 +133,17 @@ def main(argv=None) -> None:
         from bgan_jax.runs.allocator import keep_heap
         keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
     if args.child == "ours":
-        print(json.dumps(child_ours(data_dir, args.batch_size, limit)))
+        print(json.dumps(child_ours(data_dir, args.batch_size, limit, args.padding)))
         return
     if args.child == "pyg":
-        print(json.dumps(peer_pyg(data_dir, args.batch_size, limit)))
+        print(json.dumps(peer_pyg(data_dir, args.batch_size, limit, args.padding)))
         return
     print(f"# data {data_dir}; {args.batch_size} graphs per device; {os.cpu_count()} CPU cores; "
-          f"malloc {args.malloc}")
+          f"malloc {args.malloc}; padding {args.padding}")
     print(f"{'impl':>12}{'devices':>9}{'steps':>7}{'graphs':>8}{'epoch s':>9}{'1st epoch s':>12}"
           f"{'graphs/s':>10}{'node fill':>10}{'edge fill':>10}")
-    common = ["--batch-size", str(args.batch_size), "--data", str(data_dir)] + \
+    common = ["--batch-size", str(args.batch_size), "--data", str(data_dir),
+              "--padding", args.padding] + \
         (["--quick"] if args.quick else [])
     from bgan_jax.runs.allocator import child_env
     base_env = child_env(args.malloc, {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})

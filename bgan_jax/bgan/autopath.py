@@ -15,12 +15,11 @@ results. Each choice and its timings go to metrics.jsonl. Evaluation, analysis a
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
-from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan.config import BGANConfig
 
 DENSE_TRIAL_BYTES = 4 * 2 ** 30  # skip the dense trial above this estimate
@@ -29,17 +28,6 @@ Shape = Tuple[int, int]  # (node slots, edge slots) of a padded batch
 
 def batch_shape(batch) -> Shape:
     return int(batch.nodes["kind"].shape[0]), int(batch.edges["kind"].shape[0])
-
-
-def bucket_blocks(examples: Sequence[data_lib.Example], batch_size: int) -> Dict[Shape, int]:
-    """Batch shape -> the dense block size of its bucket: the largest graph of every
-    bucket padded to that shape (any batch of the bucket fits)."""
-    blocks: Dict[Shape, int] = {}
-    for bucket in data_lib.size_buckets(examples, batch_size):
-        largest = max(examples[i].cg.n_nodes for i in bucket.members)
-        key = (bucket.n_node, bucket.n_edge)
-        blocks[key] = max(blocks.get(key, 0), largest)
-    return blocks
 
 
 def dense_bytes(config: BGANConfig, n_graphs: int, block: int) -> float:
@@ -74,7 +62,7 @@ def make_auto_step(step_for: Callable[[BGANConfig], Callable], config: BGANConfi
     """``(state, batch, rng) -> (state, stats)`` choosing the path per batch shape.
 
     ``step_for(model_config)`` returns a jitted train step for that model config;
-    ``blocks`` is ``bucket_blocks`` of the examples the batches come from; ``measure``
+    ``blocks`` is ``data.bucket_shapes`` of the examples the batches come from; ``measure``
     False (XLA CPU) takes the sparse path without a trial; ``log`` gets one entry per
     bucket (its shape, the path, and the trial times)."""
     chosen: Dict[Shape, Callable] = {}

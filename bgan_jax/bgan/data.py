@@ -294,39 +294,78 @@ def batch_shapes(batches: Sequence[Sequence[Example]]) -> Tuple[int, int]:
 
 class Bucket(NamedTuple):
     members: np.ndarray  # indices of the examples in this size class
-    n_node: int  # padded shape of every batch drawn from it
+    n_node: int  # padded shape of a full batch drawn from it
     n_edge: int
+    last: Optional[Tuple[int, int]] = None  # (n_node, n_edge) of the epoch's last, partial
+    # step of this bucket (fewer graphs, so a smaller shape); None: every step is full
 
 
-def size_buckets(examples: Sequence[Example], batch_size: int) -> List[Bucket]:
-    """Group examples by size class (graph node count rounded up to a power of two); every
-    batch of a bucket is padded to one shape that holds its ``batch_size`` largest
-    graphs. So an epoch compiles one step per bucket, whatever the shuffle."""
+def _shape(nodes: np.ndarray, edges: np.ndarray, k: int) -> Tuple[int, int]:
+    """Padded (n_node, n_edge) that holds any k of these graphs: the k largest of each."""
+    return (bucket_size(int(np.sort(nodes)[::-1][:k].sum()) + 1),
+            bucket_size(int(np.sort(edges)[::-1][:k].sum())))
+
+
+PADDING = {"bucket": (2.0, False), "tight": (2 ** 0.5, True)}
+"""Batch padding schemes: (size-class growth, last partial step in its own shape).
+'bucket': one shape per power-of-two size class, the fewest compilations (short runs).
+'tight': classes a factor sqrt(2) apart and a bucket's partial last step padded to its
+own graphs: less padding, so more graphs/s, for ~2.5x the compilations (long runs;
+BENCHMARKS.md)."""
+
+
+def size_buckets(examples: Sequence[Example], batch_size: int, devices: int = 1,
+                 padding: str = "bucket") -> List[Bucket]:
+    """Group examples by size class (graph node count rounded up to a power of the
+    ``padding`` scheme's growth); every full batch of a bucket is padded to one shape
+    that holds its ``batch_size`` largest graphs and, under 'tight', the epoch's last step
+    of a bucket (the same number of graphs every epoch) to the shape of that many
+    largest. So a run compiles at most one or two steps per bucket, whatever the shuffle."""
+    if padding not in PADDING:
+        raise ValueError(f"padding must be one of {sorted(PADDING)}, got {padding!r}")
+    growth, own_last = PADDING[padding]
     size = np.array([e.cg.n_nodes for e in examples])
-    cls = np.ceil(np.log2(np.maximum(size, 2))).astype(int)
+    n_edges = np.array([e.cg.n_edges for e in examples])
+    cls = np.ceil(np.log(np.maximum(size, 2)) / np.log(growth) - 1e-9).astype(int)
     out = []
     for c in np.unique(cls):
         members = np.flatnonzero(cls == c)
-        top_nodes = np.sort(size[members])[::-1][:batch_size]
-        top_edges = np.sort([examples[i].cg.n_edges for i in members])[::-1][:batch_size]
-        out.append(Bucket(members, bucket_size(int(top_nodes.sum()) + 1),
-                          bucket_size(int(np.sum(top_edges)))))
+        full = _shape(size[members], n_edges[members], batch_size)
+        rest = len(members) % (batch_size * devices)  # graphs in the last step
+        last = (_shape(size[members], n_edges[members], min(rest, batch_size))
+                if rest and own_last else None)
+        out.append(Bucket(members, *full, last if last != full else None))
+    return out
+
+
+def bucket_shapes(examples: Sequence[Example], batch_size: int, devices: int = 1,
+                  padding: str = "bucket") -> Dict[Tuple[int, int], int]:
+    """Every padded (n_node, n_edge) the batches of these examples take -> the node count
+    of the largest graph a batch of that shape holds."""
+    out: Dict[Tuple[int, int], int] = {}
+    for bucket in size_buckets(examples, batch_size, devices, padding):
+        largest = max(examples[i].cg.n_nodes for i in bucket.members)
+        for shape in filter(None, ((bucket.n_node, bucket.n_edge), bucket.last)):
+            out[shape] = max(out.get(shape, 0), largest)
     return out
 
 
 def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
-               shuffle: bool = True, devices: int = 1) -> List[Tuple[Bucket, List[np.ndarray]]]:
-    """The steps of one epoch: (bucket, per-device index groups). A pure function of
-    (seed, epoch), so a resumed run sees exactly the batches the interrupted one would
-    have; the number of steps is the same every epoch."""
+               shuffle: bool = True, devices: int = 1, padding: str = "bucket"
+               ) -> List[Tuple[Bucket, List[np.ndarray]]]:
+    """The steps of one epoch: (bucket with this step's shape, per-device index groups).
+    A pure function of (seed, epoch), so a resumed run sees exactly the batches the
+    interrupted one would have; the number of steps is the same every epoch."""
     rng = np.random.default_rng([seed, epoch])
     steps = []
-    for bucket in size_buckets(examples, batch_size):
+    for bucket in size_buckets(examples, batch_size, devices, padding):
         idx = rng.permutation(bucket.members) if shuffle else bucket.members
         per_step = batch_size * devices
         for start in range(0, len(idx), per_step):
             chunk = idx[start:start + per_step]
-            steps.append((bucket, [chunk[d * batch_size:(d + 1) * batch_size]
+            shaped = (bucket._replace(n_node=bucket.last[0], n_edge=bucket.last[1])
+                      if bucket.last is not None and len(chunk) < per_step else bucket)
+            steps.append((shaped, [chunk[d * batch_size:(d + 1) * batch_size]
                                    for d in range(devices)]))
     if shuffle:
         steps = [steps[i] for i in rng.permutation(len(steps))]
@@ -335,13 +374,15 @@ def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoc
 
 def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
             shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0), skip: int = 0,
-            slots: Optional[Sequence[int]] = None) -> Iterator[List[jraph.GraphsTuple]]:
+            slots: Optional[Sequence[int]] = None, padding: str = "bucket"
+            ) -> Iterator[List[jraph.GraphsTuple]]:
     """One epoch: per step, ``devices`` padded batches of up to ``batch_size`` graphs of
     one size bucket, all of the bucket's shape. A device with no graphs in a step's last
     chunk gets an all-padding batch, which contributes nothing. ``skip`` leaves out the
     epoch's first steps without building them (a resumed run); ``slots`` builds only
     those device positions of each step (this process's share of a global batch)."""
-    for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices)[skip:]:
+    for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices,
+                                     padding)[skip:]:
         out = []
         for g in (groups if slots is None else [groups[d] for d in slots]):
             exs = [examples[i] for i in (g if len(g) else groups[0][:1])]

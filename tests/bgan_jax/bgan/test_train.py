@@ -238,12 +238,73 @@ def test_epochs_are_deterministic_buckets_of_one_shape(dataset):
     a = [[b.nodes["features"].shape for b in s] for s in data_lib.batches(train, 3, 5, 2)]
     b = [[b.nodes["features"].shape for b in s] for s in data_lib.batches(train, 3, 5, 2)]
     assert a == b
-    buckets = data_lib.size_buckets(train, 3)
-    shapes = {s[0] for s in a}
-    assert len(shapes) <= len(buckets)
+    shapes = {(b.nodes["kind"].shape[0], b.senders.shape[0]) for s in data_lib.batches(
+        train, 3, 5, 2) for b in s}
+    assert shapes == set(data_lib.bucket_shapes(train, 3))  # one per bucket
     seen = sorted(i for _, groups in data_lib.epoch_plan(train, 3, 5, 2) for g in groups
                   for i in g)
     assert seen == list(range(len(train)))  # every example once per epoch
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_last_step_of_a_bucket_is_padded_to_its_own_graphs(dataset, devices):
+    """padding='tight': a bucket's partial last step takes the shape of that many largest
+    graphs; the same shapes every epoch, and every graph fits its step's shape."""
+    train = data_lib.load_splits(dataset, "firing_pattern")["train"]
+    for batch in (2, 3, 4, 5):  # one whose buckets leave a partial last step
+        buckets = data_lib.size_buckets(train, batch, devices, "tight")
+        if any(b.last is not None for b in buckets):
+            break
+    else:
+        pytest.fail("the fixture has no bucket with a partial last step")
+    for b in buckets:
+        if b.last is not None:
+            assert len(b.members) % (batch * devices)
+            assert b.last[0] <= b.n_node and b.last[1] <= b.n_edge
+            assert b.last != (b.n_node, b.n_edge)
+    shapes = set()
+    for epoch in range(3):
+        for bucket, groups in data_lib.epoch_plan(train, batch, 0, epoch, devices=devices,
+                                                  padding="tight"):
+            assert all(sum(train[i].cg.n_nodes for i in g) + 1 <= bucket.n_node and
+                       sum(train[i].cg.n_edges for i in g) <= bucket.n_edge for g in groups)
+            shapes.add((bucket.n_node, bucket.n_edge))
+    assert shapes == set(data_lib.bucket_shapes(train, batch, devices, "tight"))
+
+
+def test_tight_padding_trades_compilations_for_padding(dataset):
+    train = data_lib.load_splits(dataset, "firing_pattern")["train"]
+
+    def fill(padding):
+        plan = data_lib.epoch_plan(train, 4, padding=padding)
+        used = sum(train[i].cg.n_nodes for _, groups in plan for g in groups for i in g)
+        return used / sum(b.n_node for b, _ in plan)
+
+    assert len(data_lib.bucket_shapes(train, 4, padding="tight")) > len(
+        data_lib.bucket_shapes(train, 4))
+    assert fill("tight") > fill("bucket")
+    with pytest.raises(ValueError, match="padding"):
+        data_lib.size_buckets(train, 4, padding="loose")
+    with pytest.raises(ValueError, match="padding"):
+        TrainConfig(padding="loose")
+
+
+def test_evaluation_is_the_same_under_either_padding(dataset):
+    """Same parameters, same examples: the metrics do not depend on how batches are padded."""
+    from bgan_jax.bgan.train import evaluate, make_eval_step, with_compaction
+
+    cfg = tiny_config()
+    task = data_lib.task_of(cfg.task)
+    train = data_lib.load_splits(dataset, cfg.task)["train"]
+    cfg = with_compaction(cfg, train)
+    state = create_train_state(cfg, next(data_lib.batches(train, 4))[0])
+    eval_step = jax.jit(make_eval_step(task))
+    loose = evaluate(eval_step, state, train, cfg, task, (0.0, 1.0))
+    tight = evaluate(eval_step, state, train, dataclasses.replace(cfg, padding="tight"), task,
+                     (0.0, 1.0))
+    assert loose.keys() == tight.keys() and loose["count"] > 0
+    for k in loose:
+        np.testing.assert_allclose(tight[k], loose[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_results_table_averages_over_seeds():
@@ -445,7 +506,7 @@ def test_auto_attention_keeps_the_faster_path_per_bucket_and_changes_no_numbers(
     cfg = dataclasses.replace(cfg, model=cfg.model.replace(attention="auto"))
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(dataset, cfg.task)["train"]
-    blocks = autopath.bucket_blocks(train, 4)
+    blocks = data_lib.bucket_shapes(train, 4)
     epoch = [b[0] for b in data_lib.batches(train, 4, shuffle=False)]
     for b in epoch:  # every batch fits its bucket's dense block
         assert dense_block_size(b) <= blocks[autopath.batch_shape(b)]
