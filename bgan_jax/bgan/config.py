@@ -56,6 +56,12 @@ class BGANConfig:
     """Width of the edge (synapse) head; 0 = no head."""
     num_graph_outputs: int = 0
     """Width of the graph (CLS) head; 0 = no head."""
+    graph_totals: int = 0
+    """Width of a sum read-out next to the CLS state for the graph head: log1p of the
+    per-graph sums of a learnt non-negative projection of the compartment states
+    ([G, graph_totals]). Why: attention averages, so the CLS state cannot count; a cell's
+    input resistance or rheobase goes with totals over its membrane (area x density
+    summed). 0 = the CLS state alone."""
     reconstruct: bool = True
     """Masked-feature reconstruction head over all node feature columns."""
     dropout: float = 0.0
@@ -115,6 +121,7 @@ class BGANConfig:
             (self.num_blocks >= 1, "num_blocks must be >= 1"),
             (self.low_hops >= 1, "low_hops must be >= 1"),
             (self.mlp_ratio >= 1 and self.edge_hidden >= 1, "mlp_ratio and edge_hidden must be >= 1"),
+            (self.graph_totals >= 0, "graph_totals must be >= 0"),
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
             (self.dense_graph_nodes is None or self.dense_graph_nodes >= 1,
              "dense_graph_nodes must be None or >= 1"),

@@ -322,6 +322,16 @@ class BGAN(nn.Module):
         outputs = self.heads(graph, h, edge_emb)
         return (outputs, attention) if return_attention else outputs
 
+    def totals(self, graph: jraph.GraphsTuple, h) -> jnp.ndarray:
+        """[G, graph_totals] log1p of per-graph sums over compartments of softplus(W h):
+        a sum, so independent of node order and padding, and >= 0 before the log."""
+        nodes = graph.nodes
+        comp = masks.isin(nodes["kind"], COMPARTMENT_KINDS) & nodes["valid"]  # [N]
+        t = nn.softplus(nn.Dense(self.config.graph_totals, name="totals_proj")(h))  # [N, k]
+        summed = jax.ops.segment_sum(jnp.where(comp[:, None], t, 0.0), masks.graph_index(graph),
+                                     graph.n_node.shape[0])  # [G, k]
+        return jnp.log1p(summed)
+
     def heads(self, graph, h, edge_emb) -> Dict[str, jnp.ndarray]:
         """Node [N, *], edge [E, *], graph [G, *] outputs and reconstruction [N, F]."""
         cfg = self.config
@@ -332,8 +342,9 @@ class BGAN(nn.Module):
         if cfg.num_node_outputs:
             out["node"] = jnp.where(valid, nn.Dense(cfg.num_node_outputs, name="node_head")(h), 0.0)
         if cfg.num_graph_outputs:
+            read = jnp.concatenate([g, self.totals(graph, h)], -1) if cfg.graph_totals else g
             out["graph"] = jnp.where(found[:, None],
-                                     nn.Dense(cfg.num_graph_outputs, name="graph_head")(g), 0.0)
+                                     nn.Dense(cfg.num_graph_outputs, name="graph_head")(read), 0.0)
         if cfg.num_edge_outputs:
             pair = jnp.concatenate([h[graph.senders], h[graph.receivers], edge_emb], -1)
             y = nn.gelu(nn.Dense(cfg.hidden, name="edge_hidden")(pair))

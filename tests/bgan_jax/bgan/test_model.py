@@ -14,7 +14,7 @@ from graphs.schema import NUM_NODE_FEATURES
 from tests.graph_factory import permute_cg, random_cg
 
 SMALL = BGANConfig(hidden=16, heads=4, num_blocks=2, edge_hidden=8, low_hops=2,
-                   num_node_outputs=3, num_edge_outputs=2, num_graph_outputs=4)
+                   num_node_outputs=3, num_edge_outputs=2, num_graph_outputs=4, graph_totals=3)
 
 
 def init_apply(config, batch, seed=0):
@@ -231,10 +231,36 @@ def test_dropout_needs_train_flag_and_rng(batch):
     (dict(pair_counts=((3, 4), (), (), ())), "pair_counts must be"),
     (dict(node_counts=((1,),)), "node_counts must be"),
     (dict(pair_chunk=0), "pair_chunk must be"),
+    (dict(graph_totals=-1), "graph_totals must be"),
 ])
 def test_bad_config_is_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
         BGANConfig(**bad)
+
+
+def test_graph_totals_add_up_over_compartments():
+    """Two copies of a cell in one graph: the sum read-out (before its log1p) doubles.
+    Attention off, so each compartment's state is its own features' alone."""
+    from graphs.cg import GraphBuilder
+    from graphs.schema import EdgeKind, NodeKind
+
+    def cell(copies):
+        b = GraphBuilder()
+        cls = b.add_node(NodeKind.CLS, -1, "cls")
+        for c in range(copies):
+            neuron = b.add_node(NodeKind.NEURON, c, f"n{c}")
+            b.add_edge_pair(neuron, cls, EdgeKind.CLS, True)
+            soma = b.add_node(NodeKind.SOMA, c, f"soma{c}")
+            b.add_edge_pair(soma, neuron, EdgeKind.MEMBERSHIP, True)
+        return b.finish({})
+
+    batch = batch_and_pad([cell(1), cell(2)], n_node=16, n_edge=16, n_graph=3)
+    model, params = init_apply(SMALL.replace(num_blocks=1, nsa=False, bmsa=False), batch)
+    out = model.apply(params, batch, capture_intermediates=lambda m, name: name == "totals",
+                      mutable=["intermediates"])[1]["intermediates"]["totals"][0]
+    summed = np.expm1(np.asarray(out))  # [G, k]
+    np.testing.assert_allclose(summed[1], 2 * summed[0], rtol=1e-4)
+    assert np.all(summed[:2] > 0)
 
 
 def test_losses_ignore_what_is_masked_and_never_nan():
