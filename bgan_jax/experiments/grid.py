@@ -33,6 +33,7 @@ VARIANTS: Dict[str, tuple] = {
     "bgan-no-bmsa": ("bgan", {"bmsa": False}),
     "bgan-no-maskA": ("bgan", {"mask_a": False}),
     "bgan-no-maskB": ("bgan", {"mask_b": False}),
+    "bgan-totals": ("bgan", {"graph_totals": 16}),  # + the sum read-out (graph tasks)
 }
 ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
 
