@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from bgan_jax.experiments.grid import VARIANTS, markdown, run_grid, run_one
+from bgan_jax.experiments.grid import (VARIANTS, markdown, run_grid, run_one,
+                                       use_compilation_cache)
 
 TASKS = ("etype", "efeatures", "dendrite_type")
 CLASSIFICATION = ("etype", "dendrite_type")
@@ -154,7 +155,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
                    choices=list(VARIANTS) + ["gbm"])
     p.add_argument("--readout-steps", type=int, default=16, help="integrated-gradient steps")
+    p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
+                   "variant share compilations)")
     args = p.parse_args(argv)
+    use_compilation_cache(args.cache)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run = (lambda task, variant, seed: run_tabular(args.data, task, seed) if variant == "gbm"

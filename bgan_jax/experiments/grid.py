@@ -83,6 +83,15 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
     return dict(row, by_drive=by_drive(workdir, data_dir)) if drives else row
 
 
+def use_compilation_cache(path: Optional[str]) -> None:
+    """Keep every XLA compilation in ``path`` (None: no cache): the seeds of one variant,
+    and reruns, then compile each step once."""
+    if path:
+        import jax
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def _reported(metric: str) -> List[str]:
     """The metrics a table shows: the selection metric, plus plain accuracy when the
     checkpoint was chosen by balanced accuracy."""
@@ -187,10 +196,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
                    "variant share compilations)")
     args = p.parse_args(argv)
-    import jax
-    if args.cache:
-        jax.config.update("jax_compilation_cache_dir", args.cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    use_compilation_cache(args.cache)
     if args.data:
         data_dir = Path(args.data)
     else:

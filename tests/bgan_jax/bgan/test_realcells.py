@@ -238,3 +238,20 @@ def test_doubling_read_out_doubles_one_density_and_measures_the_change(dataset):
     got = groundtruth.perturbation_sensitivity(predict, None, cg, groups, pairs)
     want = 3.0 * (x[soma, col] - cg.node_features[soma, col]).sum()
     np.testing.assert_allclose(got, [want, 0.0], rtol=1e-5)
+
+
+def test_compilation_cache_option_sets_jax_config(tmp_path):
+    import jax
+
+    from bgan_jax.experiments.grid import use_compilation_cache
+    before = (jax.config.jax_compilation_cache_dir,
+              jax.config.jax_persistent_cache_min_compile_time_secs)
+    try:
+        use_compilation_cache(None)
+        assert jax.config.jax_compilation_cache_dir == before[0]
+        use_compilation_cache(str(tmp_path))
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path)
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
