@@ -217,9 +217,10 @@ def test_feature_stats_are_masked_floored_and_saved_with_the_run(dataset, tmp_pa
 
 def test_existing_run_needs_resume(dataset, tmp_path):
     """(The run is made with ``attention='auto'``, which on XLA CPU is the sparse path
-    with no trial, one metrics.jsonl line per bucket saying so.)"""
+    with no trial, one metrics.jsonl line per batch shape saying so, and with
+    ``padding='tight'``.)"""
     from bgan_jax.bgan import autopath
-    cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2)
+    cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2, padding="tight")
     cfg = dataclasses.replace(cfg, model=cfg.model.replace(attention="auto"))
     table = train_and_evaluate(cfg, dataset, tmp_path, progress=False)
     assert table["final_step"] == 2 and (tmp_path / "eval.json").is_file()
@@ -229,6 +230,9 @@ def test_existing_run_needs_resume(dataset, tmp_path):
     assert chosen and all(e["attention"] == "sparse" and "faster on this backend" in e["why"]
                           for e in chosen)
     assert len({tuple(e["bucket"]) for e in chosen}) == len(chosen)  # one line per bucket
+    train = data_lib.load_splits(dataset, cfg.task)["train"]
+    assert {tuple(e["bucket"]) for e in chosen} <= set(data_lib.bucket_shapes(train, 4,
+                                                                              padding="tight"))
     with pytest.raises(FileExistsError, match="--resume"):
         train_and_evaluate(cfg, dataset, tmp_path, progress=False)
 
