@@ -296,8 +296,9 @@ class Bucket(NamedTuple):
     members: np.ndarray  # indices of the examples in this size class
     n_node: int  # padded shape of a full batch drawn from it
     n_edge: int
-    last: Optional[Tuple[int, int]] = None  # (n_node, n_edge) of the epoch's last, partial
-    # step of this bucket (fewer graphs, so a smaller shape); None: every step is full
+    # (n_node, n_edge) of the epoch's last, partial step of this bucket (fewer graphs, so
+    # a smaller shape; padding='tight' only); None: that step takes the full shape
+    last: Optional[Tuple[int, int]] = None
 
 
 def _shape(nodes: np.ndarray, edges: np.ndarray, k: int) -> Tuple[int, int]:
@@ -377,7 +378,7 @@ def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: 
             slots: Optional[Sequence[int]] = None, padding: str = "bucket"
             ) -> Iterator[List[jraph.GraphsTuple]]:
     """One epoch: per step, ``devices`` padded batches of up to ``batch_size`` graphs of
-    one size bucket, all of the bucket's shape. A device with no graphs in a step's last
+    one size bucket, all of the step's shape (``epoch_plan``). A device with no graphs in a step's last
     chunk gets an all-padding batch, which contributes nothing. ``skip`` leaves out the
     epoch's first steps without building them (a resumed run); ``slots`` builds only
     those device positions of each step (this process's share of a global batch)."""
