@@ -123,7 +123,8 @@ def main(argv=None) -> None:
     ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
                     help="glibc malloc in every child (ours and the peer): as train.py sets it "
                     "(bgan_jax.runs.allocator) or the system's")
-    ap.add_argument("--padding", choices=("bucket", "tight"), default="bucket",
+    from bgan_jax.bgan.data import PADDING
+    ap.add_argument("--padding", choices=sorted(PADDING), default="bucket",
                     help="batch padding (TrainConfig.padding), the same batches for both")
     ap.add_argument("--child", choices=("ours", "pyg"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
