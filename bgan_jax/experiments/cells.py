@@ -13,7 +13,9 @@ best-validation checkpoint and seeds; classification with balanced class
 weights, selected by balanced accuracy. ``--readout-data`` (a dataset with
 many variants per cell) scores the seed-0 BGAN efeatures run's attribution
 against the measured sensitivities (``bgan_jax.bgan.groundtruth``) and draws
-one figure per scored cell. Output: ``OUT/results.json`` / ``results.md``,
+one figure per scored cell. On a dataset with variants, every efeatures run is also
+scored on the test split's two parts, the held-out source cells and their variants
+(``test_cells``, ``test_variants``). Output: ``OUT/results.json`` / ``results.md``,
 ``OUT/readout.json`` / ``readout.md``, ``OUT/figures/``.
 """
 
@@ -33,6 +35,23 @@ CLASSIFICATION = ("etype", "dendrite_type")
 DEFAULT_VARIANTS = ("bgan", "transformer", "mlp", "bgan-no-nsa", "bgan-no-bmsa", "gbm")
 
 
+PARTS = ("test_cells", "test_variants")  # the test split's source cells, their variants
+
+
+def held_out_parts(data_dir, splits: Dict[str, List]) -> Dict[str, List]:
+    """The test split's examples in two parts: the held-out source cells and their
+    variants (``report.json``'s ``variant_of``). Empty when the dataset has no variants."""
+    from bgan_jax.runs.workdir import read_json
+
+    rows = read_json(Path(data_dir) / "report.json", ValueError)
+    variants = {Path(r["npz"]).stem for r in rows.get("variants") or [] if r.get("npz")}
+    test = splits.get("test") or []
+    if not any(e.name in variants for e in test):
+        return {}
+    return {"test_cells": [e for e in test if e.name not in variants],
+            "test_variants": [e for e in test if e.name in variants]}
+
+
 def run_tabular(data_dir, task_name: str, seed: int) -> Dict:
     from bgan_jax.bgan import data as data_lib
     from bgan_jax.bgan import tabular
@@ -40,10 +59,48 @@ def run_tabular(data_dir, task_name: str, seed: int) -> Dict:
     t0 = time.time()
     task = data_lib.task_of(task_name)
     splits = data_lib.load_splits(data_dir, task_name)
+    splits.update(held_out_parts(data_dir, splits))
     metric = "balanced_accuracy" if task.kind == "classification" else "r2"
     return {"task": task_name, "variant": "gbm", "seed": seed, "metric": metric, "steps": None,
             "seconds": time.time() - t0, "best_step": None,
             "splits": tabular.fit_predict(task, splits["train"], splits, seed)}
+
+
+def score_parts(workdir: Path, data_dir, task_name: str) -> Dict[str, Dict]:
+    """A finished neural run's best checkpoint scored on ``held_out_parts`` (the same
+    metric code and target scale as its own evaluation)."""
+    import optax
+    from flax.training.train_state import TrainState
+
+    from bgan_jax.bgan import data as data_lib
+    from bgan_jax.bgan.train import evaluate, load_run, make_eval_step
+
+    task = data_lib.task_of(task_name)
+    splits = data_lib.load_splits(data_dir, task_name, ("train", "test"))
+    parts = held_out_parts(data_dir, splits)
+    if not parts:
+        return {}
+    run = load_run(workdir)
+    state = TrainState.create(apply_fn=run.model.apply, params=run.params, tx=optax.identity())
+    scale = data_lib.target_scale(splits["train"], task)
+    step = make_eval_step(task)
+    return {name: evaluate(step, state, exs, run.config, task, scale)
+            for name, exs in parts.items()}
+
+
+def with_parts(rows: List[Dict], out: Path, data_dir) -> List[Dict]:
+    """Every finished neural row with its ``held_out_parts`` scores (computed once, kept
+    in ``OUT/results.json``)."""
+    changed = False
+    for r in rows:
+        if "error" in r or r["variant"] == "gbm" or PARTS[0] in r["splits"]:
+            continue
+        parts = score_parts(out / f"{r['task']}-{r['variant']}-s{r['seed']}", data_dir, r["task"])
+        r["splits"].update(parts)
+        changed = changed or bool(parts)
+    if changed:
+        (out / "results.json").write_text(json.dumps(rows, indent=1))
+    return rows
 
 
 def per_target_table(rows: Sequence[Dict]) -> str:
@@ -55,7 +112,7 @@ def per_target_table(rows: Sequence[Dict]) -> str:
     if not rows:
         return ""
     lines = []
-    for split in ("test", "ood"):
+    for split in ("test", *PARTS, "ood"):
         if not any(r["splits"].get(split, {}).get("count") for r in rows):
             continue
         lines += [f"### efeatures R^2 per target ({split} split)", ""]
@@ -164,7 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run = (lambda task, variant, seed: run_tabular(args.data, task, seed) if variant == "gbm"
            else run_one(args.data, out, task, variant, seed, args.steps,
                         balanced=task in CLASSIFICATION))
-    rows = run_grid(out, args.tasks, args.variants, args.seeds, run)
+    rows = with_parts(run_grid(out, args.tasks, args.variants, args.seeds, run), out, args.data)
     (out / "results.md").write_text(markdown(rows) + "\n" + per_target_table(rows))
     print((out / "results.md").read_text())
     if args.readout_data:

@@ -88,6 +88,11 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     table = train_and_evaluate(config, dataset, tmp_path / "run", progress=False)
     for split in ("val", "test"):
         assert table["splits"][split]["r2/log_rheobase"] >= 0.6, table["splits"][split]
+    from bgan_jax.experiments.cells import score_parts
+    parts = score_parts(tmp_path / "run", dataset, "efeatures")  # the held-out cell, its variants
+    test = table["splits"]["test"]
+    assert parts["test_cells"]["count"] + parts["test_variants"]["count"] == test["count"]
+    assert parts["test_variants"]["r2/log_rheobase"] >= 0.6, parts
     skipped = []
     rows = groundtruth.readout(load_run(tmp_path / "run"), dataset, targets=("log_rheobase",),
                                steps=8, progress=False, skipped=skipped)
@@ -125,6 +130,19 @@ def test_tabular_baseline_scores_like_the_models(dataset):
                               data_lib.load_splits(dataset, "dendrite_type")["train"],
                               {"train": data_lib.load_splits(dataset, "dendrite_type")["train"]})
     assert cls["train"]["balanced_accuracy"] == 1.0
+
+
+def test_held_out_parts_split_test_into_source_cells_and_variants(dataset):
+    from bgan_jax.experiments.cells import held_out_parts, run_tabular
+
+    splits = data_lib.load_splits(dataset, "efeatures")
+    parts = held_out_parts(dataset, splits)
+    assert [len(parts[k]) for k in ("test_cells", "test_variants")] == [1, 24]
+    assert {e.name for e in parts["test_cells"]} == {e.name for e in splits["test"]} - \
+        {e.name for e in parts["test_variants"]}
+    assert held_out_parts(dataset, {"test": parts["test_cells"]}) == {}  # no variants: no parts
+    gbm = run_tabular(dataset, "efeatures", seed=0)["splits"]
+    assert gbm["test_variants"]["count"] + gbm["test_cells"]["count"] == gbm["test"]["count"]
 
 
 def test_tabular_target_known_where_a_column_is_not():
