@@ -34,6 +34,7 @@ VARIANTS: Dict[str, tuple] = {
     "bgan-no-maskA": ("bgan", {"mask_a": False}),
     "bgan-no-maskB": ("bgan", {"mask_b": False}),
     "bgan-totals": ("bgan", {"graph_totals": 16}),  # + the sum read-out (graph tasks)
+    "bgan-logdens": ("bgan", {"log_densities": True}),  # channel densities as log10 (real cells)
 }
 ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
 
