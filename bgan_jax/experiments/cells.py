@@ -13,7 +13,7 @@ best-validation checkpoint and seeds; classification with balanced class
 weights, selected by balanced accuracy. ``--readout-data`` (a dataset with
 many variants per cell) scores the seed-0 BGAN efeatures run's attribution
 against the measured sensitivities (``bgan_jax.bgan.groundtruth``) and draws
-one figure per scored cell. On a dataset with variants, every efeatures run is also
+one figure per scored cell. On a dataset with variants, every run is also
 scored on the test split's two parts, the held-out source cells and their variants
 (``test_cells``, ``test_variants``). Output: ``OUT/results.json`` / ``results.md``,
 ``OUT/readout.json`` / ``readout.md``, ``OUT/figures/``.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -66,9 +67,9 @@ def run_tabular(data_dir, task_name: str, seed: int) -> Dict:
             "splits": tabular.fit_predict(task, splits["train"], splits, seed)}
 
 
-def score_parts(workdir: Path, data_dir, task_name: str) -> Dict[str, Dict]:
+def score_parts(workdir: Path, parts: Dict[str, List], train: List, task_name: str) -> Dict:
     """A finished neural run's best checkpoint scored on ``held_out_parts`` (the same
-    metric code and target scale as its own evaluation)."""
+    metric code and target scale, from ``train``, as its own evaluation)."""
     import optax
     from flax.training.train_state import TrainState
 
@@ -76,13 +77,9 @@ def score_parts(workdir: Path, data_dir, task_name: str) -> Dict[str, Dict]:
     from bgan_jax.bgan.train import evaluate, load_run, make_eval_step
 
     task = data_lib.task_of(task_name)
-    splits = data_lib.load_splits(data_dir, task_name, ("train", "test"))
-    parts = held_out_parts(data_dir, splits)
-    if not parts:
-        return {}
     run = load_run(workdir)
     state = TrainState.create(apply_fn=run.model.apply, params=run.params, tx=optax.identity())
-    scale = data_lib.target_scale(splits["train"], task)
+    scale = data_lib.target_scale(train, task)
     step = make_eval_step(task)
     return {name: evaluate(step, state, exs, run.config, task, scale)
             for name, exs in parts.items()}
@@ -90,14 +87,22 @@ def score_parts(workdir: Path, data_dir, task_name: str) -> Dict[str, Dict]:
 
 def with_parts(rows: List[Dict], out: Path, data_dir) -> List[Dict]:
     """Every finished neural row with its ``held_out_parts`` scores (computed once, kept
-    in ``OUT/results.json``)."""
+    in ``OUT/results.json``); a run that cannot be scored is named and left as it is."""
+    from bgan_jax.bgan import data as data_lib
+
+    todo = [r for r in rows if "error" not in r and r["variant"] != "gbm"
+            and PARTS[0] not in r["splits"]]
     changed = False
-    for r in rows:
-        if "error" in r or r["variant"] == "gbm" or PARTS[0] in r["splits"]:
-            continue
-        parts = score_parts(out / f"{r['task']}-{r['variant']}-s{r['seed']}", data_dir, r["task"])
-        r["splits"].update(parts)
-        changed = changed or bool(parts)
+    for task_name in sorted({r["task"] for r in todo}):
+        splits = data_lib.load_splits(data_dir, task_name, ("train", "test"))
+        parts = held_out_parts(data_dir, splits)
+        for r in (r for r in todo if r["task"] == task_name and parts):
+            workdir = out / f"{task_name}-{r['variant']}-s{r['seed']}"
+            try:
+                r["splits"].update(score_parts(workdir, parts, splits["train"], task_name))
+                changed = True
+            except Exception as e:  # noqa: BLE001 - this run's outcome; the others go on
+                print(f"{workdir}: not scored on {', '.join(PARTS)}: {e}", file=sys.stderr)
     if changed:
         (out / "results.json").write_text(json.dumps(rows, indent=1))
     return rows

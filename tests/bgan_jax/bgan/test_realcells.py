@@ -2,6 +2,7 @@
 (``realcells``): the simulator is replaced by a known function of the variant factors."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -85,16 +86,20 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     config = dataclasses.replace(base, task="efeatures", num_steps=300, eval_every=50,
                                  checkpoint_every=300, batch_size=8,
                                  model=base.model.replace(hidden=32, num_blocks=2))
-    table = train_and_evaluate(config, dataset, tmp_path / "run", progress=False)
+    run_dir = tmp_path / "efeatures-bgan-s0"
+    table = train_and_evaluate(config, dataset, run_dir, progress=False)
     for split in ("val", "test"):
         assert table["splits"][split]["r2/log_rheobase"] >= 0.6, table["splits"][split]
-    from bgan_jax.experiments.cells import score_parts
-    parts = score_parts(tmp_path / "run", dataset, "efeatures")  # the held-out cell, its variants
-    test = table["splits"]["test"]
+    from bgan_jax.experiments.cells import with_parts
+    row = {"task": "efeatures", "variant": "bgan", "seed": 0, "splits": dict(table["splits"])}
+    with_parts([row], tmp_path, dataset)  # OUT/efeatures-bgan-s0 is the run below
+    parts, test = row["splits"], table["splits"]["test"]  # the held-out cell, its variants
     assert parts["test_cells"]["count"] + parts["test_variants"]["count"] == test["count"]
     assert parts["test_variants"]["r2/log_rheobase"] >= 0.6, parts
+    assert json.loads((tmp_path / "results.json").read_text())[0]["splits"].keys() >= \
+        {"test_cells", "test_variants"}  # kept
     skipped = []
-    rows = groundtruth.readout(load_run(tmp_path / "run"), dataset, targets=("log_rheobase",),
+    rows = groundtruth.readout(load_run(run_dir), dataset, targets=("log_rheobase",),
                                steps=8, progress=False, skipped=skipped)
     assert len(rows) == 4 and all(r["pairs"] == 5 for r in rows) and skipped == []
     assert all(r["variants"] > 0 and r["variants_skipped"] == 0 for r in rows)
@@ -132,8 +137,8 @@ def test_tabular_baseline_scores_like_the_models(dataset):
     assert cls["train"]["balanced_accuracy"] == 1.0
 
 
-def test_held_out_parts_split_test_into_source_cells_and_variants(dataset):
-    from bgan_jax.experiments.cells import held_out_parts, run_tabular
+def test_held_out_parts_split_test_into_source_cells_and_variants(dataset, tmp_path, capsys):
+    from bgan_jax.experiments.cells import held_out_parts, run_tabular, with_parts
 
     splits = data_lib.load_splits(dataset, "efeatures")
     parts = held_out_parts(dataset, splits)
@@ -143,6 +148,9 @@ def test_held_out_parts_split_test_into_source_cells_and_variants(dataset):
     assert held_out_parts(dataset, {"test": parts["test_cells"]}) == {}  # no variants: no parts
     gbm = run_tabular(dataset, "efeatures", seed=0)["splits"]
     assert gbm["test_variants"]["count"] + gbm["test_cells"]["count"] == gbm["test"]["count"]
+    lost = {"task": "efeatures", "variant": "bgan", "seed": 9, "splits": {}}  # no run dir
+    assert with_parts([lost], tmp_path, dataset) == [lost] and lost["splits"] == {}
+    assert "efeatures-bgan-s9: not scored on test_cells, test_variants" in capsys.readouterr().err
 
 
 def test_tabular_target_known_where_a_column_is_not():
