@@ -378,8 +378,8 @@ def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: 
             slots: Optional[Sequence[int]] = None, padding: str = "bucket"
             ) -> Iterator[List[jraph.GraphsTuple]]:
     """One epoch: per step, ``devices`` padded batches of up to ``batch_size`` graphs of
-    one size bucket, all of the step's shape (``epoch_plan``). A device with no graphs in a step's last
-    chunk gets an all-padding batch, which contributes nothing. ``skip`` leaves out the
+    one size bucket, all of the step's shape (``epoch_plan``). A device with no graphs in a
+    step's last chunk gets an all-padding batch, which contributes nothing. ``skip`` leaves out the
     epoch's first steps without building them (a resumed run); ``slots`` builds only
     those device positions of each step (this process's share of a global batch)."""
     for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices,

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from bgan_jax.experiments.grid import (VARIANTS, markdown, run_grid, run_one,
+from bgan_jax.experiments.grid import (VARIANTS, markdown, run_dir, run_grid, run_one,
                                        use_compilation_cache)
 
 TASKS = ("etype", "efeatures", "dendrite_type")
@@ -97,7 +97,7 @@ def with_parts(rows: List[Dict], out: Path, data_dir) -> List[Dict]:
         splits = data_lib.load_splits(data_dir, task_name, ("train", "test"))
         parts = held_out_parts(data_dir, splits)
         for r in (r for r in todo if r["task"] == task_name and parts):
-            workdir = out / f"{task_name}-{r['variant']}-s{r['seed']}"
+            workdir = run_dir(out, task_name, r["variant"], r["seed"])
             try:
                 r["splits"].update(score_parts(workdir, parts, splits["train"], task_name))
                 changed = True
@@ -109,7 +109,8 @@ def with_parts(rows: List[Dict], out: Path, data_dir) -> List[Dict]:
 
 
 def per_target_table(rows: Sequence[Dict]) -> str:
-    """efeatures: mean +- std over seeds of each target's R^2 on the test and ood splits."""
+    """efeatures: mean +- std over seeds of each target's R^2 on the test split, its
+    ``PARTS`` (when the dataset has variants) and the ood split."""
     from bgan_jax.runs.tables import mean_std_table
     from bnnsim.ephys.targets import TARGET_NAMES
 

@@ -63,6 +63,11 @@ def by_drive(workdir: Path, data_dir) -> Dict[str, Dict]:
     return out
 
 
+def run_dir(out: Path, task: str, variant: str, seed: int) -> Path:
+    """Where a grid run's workdir lives (``train.py --workdir``)."""
+    return out / f"{task}-{variant}-s{seed}"
+
+
 def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
             balanced: bool = False, drives: bool = False) -> Dict:
     from bgan_jax.bgan.train import TrainConfig, selection_metric, train_and_evaluate
@@ -73,7 +78,7 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
                                  num_steps=steps, eval_every=max(steps // 3, 1),
                                  checkpoint_every=steps, model=base.model.replace(**changes),
                                  class_weighting="balanced" if balanced else "none")
-    workdir = out / f"{task}-{variant}-s{seed}"
+    workdir = run_dir(out, task, variant, seed)
     if workdir.exists():  # an interrupted run (finished ones are skipped): start it again
         shutil.rmtree(workdir)
     t0 = time.time()
