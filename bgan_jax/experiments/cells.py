@@ -231,7 +231,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     (out / "results.md").write_text(markdown(rows) + "\n" + per_target_table(rows))
     print((out / "results.md").read_text())
     if args.readout_data:
-        readout_run(out / f"efeatures-bgan-s{args.seeds[0]}", args.readout_data, out,
+        readout_run(run_dir(out, "efeatures", "bgan", args.seeds[0]), args.readout_data, out,
                     args.readout_steps)
     return 0
 
