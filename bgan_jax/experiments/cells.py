@@ -14,19 +14,23 @@ weights, selected by balanced accuracy. ``--readout-data`` (a dataset with
 many variants per cell) scores the seed-0 BGAN efeatures run's attribution
 against the measured sensitivities (``bgan_jax.bgan.groundtruth``) and draws
 one figure per scored cell. On a dataset with variants, every run is also
-scored on the test split's two parts, the held-out source cells and their variants
-(``test_cells``, ``test_variants``). Output: ``OUT/results.json`` / ``results.md``,
+scored on the test split's parts, the held-out source cells and their variants
+(``test_cells``, ``test_variants``), and those variants on the targets their source
+cell defines (``test_variants_same_regime``). Output: ``OUT/results.json`` / ``results.md``,
 ``OUT/readout.json`` / ``readout.md``, ``OUT/figures/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+import numpy as np
 
 from bgan_jax.experiments.grid import (VARIANTS, markdown, run_dir, run_grid, run_one,
                                        use_compilation_cache)
@@ -36,21 +40,35 @@ CLASSIFICATION = ("etype", "dendrite_type")
 DEFAULT_VARIANTS = ("bgan", "transformer", "mlp", "bgan-no-nsa", "bgan-no-bmsa", "gbm")
 
 
-PARTS = ("test_cells", "test_variants")  # the test split's source cells, their variants
+# The test split's source cells, their variants, and the variants scored only on the
+# targets their source cell has too (a variant that stops firing at rest gains a
+# rheobase and an input resistance its source lacks: a change of regime).
+PARTS = ("test_cells", "test_variants", "test_variants_same_regime")
 
 
 def held_out_parts(data_dir, splits: Dict[str, List]) -> Dict[str, List]:
-    """The test split's examples in two parts: the held-out source cells and their
-    variants (``report.json``'s ``variant_of``). Empty when the dataset has no variants."""
+    """The test split's examples in ``PARTS``: the held-out source cells, their
+    variants (``report.json``'s ``variant_of``), and those variants with each target
+    masked where their source cell does not define it (variants left with no target
+    are dropped). Empty when the dataset has no variants."""
     from bgan_jax.runs.workdir import read_json
 
     rows = read_json(Path(data_dir) / "report.json", ValueError)
-    variants = {Path(r["npz"]).stem for r in rows.get("variants") or [] if r.get("npz")}
+    source = {Path(r["npz"]).stem: r.get("variant_of") for r in rows.get("variants") or []
+              if r.get("npz")}
+    stem = {r.get("name"): Path(r["npz"]).stem for r in rows.get("cells") or [] if r.get("npz")}
     test = splits.get("test") or []
-    if not any(e.name in variants for e in test):
+    if not any(e.name in source for e in test):
         return {}
-    return {"test_cells": [e for e in test if e.name not in variants],
-            "test_variants": [e for e in test if e.name in variants]}
+    cells = [e for e in test if e.name not in source]
+    variants = [e for e in test if e.name in source]
+    masks = {e.name: e.graph_mask for e in cells}
+    same = []
+    for e in variants:
+        mask = e.graph_mask & masks.get(stem.get(source[e.name]), np.zeros_like(e.graph_mask))
+        if mask.any():
+            same.append(dataclasses.replace(e, graph_mask=mask))
+    return {"test_cells": cells, "test_variants": variants, "test_variants_same_regime": same}
 
 
 def run_tabular(data_dir, task_name: str, seed: int) -> Dict:
@@ -91,7 +109,7 @@ def with_parts(rows: List[Dict], out: Path, data_dir) -> List[Dict]:
     from bgan_jax.bgan import data as data_lib
 
     todo = [r for r in rows if "error" not in r and r["variant"] != "gbm"
-            and PARTS[0] not in r["splits"]]
+            and any(p not in r["splits"] for p in PARTS)]
     changed = False
     for task_name in sorted({r["task"] for r in todo}):
         splits = data_lib.load_splits(data_dir, task_name, ("train", "test"))

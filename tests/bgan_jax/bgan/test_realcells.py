@@ -39,6 +39,19 @@ def test_targets_mask_what_is_undefined():
     assert y[TARGET_NAMES.index("log_rate_rest")] == pytest.approx(np.log10(2.0))
 
 
+def test_subthreshold_targets_need_a_quiet_cell():
+    """Input resistance and sag measured on a cell that fires at rest are noise: masked;
+    the same numbers on a silent cell are targets."""
+    passive = {"ohmic_input_resistance": 410.9, "sag_ratio1": 0.55}
+    rin, sag = TARGET_NAMES.index("log_input_resistance"), TARGET_NAMES.index("sag_ratio")
+    _, m = target_vector(dict(passive, **{"rest/spike_count": 5.0, "rest/mean_frequency": 5.1}))
+    assert not m[rin] and not m[sag] and m[TARGET_NAMES.index("log_rate_rest")]
+    y, m = target_vector(dict(passive, **{"rest/spike_count": 0.0}))
+    assert m[rin] and m[sag] and y[rin] == pytest.approx(np.log10(410.9))
+    y, m = target_vector(passive)
+    assert m[rin] and m[sag]
+
+
 def test_measured_sensitivity_ranks_the_known_slopes(dataset):
     """The joint regression over 24 variants recovers the generating slopes (noise-free
     linear truth: exactly), marginal slopes their order of size; factor_columns maps
@@ -142,15 +155,25 @@ def test_held_out_parts_split_test_into_source_cells_and_variants(dataset, tmp_p
 
     splits = data_lib.load_splits(dataset, "efeatures")
     parts = held_out_parts(dataset, splits)
-    assert [len(parts[k]) for k in ("test_cells", "test_variants")] == [1, 24]
+    assert [len(parts[k]) for k in ("test_cells", "test_variants", "test_variants_same_regime")
+            ] == [1, 24, 24]
     assert {e.name for e in parts["test_cells"]} == {e.name for e in splits["test"]} - \
         {e.name for e in parts["test_variants"]}
+    # same regime: each variant scored only on what its source cell defines
+    rate = TARGET_NAMES.index("log_rate_1.5x")
+    (cell,) = parts["test_cells"]
+    no_rate = dataclasses.replace(cell, graph_mask=cell.graph_mask & (np.arange(len(TARGET_NAMES)) != rate))
+    masked = held_out_parts(dataset, {"test": [no_rate] + parts["test_variants"]})
+    assert all(e.graph_mask[rate] for e in masked["test_variants"])  # as measured
+    same = masked["test_variants_same_regime"]
+    assert len(same) == 24 and not any(e.graph_mask[rate] for e in same)
+    assert all(e.graph_mask[TARGET_NAMES.index("log_rheobase")] for e in same)
     assert held_out_parts(dataset, {"test": parts["test_cells"]}) == {}  # no variants: no parts
     gbm = run_tabular(dataset, "efeatures", seed=0)["splits"]
     assert gbm["test_variants"]["count"] + gbm["test_cells"]["count"] == gbm["test"]["count"]
     lost = {"task": "efeatures", "variant": "bgan", "seed": 9, "splits": {}}  # no run dir
     assert with_parts([lost], tmp_path, dataset) == [lost] and lost["splits"] == {}
-    assert "efeatures-bgan-s9: not scored on test_cells, test_variants" in capsys.readouterr().err
+    assert "efeatures-bgan-s9: not scored on test_cells, test_variants, test_variants_same_regime" in capsys.readouterr().err
 
 
 def test_tabular_target_known_where_a_column_is_not():
