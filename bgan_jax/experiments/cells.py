@@ -71,6 +71,36 @@ def held_out_parts(data_dir, splits: Dict[str, List]) -> Dict[str, List]:
     return {"test_cells": cells, "test_variants": variants, "test_variants_same_regime": same}
 
 
+def train_subset(data_dir, out_dir, fraction: float, seed: int = 0) -> Path:
+    """A dataset directory whose train split keeps ``fraction`` of the train source
+    cells, each with its variants (a learning curve: is the number of cells the limit?).
+    The cells are the first of one seeded permutation, so a smaller fraction's cells are
+    part of every larger one's; val, test and ood are unchanged. ``out_dir`` gets
+    report.json (the other train rows' split becomes ``unused``), manifest.json and a
+    ``graphs`` link to ``data_dir``'s graphs."""
+    from bgan_jax.runs.workdir import read_json
+
+    if not 0 < fraction <= 1:
+        raise ValueError(f"--train-cells {fraction}: a fraction in (0, 1]")
+    src, out = Path(data_dir).resolve(), Path(out_dir)
+    report = read_json(src / "report.json", ValueError)
+    cells = sorted(r["name"] for r in report.get("cells") or [] if r.get("split") == "train")
+    order = np.random.default_rng(seed).permutation(len(cells))
+    kept = {cells[i] for i in order[:max(1, round(fraction * len(cells)))]}
+    for row in (report.get("cells") or []) + (report.get("variants") or []):
+        if row.get("split") == "train" and (row.get("variant_of") or row["name"]) not in kept:
+            row["split"] = "unused"
+    report["train_subset"] = {"from": str(src), "fraction": fraction, "seed": seed,
+                              "cells": len(kept), "of": len(cells)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "manifest.json").write_text((src / "manifest.json").read_text())
+    link = out / "graphs"
+    if not link.exists():
+        link.symlink_to(src / "graphs", target_is_directory=True)
+    return out
+
+
 def run_tabular(data_dir, task_name: str, seed: int) -> Dict:
     from bgan_jax.bgan import data as data_lib
     from bgan_jax.bgan import tabular
@@ -238,10 +268,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--readout-steps", type=int, default=16, help="integrated-gradient steps")
     p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
                    "variant share compilations)")
+    p.add_argument("--train-cells", type=float, default=1.0, metavar="F",
+                   help="train on this fraction of the train split's source cells, each with "
+                   "its variants (OUT/data: see train_subset); val and test unchanged")
     args = p.parse_args(argv)
     use_compilation_cache(args.cache)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.train_cells < 1:
+        args.data = str(train_subset(args.data, out / "data", args.train_cells))
     run = (lambda task, variant, seed: run_tabular(args.data, task, seed) if variant == "gbm"
            else run_one(args.data, out, task, variant, seed, args.steps,
                         balanced=task in CLASSIFICATION))

@@ -304,3 +304,21 @@ def test_compilation_cache_option_sets_jax_config(tmp_path):
     finally:
         jax.config.update("jax_compilation_cache_dir", before[0])
         jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+
+
+def test_train_subset_keeps_a_fraction_of_the_train_cells_with_their_variants(dataset, tmp_path):
+    from bgan_jax.experiments.cells import train_subset
+
+    full = data_lib.load_splits(dataset, "efeatures")
+    half = data_lib.load_splits(train_subset(dataset, tmp_path / "half", 0.5), "efeatures")
+    cell = {e.name.split("__v")[0] for e in half["train"]}
+    assert len(cell) == 1 and len(half["train"]) == 25  # one of two cells, its 24 variants
+    assert {e.name for e in half["train"]} < {e.name for e in full["train"]}
+    for split in ("val", "test"):
+        assert [e.name for e in half[split]] == [e.name for e in full[split]]
+    again = data_lib.load_splits(train_subset(dataset, tmp_path / "half", 0.5), "efeatures")
+    assert [e.name for e in again["train"]] == [e.name for e in half["train"]]  # seeded
+    whole = data_lib.load_splits(train_subset(dataset, tmp_path / "all", 1.0), "efeatures")
+    assert len(whole["train"]) == len(full["train"])
+    with pytest.raises(ValueError, match="fraction"):
+        train_subset(dataset, tmp_path / "none", 0.0)
