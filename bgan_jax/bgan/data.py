@@ -98,6 +98,7 @@ class Example:
     graph_y: np.ndarray  # [T] f32 graph target(s)
     graph_mask: np.ndarray  # [T] bool, which are known
     name: str
+    family: str = ""  # the source cell of a real-cell variant (its own name for a cell)
 
 
 def task_of(name: str) -> Task:
@@ -193,7 +194,9 @@ def load_splits(data_dir, task_name: str, splits: Sequence[str] = ("train", "val
             continue
         npz = root / "graphs" / Path(row["npz"]).name  # the dataset may have moved
         try:
-            out[row["split"]].append(_example(load_cg(npz), task_name, npz.stem))
+            ex = _example(load_cg(npz), task_name, npz.stem)
+            family = row.get("variant_of") or row.get("name") or npz.stem
+            out[row["split"]].append(dataclasses.replace(ex, family=str(family)))
         except Unlabelled:  # no value for this task: not part of it
             continue
         except GraphFileError as err:
@@ -279,8 +282,10 @@ def make_batch(examples: Sequence[Example], n_graph: int, scale=(0.0, 1.0),
     nodes = dict(g.nodes, y=y.astype(np.float32),
                  y_mask=np.concatenate([e.node_mask for e in examples]))
     gy = np.stack([np.where(e.graph_mask, (e.graph_y - mean) / std, 0.0) for e in examples])
+    ids = {f: i for i, f in enumerate(dict.fromkeys(e.family or e.name for e in examples))}
     glob = dict(g.globals, y=gy.astype(np.float32),  # [G, T]
-                y_mask=np.stack([e.graph_mask for e in examples]).astype(bool))
+                y_mask=np.stack([e.graph_mask for e in examples]).astype(bool),
+                family=np.array([ids[e.family or e.name] for e in examples], np.int32))  # [G]
     return pad_to_bucket(g._replace(nodes=nodes, globals=glob), n_graph=n_graph,
                          n_node=n_node, n_edge=n_edge)
 
@@ -351,16 +356,30 @@ def bucket_shapes(examples: Sequence[Example], batch_size: int, devices: int = 1
     return out
 
 
+def family_order(members: np.ndarray, families: Sequence[str], rng) -> np.ndarray:
+    """``members`` shuffled family by family: each family's examples (a cell and its
+    variants) stay next to each other, so most land in one batch."""
+    groups: Dict[str, List[int]] = {}
+    for i in members:
+        groups.setdefault(families[i], []).append(int(i))
+    keys = list(groups)
+    return np.array([i for j in rng.permutation(len(keys)) for i in groups[keys[j]]], int)
+
+
 def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
-               shuffle: bool = True, devices: int = 1, padding: str = "bucket"
-               ) -> List[Tuple[Bucket, List[np.ndarray]]]:
+               shuffle: bool = True, devices: int = 1, padding: str = "bucket",
+               families: bool = False) -> List[Tuple[Bucket, List[np.ndarray]]]:
     """The steps of one epoch: (bucket with this step's shape, per-device index groups).
     A pure function of (seed, epoch), so a resumed run sees exactly the batches the
-    interrupted one would have; the number of steps is the same every epoch."""
+    interrupted one would have; the number of steps is the same every epoch. With
+    ``families``, a bucket is shuffled by family (``family_order``)."""
     rng = np.random.default_rng([seed, epoch])
+    names = [e.family or e.name for e in examples] if families else None
     steps = []
     for bucket in size_buckets(examples, batch_size, devices, padding):
-        idx = rng.permutation(bucket.members) if shuffle else bucket.members
+        idx = bucket.members
+        if shuffle:
+            idx = family_order(idx, names, rng) if families else rng.permutation(idx)
         per_step = batch_size * devices
         for start in range(0, len(idx), per_step):
             chunk = idx[start:start + per_step]
@@ -375,15 +394,15 @@ def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoc
 
 def batches(examples: Sequence[Example], batch_size: int, seed: int = 0, epoch: int = 0,
             shuffle: bool = True, devices: int = 1, scale=(0.0, 1.0), skip: int = 0,
-            slots: Optional[Sequence[int]] = None, padding: str = "bucket"
-            ) -> Iterator[List[jraph.GraphsTuple]]:
+            slots: Optional[Sequence[int]] = None, padding: str = "bucket",
+            families: bool = False) -> Iterator[List[jraph.GraphsTuple]]:
     """One epoch: per step, ``devices`` padded batches of up to ``batch_size`` graphs of
     one size bucket, all of the step's shape (``epoch_plan``). A device with no graphs in a
     step's last chunk gets an all-padding batch, which contributes nothing. ``skip`` leaves out the
     epoch's first steps without building them (a resumed run); ``slots`` builds only
     those device positions of each step (this process's share of a global batch)."""
     for bucket, groups in epoch_plan(examples, batch_size, seed, epoch, shuffle, devices,
-                                     padding)[skip:]:
+                                     padding, families)[skip:]:
         out = []
         for g in (groups if slots is None else [groups[d] for d in slots]):
             exs = [examples[i] for i in (g if len(g) else groups[0][:1])]

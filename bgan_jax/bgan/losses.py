@@ -45,6 +45,21 @@ def regression_terms(pred: jnp.ndarray, target: jnp.ndarray, where: jnp.ndarray)
     return jnp.where(where, err, 0.0)
 
 
+def family_pair_terms(pred: jnp.ndarray, target: jnp.ndarray, where: jnp.ndarray,
+                      family: jnp.ndarray, valid: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """(sum, count) of the squared error of *differences* over pairs of graphs of one
+    family (a cell and its variants): ((p_i - p_j) - (y_i - y_j))^2 per target both
+    define, each pair once. It asks the model for what a variant changes, which the
+    per-graph error weighs only as a small part of the between-cell variance.
+    pred, target, where [G, T]; family [G] int (equal: same family); valid [G] bool."""
+    g = family.shape[0]
+    upper = jnp.arange(g)[:, None] < jnp.arange(g)[None, :]  # [G, G] each pair once
+    same = (family[:, None] == family[None, :]) & valid[:, None] & valid[None, :] & upper
+    both = where[:, None, :] & where[None, :, :] & same[..., None]  # [G, G, T]
+    diff = (pred[:, None, :] - pred[None, :, :]) - (target[:, None, :] - target[None, :, :])
+    return jnp.sum(jnp.where(both, jnp.square(diff), 0.0)), jnp.sum(both)
+
+
 def classification_loss(logits: jnp.ndarray, labels: jnp.ndarray, where: jnp.ndarray,
                         class_weights: Optional[jnp.ndarray] = None) -> jnp.ndarray:
     """Mean (weighted) softmax cross-entropy over the items ``where`` is True."""

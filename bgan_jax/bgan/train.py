@@ -79,6 +79,12 @@ class TrainConfig(LoopConfig):
     """'none' or 'balanced' (classification): each item's loss is weighted by the
     train split's n / (C * n_c) for its class, and the best checkpoint is chosen by
     balanced accuracy: for skewed labels (the regime task is 75% one class)."""
+    variant_pairs: float = 0.0
+    """Weight of the within-family difference loss (``losses.family_pair_terms``, graph
+    regression on a real-cell dataset with variants): > 0 also batches each cell with
+    its variants, and adds weight * the squared error of (variant - cell) differences
+    to the loss, so the model is asked what a density change does, not only where a cell
+    sits among cells."""
     skip_damaged: bool = False
     """Train without the dataset's damaged graph files (each named on stderr and listed in
     eval.json) instead of refusing the dataset."""
@@ -96,6 +102,12 @@ class TrainConfig(LoopConfig):
                              f"task; {self.task!r} is a regression")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.variant_pairs < 0:
+            raise ValueError(f"variant_pairs must be >= 0, got {self.variant_pairs}")
+        if self.variant_pairs and not (data_lib.task_of(self.task).kind == "regression"
+                                       and data_lib.task_of(self.task).level == "graph"):
+            raise ValueError(f"variant_pairs needs a graph regression task; {self.task!r} "
+                             "is not one")
         if self.padding not in data_lib.PADDING:
             raise ValueError(f"padding must be one of {sorted(data_lib.PADDING)}, got "
                              f"{self.padding!r}")
@@ -158,9 +170,10 @@ def create_train_state(config: TrainConfig, example_batch) -> train_state.TrainS
 # -- losses and steps (pure) ---------------------------------------------------
 
 def batch_stats(params, apply_fn, batch, task: data_lib.Task, rng, train: bool,
-                class_weights=None) -> Dict:
+                class_weights=None, pair_weight: float = 0.0) -> Dict:
     """Sums over the batch's labelled items: loss (weighted by ``class_weights`` [C] of
-    each item's class when given), count and the metric's parts (per-class counts
+    each item's class when given; plus ``pair_weight`` times the within-family
+    difference error, graph regression), count and the metric's parts (per-class counts
     [C] for balanced accuracy; per-target sums [T] for R^2)."""
     out = apply_fn({"params": params}, batch, train=train, rngs={"dropout": rng})
     if task.level == "node":
@@ -177,8 +190,13 @@ def batch_stats(params, apply_fn, batch, task: data_lib.Task, rng, train: bool,
                 "count": jnp.sum(w), "correct": jnp.sum(hit), "class_count": onehot.sum(0),
                 "class_correct": (onehot * hit[:, None]).sum(0)}
     err = jnp.where(mask, jnp.square(pred[:, :task.width] - y), 0.0)  # [items, T]
-    return {"loss": jnp.sum(err), "count": jnp.sum(w), "target_loss": err.sum(0),
-            "target_count": w.sum(0), "y": jnp.sum(y * w, 0), "y2": jnp.sum(jnp.square(y) * w, 0)}
+    out = {"loss": jnp.sum(err), "count": jnp.sum(w), "target_loss": err.sum(0),
+           "target_count": w.sum(0), "y": jnp.sum(y * w, 0), "y2": jnp.sum(jnp.square(y) * w, 0)}
+    if pair_weight:
+        pair, pairs = losses.family_pair_terms(pred[:, :task.width], y, mask,
+                                               batch.globals["family"], batch.globals["valid"])
+        out = dict(out, loss=out["loss"] + pair_weight * pair, pair_loss=pair, pairs=pairs)
+    return out
 
 
 class TraceCounter:
@@ -190,9 +208,10 @@ class TraceCounter:
 
 def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
                     counter: Optional[TraceCounter] = None, class_weights=None,
-                    apply_fn: Optional[Callable] = None) -> Callable:
+                    apply_fn: Optional[Callable] = None, pair_weight: float = 0.0) -> Callable:
     """(state, batch, rng) -> (state, stats). With ``axis_name`` it runs under pmap;
-    ``apply_fn`` (same parameters) replaces ``state.apply_fn``: another attention path."""
+    ``apply_fn`` (same parameters) replaces ``state.apply_fn``: another attention path;
+    ``pair_weight``: ``TrainConfig.variant_pairs``."""
 
     def step(state, batch, rng):
         if counter is not None:
@@ -203,7 +222,7 @@ def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
 
         def loss_fn(params):
             s = batch_stats(params, apply_fn or state.apply_fn, batch, task, rng, True,
-                            class_weights)
+                            class_weights, pair_weight)
             total = s["count"] if axis_name is None else jax.lax.psum(s["count"], axis_name)
             return s["loss"] / jnp.maximum(total, 1.0), s
 
@@ -324,7 +343,8 @@ def _epochs(train, config: TrainConfig, start: int, steps_per_epoch: int, scale,
             yield from data_lib.batches(train, config.batch_size, config.seed, epoch,
                                         devices=jax.device_count(), scale=scale, skip=skip,
                                         slots=distributed.local_slots(),
-                                        padding=config.padding)
+                                        padding=config.padding,
+                                        families=config.variant_pairs > 0)
         finally:  # also when the run stops inside the epoch (the generator is closed)
             log_jsonl(metrics_path, {"epoch": epoch, "compilations": counter.count - traces,
                                      "buckets": n_buckets})
@@ -365,7 +385,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     rng = jax.random.PRNGKey(config.seed + 1)
     eval_step = make_eval_step(task)
     if devices > 1:
-        pmapped = jax.pmap(make_train_step(task, "devices", counter, weights),
+        pmapped = jax.pmap(make_train_step(task, "devices", counter, weights,
+                                           pair_weight=config.variant_pairs),
                            axis_name="devices", donate_argnums=(0,))
         rngs = jax.random.split(rng, devices)[np.asarray(distributed.local_slots())]
 
@@ -379,8 +400,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     else:
         def step_for(model: Optional[BGANConfig] = None):
             apply_fn = None if model is None else create_variant(config.model_name, model).apply
-            return jax.jit(make_train_step(task, None, counter, weights, apply_fn),
-                           donate_argnums=(0,))
+            return jax.jit(make_train_step(task, None, counter, weights, apply_fn,
+                                           config.variant_pairs), donate_argnums=(0,))
 
         if config.model.attention == "auto" and config.model_name != "mlp":
             jitted = autopath.make_auto_step(

@@ -24,7 +24,7 @@ import numpy as np
 from bgan_jax.runs.tables import markdown_table, mean_std_table, seeds_of
 
 
-# variant -> (model name, model config overrides)
+# variant -> (model name, model config overrides[, TrainConfig overrides])
 VARIANTS: Dict[str, tuple] = {
     "bgan": ("bgan", {}),
     "mlp": ("mlp", {}),
@@ -35,6 +35,9 @@ VARIANTS: Dict[str, tuple] = {
     "bgan-no-maskB": ("bgan", {"mask_b": False}),
     "bgan-totals": ("bgan", {"graph_totals": 16}),  # + the sum read-out (graph tasks)
     "bgan-logdens": ("bgan", {"log_densities": True}),  # channel densities as log10 (real cells)
+    # + the within-family difference loss (real cells with variants; TrainConfig.variant_pairs)
+    "bgan-pairs": ("bgan", {}, {"variant_pairs": 1.0}),
+    "transformer-pairs": ("transformer", {}, {"variant_pairs": 1.0}),
 }
 ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
 
@@ -72,12 +75,13 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
             balanced: bool = False, drives: bool = False) -> Dict:
     from bgan_jax.bgan.train import TrainConfig, selection_metric, train_and_evaluate
 
-    model_name, changes = VARIANTS[variant]
+    model_name, changes, *train_changes = VARIANTS[variant]
     base = TrainConfig()
     config = dataclasses.replace(base, task=task, model_name=model_name, seed=seed,
                                  num_steps=steps, eval_every=max(steps // 3, 1),
                                  checkpoint_every=steps, model=base.model.replace(**changes),
-                                 class_weighting="balanced" if balanced else "none")
+                                 class_weighting="balanced" if balanced else "none",
+                                 **(train_changes[0] if train_changes else {}))
     workdir = run_dir(out, task, variant, seed)
     if workdir.exists():  # an interrupted run (finished ones are skipped): start it again
         shutil.rmtree(workdir)

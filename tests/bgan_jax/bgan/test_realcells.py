@@ -322,3 +322,69 @@ def test_train_subset_keeps_a_fraction_of_the_train_cells_with_their_variants(da
     assert len(whole["train"]) == len(full["train"])
     with pytest.raises(ValueError, match="fraction"):
         train_subset(dataset, tmp_path / "none", 0.0)
+
+
+# -- the within-family difference loss (TrainConfig.variant_pairs) ---------------------
+
+def test_family_pair_terms_score_differences_within_a_family_only():
+    from bgan_jax.bgan.losses import family_pair_terms
+
+    y = np.array([[0.0, 1.0], [1.0, 1.0], [5.0, 0.0], [9.0, 9.0]], np.float32)  # [G, T]
+    where = np.array([[1, 1], [1, 1], [1, 0], [1, 1]], bool)
+    family = np.array([0, 0, 0, 0], np.int32)  # the last graph is padding (not valid)
+    valid = np.array([True, True, True, False])
+    # a prediction off by a constant has every difference right
+    total, n = family_pair_terms(y + 3.0, y, where, family, valid)
+    assert float(total) == 0.0 and int(n) == 3 + 1  # 3 pairs on target 0, 1 on target 1
+    pred = y.copy()
+    pred[1, 0] += 2.0  # graph 1 off by 2: its two pairs on target 0 each err by 2
+    total, n = family_pair_terms(pred, y, where, family, valid)
+    assert float(total) == pytest.approx(8.0) and int(n) == 4
+    other = np.array([0, 1, 1, 1], np.int32)  # graph 1 alone with graph 2: one pair
+    total, n = family_pair_terms(pred, y, where, other, valid)
+    assert float(total) == pytest.approx(4.0) and int(n) == 1
+    order = np.array([2, 0, 1, 3])  # the graphs' order does not matter
+    again = family_pair_terms(pred[order], y[order], where[order], other[order], valid[order])
+    assert float(again[0]) == pytest.approx(4.0) and int(again[1]) == 1
+    none = family_pair_terms(pred, y, np.zeros_like(where), family, valid)
+    assert float(none[0]) == 0.0 and int(none[1]) == 0 and np.isfinite(float(none[0]))
+
+
+def test_family_batches_keep_a_cell_with_its_variants(dataset):
+    train = data_lib.load_splits(dataset, "efeatures")["train"]
+    assert {e.family for e in train} == {"gen__cell0", "gen__cell1"}
+    plain = data_lib.epoch_plan(train, 5, seed=0, epoch=1)
+    plan = data_lib.epoch_plan(train, 5, seed=0, epoch=1, families=True)
+    assert len(plan) == len(plain)  # the same steps per epoch
+    order = [i for _, groups in plan for g in groups for i in g]
+    assert sorted(order) == list(range(len(train)))
+
+    def mixed(steps):  # steps holding graphs of both families
+        return sum(len({train[i].family for g in groups for i in g}) > 1 for _, groups in steps)
+
+    assert mixed(plan) <= 1 < mixed(plain)  # one step straddles the two families at most
+    again = data_lib.epoch_plan(train, 5, seed=0, epoch=1, families=True)  # seeded
+    assert [[g.tolist() for g in gs] for _, gs in again] == [[g.tolist() for g in gs]
+                                                             for _, gs in plan]
+    for (batch,) in data_lib.batches(train, 5, seed=0, epoch=1, families=True):
+        ids = batch.globals["family"][batch.globals["valid"]]
+        names = {train[i].family for i in range(len(train))}
+        assert set(ids.tolist()) <= set(range(len(names)))  # local ids, one per family
+
+
+def test_training_with_variant_pairs_adds_the_difference_loss(dataset, tmp_path):
+    from bgan_jax.bgan.train import TrainConfig, train_and_evaluate
+
+    base = TrainConfig()
+    with pytest.raises(ValueError, match="graph regression"):
+        TrainConfig(task="etype", variant_pairs=1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        TrainConfig(task="efeatures", variant_pairs=-1.0)
+    config = dataclasses.replace(base, task="efeatures", num_steps=60, eval_every=60,
+                                 checkpoint_every=60, batch_size=8, variant_pairs=1.0,
+                                 model=base.model.replace(hidden=16, num_blocks=1))
+    table = train_and_evaluate(config, dataset, tmp_path / "run", progress=False)
+    assert np.isfinite(table["splits"]["test"]["loss"])
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+              .splitlines()]
+    assert all(np.isfinite(e["loss"]) for e in logged if "loss" in e)
