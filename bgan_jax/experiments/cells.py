@@ -32,8 +32,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bgan_jax.experiments.grid import (VARIANTS, markdown, run_dir, run_grid, run_one,
-                                       use_compilation_cache)
+from bgan_jax.experiments.grid import (VARIANTS, add_set_argument, check_overrides, markdown,
+                                       run_dir, run_grid, run_one, use_compilation_cache)
 
 TASKS = ("etype", "efeatures", "dendrite_type")
 CLASSIFICATION = ("etype", "dendrite_type")
@@ -271,7 +271,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--train-cells", type=float, default=1.0, metavar="F",
                    help="train on this fraction of the train split's source cells, each with "
                    "its variants (OUT/data: see train_subset); val and test unchanged")
+    add_set_argument(p)
     args = p.parse_args(argv)
+    check_overrides([t for t in args.tasks if set(args.variants) - {"gbm"}], args.set)
     use_compilation_cache(args.cache)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -279,7 +281,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.data = str(train_subset(args.data, out / "data", args.train_cells))
     run = (lambda task, variant, seed: run_tabular(args.data, task, seed) if variant == "gbm"
            else run_one(args.data, out, task, variant, seed, args.steps,
-                        balanced=task in CLASSIFICATION))
+                        balanced=task in CLASSIFICATION, overrides=args.set))
     rows = with_parts(run_grid(out, args.tasks, args.variants, args.seeds, run), out, args.data)
     (out / "results.md").write_text(markdown(rows) + "\n" + per_target_table(rows))
     print((out / "results.md").read_text())

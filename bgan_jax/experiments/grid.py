@@ -72,8 +72,12 @@ def run_dir(out: Path, task: str, variant: str, seed: int) -> Path:
 
 
 def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
-            balanced: bool = False, drives: bool = False) -> Dict:
+            balanced: bool = False, drives: bool = False, overrides: Sequence[str] = ()
+            ) -> Dict:
+    """One grid run; ``overrides`` (``--set key=value``, as train.py takes them) are
+    applied to its TrainConfig after the variant's own settings."""
     from bgan_jax.bgan.train import TrainConfig, selection_metric, train_and_evaluate
+    from bgan_jax.runs.config import apply_overrides
 
     model_name, changes, *train_changes = VARIANTS[variant]
     base = TrainConfig()
@@ -82,6 +86,7 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
                                  checkpoint_every=steps, model=base.model.replace(**changes),
                                  class_weighting="balanced" if balanced else "none",
                                  **(train_changes[0] if train_changes else {}))
+    config = apply_overrides(config, overrides)
     workdir = run_dir(out, task, variant, seed)
     if workdir.exists():  # an interrupted run (finished ones are skipped): start it again
         shutil.rmtree(workdir)
@@ -91,6 +96,22 @@ def run_one(data_dir, out: Path, task: str, variant: str, seed: int, steps: int,
            "steps": steps, "seconds": time.time() - t0, "best_step": table["best_step"],
            "splits": table["splits"]}
     return dict(row, by_drive=by_drive(workdir, data_dir)) if drives else row
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="TrainConfig override for every neural run (train.py's --set), "
+                        "after the variant's own settings; use another --out per setting")
+
+
+def check_overrides(tasks: Sequence[str], overrides: Sequence[str]) -> None:
+    """Raise ``ConfigError`` for a ``--set`` that no run of these tasks could take, before
+    any run starts."""
+    from bgan_jax.bgan.train import TrainConfig
+    from bgan_jax.runs.config import apply_overrides
+
+    for task in tasks:
+        apply_overrides(TrainConfig(task=task), overrides)
 
 
 def use_compilation_cache(path: Optional[str]) -> None:
@@ -205,7 +226,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="also score each run on pulse- and Poisson-driven networks apart")
     p.add_argument("--cache", help="persistent XLA compilation cache directory (seeds of one "
                    "variant share compilations)")
+    add_set_argument(p)
     args = p.parse_args(argv)
+    check_overrides(args.tasks, args.set)
     use_compilation_cache(args.cache)
     if args.data:
         data_dir = Path(args.data)
@@ -216,7 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     run = (lambda task, variant, seed: run_one(data_dir, out, task, variant, seed, args.steps,
                                                balanced=task in args.balanced,
-                                               drives=args.by_drive))
+                                               drives=args.by_drive, overrides=args.set))
     rows = run_grid(out, args.tasks, args.variants, args.seeds, run)
     print(markdown(rows))
     return 0

@@ -388,3 +388,18 @@ def test_training_with_variant_pairs_adds_the_difference_loss(dataset, tmp_path)
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
               .splitlines()]
     assert all(np.isfinite(e["loss"]) for e in logged if "loss" in e)
+
+
+def test_grid_overrides_reach_every_run_and_bad_ones_stop_before_any(dataset, tmp_path):
+    from bgan_jax.experiments import cells
+    from bgan_jax.experiments.grid import run_dir, run_one
+    from bgan_jax.runs.config import ConfigError
+
+    run_one(dataset, tmp_path, "efeatures", "mlp", 0, steps=4,
+            overrides=["batch_size=4", "model.hidden=8"])
+    saved = json.loads((run_dir(tmp_path, "efeatures", "mlp", 0) / "config.json").read_text())
+    assert saved["batch_size"] == 4 and saved["model"]["hidden"] == 8
+    with pytest.raises(ConfigError, match="graph regression"):
+        cells.main(["--data", str(dataset), "--out", str(tmp_path / "bad"), "--tasks", "etype",
+                    "--variants", "bgan", "--set", "variant_pairs=1.0"])
+    assert not (tmp_path / "bad" / "results.json").exists()
