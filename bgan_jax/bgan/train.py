@@ -418,8 +418,11 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             return state
 
     def describe(s):
-        return {"loss": float(s["loss"]) / max(float(s["count"]), 1.0),
-                "grad_norm": float(s["grad_norm"])}
+        out = {"loss": float(s["loss"]) / max(float(s["count"]), 1.0),
+               "grad_norm": float(s["grad_norm"])}
+        if "pairs" in s:  # variant_pairs: the difference error per (pair, target), apart
+            out["pair_loss"] = float(s["pair_loss"]) / max(float(s["pairs"]), 1.0)
+        return out
 
     metrics_path = workdir / "metrics.jsonl"
     batches = _epochs(train, config, start, steps_per_epoch, scale, counter, n_buckets,

@@ -388,6 +388,9 @@ def test_training_with_variant_pairs_adds_the_difference_loss(dataset, tmp_path)
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
               .splitlines()]
     assert all(np.isfinite(e["loss"]) for e in logged if "loss" in e)
+    train_lines = [e for e in logged if "grad_norm" in e]
+    assert train_lines and all(np.isfinite(e["pair_loss"]) and e["pair_loss"] > 0
+                               for e in train_lines)  # the batches hold pairs
 
 
 def test_grid_overrides_reach_every_run_and_bad_ones_stop_before_any(dataset, tmp_path):
