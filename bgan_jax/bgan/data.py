@@ -100,6 +100,11 @@ class Example:
     name: str
     family: str = ""  # the source cell of a real-cell variant (its own name for a cell)
 
+    @property
+    def family_key(self) -> str:
+        """What family batches and the difference loss group by (the name if no family)."""
+        return self.family or self.name
+
 
 def task_of(name: str) -> Task:
     if name not in TASKS:
@@ -282,10 +287,10 @@ def make_batch(examples: Sequence[Example], n_graph: int, scale=(0.0, 1.0),
     nodes = dict(g.nodes, y=y.astype(np.float32),
                  y_mask=np.concatenate([e.node_mask for e in examples]))
     gy = np.stack([np.where(e.graph_mask, (e.graph_y - mean) / std, 0.0) for e in examples])
-    ids = {f: i for i, f in enumerate(dict.fromkeys(e.family or e.name for e in examples))}
+    ids = {f: i for i, f in enumerate(dict.fromkeys(e.family_key for e in examples))}
     glob = dict(g.globals, y=gy.astype(np.float32),  # [G, T]
                 y_mask=np.stack([e.graph_mask for e in examples]).astype(bool),
-                family=np.array([ids[e.family or e.name] for e in examples], np.int32))  # [G]
+                family=np.array([ids[e.family_key] for e in examples], np.int32))  # [G]
     return pad_to_bucket(g._replace(nodes=nodes, globals=glob), n_graph=n_graph,
                          n_node=n_node, n_edge=n_edge)
 
@@ -374,7 +379,7 @@ def epoch_plan(examples: Sequence[Example], batch_size: int, seed: int = 0, epoc
     interrupted one would have; the number of steps is the same every epoch. With
     ``families``, a bucket is shuffled by family (``family_order``)."""
     rng = np.random.default_rng([seed, epoch])
-    names = [e.family or e.name for e in examples] if families else None
+    names = [e.family_key for e in examples] if families else None
     steps = []
     for bucket in size_buckets(examples, batch_size, devices, padding):
         idx = bucket.members

@@ -96,8 +96,9 @@ def train_subset(data_dir, out_dir, fraction: float, seed: int = 0) -> Path:
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "manifest.json").write_text((src / "manifest.json").read_text())
     link = out / "graphs"
-    if not link.exists():
-        link.symlink_to(src / "graphs", target_is_directory=True)
+    if link.is_symlink():  # from an earlier call, perhaps with another --data
+        link.unlink()
+    link.symlink_to(src / "graphs", target_is_directory=True)
     return out
 
 
@@ -273,7 +274,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "its variants (OUT/data: see train_subset); val and test unchanged")
     add_set_argument(p)
     args = p.parse_args(argv)
-    check_overrides([t for t in args.tasks if set(args.variants) - {"gbm"}], args.set)
+    if set(args.variants) - {"gbm"}:  # gbm takes no TrainConfig
+        check_overrides(args.tasks, args.set)
     use_compilation_cache(args.cache)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

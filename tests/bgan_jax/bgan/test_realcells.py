@@ -366,10 +366,12 @@ def test_family_batches_keep_a_cell_with_its_variants(dataset):
     again = data_lib.epoch_plan(train, 5, seed=0, epoch=1, families=True)  # seeded
     assert [[g.tolist() for g in gs] for _, gs in again] == [[g.tolist() for g in gs]
                                                              for _, gs in plan]
-    for (batch,) in data_lib.batches(train, 5, seed=0, epoch=1, families=True):
-        ids = batch.globals["family"][batch.globals["valid"]]
-        names = {train[i].family for i in range(len(train))}
-        assert set(ids.tolist()) <= set(range(len(names)))  # local ids, one per family
+    batches = data_lib.batches(train, 5, seed=0, epoch=1, families=True)
+    for (_, (group,)), (batch,) in zip(plan, batches):  # ids: equal exactly within a family
+        ids = batch.globals["family"][batch.globals["valid"]].tolist()
+        fams = [train[i].family for i in group]
+        assert len(ids) == len(fams) and all((a == b) == (f == g) for a, f in zip(ids, fams)
+                                             for b, g in zip(ids, fams))
 
 
 def test_training_with_variant_pairs_adds_the_difference_loss(dataset, tmp_path):
