@@ -150,8 +150,11 @@ def compact(pairs: Pairs, size: int) -> Pairs:
     Each mechanism then touches only its own rows instead of all E with a mask.
     ``size`` is static (``capacity`` of the bucket), so this stays one compilation
     per bucket; allowed rows beyond it would be lost, which ``overflow`` reports.
-    (A prefix sum and one scatter: cheaper than sorting on CPU.)"""
+    (A prefix sum and one scatter: cheaper than sorting on CPU.) A ``size`` that holds
+    every row keeps the pairs as they are: the same pairs, without the gathers."""
     e = pairs.allowed.shape[0]
+    if size >= e:
+        return pairs
     slot = jnp.where(pairs.allowed, jnp.cumsum(pairs.allowed) - 1, size)  # [E]
     order = jnp.zeros(size, jnp.int32).at[slot].set(jnp.arange(e, dtype=jnp.int32), mode="drop")
     used = jnp.arange(size) < jnp.sum(pairs.allowed)  # [P]
@@ -179,8 +182,11 @@ def compact_nodes(pairs: Pairs, size: int) -> Tuple[Pairs, jnp.ndarray]:
 
     A mechanism then projects and aggregates only the nodes it touches (GANup: the
     neurons, about 4 % of a network's nodes); every other node's update is exactly 0,
-    so nothing is lost by leaving it out. ``size`` is static, as in ``compact``."""
+    so nothing is lost by leaving it out. ``size`` is static, as in ``compact``; one that
+    holds every node keeps the pairs as they are (MaskA/MaskB touch every real node)."""
     n = pairs.self_allowed.shape[0]
+    if size >= n:
+        return pairs, jnp.zeros((), bool)
     hit = touched(pairs)
     slot = jnp.cumsum(hit) - 1  # [N] slot of each touched node
     nodes = jnp.full(size, n, jnp.int32).at[jnp.where(hit, slot, size)].set(

@@ -125,12 +125,26 @@ class NSA(nn.Module):
             x, low = x + u, low + [w]
         up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, name="ganup")(
             x, ctx.edge_emb, ctx.up, ctx.layout)
-        # Top-down: each compartment reads its neuron's new state through a gate.
-        comp = ctx.is_compartment[:, None]  # [N, 1]
-        parent = jnp.where(comp, (x + up)[jnp.maximum(ctx.neuron_id, 0)], 0.0)  # [N, d]
-        gate = nn.sigmoid(nn.Dense(cfg.hidden, name="down_gate")(jnp.concatenate([x, parent], -1)))
-        down = jnp.where(comp, gate * nn.Dense(cfg.hidden, use_bias=False, name="down")(parent), 0.0)
+        down = masks.expand(self.top_down(x, x + up, ctx), ctx.low, h.shape[0])
         return (x - h) + up + down, {"ganlow": low, "ganup": w_up}
+
+    def top_down(self, x, top, ctx: Context):  # x, top [N, d] -> [C, d] on GANlow's slots
+        """Each compartment reads its neuron's new state ``top`` through a gate. Computed on
+        GANlow's node slots when nodes are compacted (every compartment attends to itself
+        in GANlow, so each has a slot; in a network CG they are ~10 % of the nodes), else
+        on all N; every other node's update is 0."""
+        n = x.shape[0]
+        at = (lambda a: a) if ctx.low.nodes is None else (
+            lambda a: jnp.asarray(a)[jnp.minimum(ctx.low.nodes, n - 1)])  # [N] -> [C]
+        comp = at(ctx.is_compartment)[:, None]  # [C, 1]
+        if ctx.low.nodes is not None:
+            comp = comp & (ctx.low.nodes < n)[:, None]  # empty slots
+        x = at(x)  # [C, d]
+        parent = jnp.where(comp, top[jnp.maximum(at(ctx.neuron_id), 0)], 0.0)  # [C, d]
+        gate = nn.sigmoid(nn.Dense(self.config.hidden, name="down_gate")(
+            jnp.concatenate([x, parent], -1)))
+        return jnp.where(comp, gate * nn.Dense(self.config.hidden, use_bias=False,
+                                               name="down")(parent), 0.0)
 
 
 def bmsa_heads(config: BGANConfig) -> Tuple[int, int]:
