@@ -29,7 +29,7 @@ def measure(data_dir, task_name: str = "efeatures", batch_size: int = 8) -> dict
     train = data_lib.load_splits(data_dir, task_name, ("train",))["train"]
     nodes = np.array([e.cg.n_nodes for e in train])  # [cells]
     edges = np.array([e.cg.n_edges for e in train])
-    cfg = with_compaction(TrainConfig(task=task_name, batch_size=batch_size), train)
+    cfg = with_compaction(TrainConfig(task=task_name, batch_size=batch_size), [train])
     steps = [s[0] for s in data_lib.batches(train, batch_size, seed=0, epoch=0)]
     state = create_train_state(cfg, steps[0])
     step = jax.jit(make_train_step(data_lib.task_of(task_name)))

@@ -61,7 +61,7 @@ def child_ours(data_dir, batch_size: int, limit: int, padding: str) -> dict:
     cfg = TrainConfig(model=model, batch_size=batch_size)
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(data_dir, cfg.task, ("train",))["train"]
-    cfg = with_compaction(cfg, train)  # as train.py sets it from the dataset
+    cfg = with_compaction(cfg, [train])  # as train.py sets it from the dataset
     steps = _epoch(train, batch_size, devices, limit, padding)
     state = create_train_state(cfg, steps[0][0])
     rng = jax.random.PRNGKey(0)

@@ -102,6 +102,14 @@ class BGANConfig:
     ``pair_fractions``. The dense path ignores it."""
     node_counts: Tuple[Tuple[int, ...], ...] = ()
     """As ``pair_counts``, for touched nodes."""
+    shape_capacities: Tuple[Tuple[int, ...], ...] = ()
+    """Per padded batch shape a run's batches take: (n_node, n_edge, then the most allowed
+    rows and the most touched nodes of each mechanism any batch of that shape can hold),
+    2 + 2 * len(MECHANISMS) ints. The fractions and counts above bound a batch of any
+    graphs; a run's batches of one shape come from one size bucket, whose own largest
+    graphs bound them more tightly (25-40 % fewer rows on the default dataset's buckets).
+    Used with the fields above, never instead; a batch shape not listed gets those alone.
+    ``bgan_jax.bgan.train.with_compaction`` measures it for a run's buckets."""
     pair_chunk: Optional[int] = None
     """Sparse path: do each mechanism's per-pair work this many pairs at a time
     (``attention.chunked_sparse_attention``) when it has more; None = all at once. For
@@ -141,6 +149,10 @@ class BGANConfig:
                f"{COUNTS_KEPT} counts >= 0, got {c}")
               for name, c in (("pair_counts", self.pair_counts),
                               ("node_counts", self.node_counts))),
+            (all(len(c) == 2 + 2 * len(MECHANISMS) and min(c) >= 1
+                 for c in self.shape_capacities),
+             f"shape_capacities entries must be (n_node, n_edge, {len(MECHANISMS)} row and "
+             f"{len(MECHANISMS)} node capacities), ints >= 1"),
             (all(k in {int(e) for e in EdgeKind} for k in self.signal_edge_kinds),
              f"signal_edge_kinds must be EdgeKind values, got {self.signal_edge_kinds}"),
         ]

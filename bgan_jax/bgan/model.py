@@ -225,18 +225,30 @@ def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
     pairs = mechanism_pairs(graph, config)
     over = jnp.zeros((), bool)
     e, n, g = graph.senders.shape[0], graph.nodes["kind"].shape[0], graph.n_node.shape[0]
+    listed_rows, listed_nodes = listed_capacities(config, n, e)
     if config.pair_fractions:
         counts = config.pair_counts or ((),) * len(MECHANISMS)
-        size = {m: masks.capacity(e, f, c, g)
-                for m, f, c in zip(MECHANISMS, config.pair_fractions, counts)}
+        size = {m: min(masks.capacity(e, f, c, g), top)
+                for m, f, c, top in zip(MECHANISMS, config.pair_fractions, counts, listed_rows)}
         over = jnp.any(jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS]))
         pairs = {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}
     if config.node_fractions and config.attention != "dense":
         counts = config.node_counts or ((),) * len(MECHANISMS)
-        for m, f, c in zip(MECHANISMS, config.node_fractions, counts):
-            pairs[m], lost = masks.compact_nodes(pairs[m], masks.capacity(n, f, c, g))
+        for m, f, c, top in zip(MECHANISMS, config.node_fractions, counts, listed_nodes):
+            pairs[m], lost = masks.compact_nodes(pairs[m], min(masks.capacity(n, f, c, g), top))
             over = over | lost
     return pairs, over
+
+
+def listed_capacities(config: BGANConfig, n_node: int, n_edge: int
+                      ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """(rows, nodes) per mechanism that ``config.shape_capacities`` lists for this batch
+    shape; n_edge and n_node each (no bound) for a shape it does not list."""
+    k = len(MECHANISMS)
+    for entry in config.shape_capacities:
+        if (entry[0], entry[1]) == (n_node, n_edge):
+            return tuple(entry[2:2 + k]), tuple(entry[2 + k:])
+    return (n_edge,) * k, (n_node,) * k
 
 
 def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> List[int]:
@@ -264,16 +276,30 @@ def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Dict[
     touches), rounded up, and the largest single-graph counts. A batch's share is an
     average of its graphs' shares and its count a sum of theirs, so no batch of these
     graphs can exceed either bound."""
+    return compaction_fields(graph_counts(graphs, config))
+
+
+def graph_counts(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig
+                 ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Host helper: per real graph of ``graphs`` (padded batches), in order, {"edges":
+    ([M, 4] allowed rows per mechanism, [M] real edge rows), "nodes": ([M, 4] touched
+    nodes, [M] real nodes)}."""
     count = _graph_counts(config)
-    seen = {"edges": [], "nodes": []}  # per real graph: ([4] used, real rows or nodes)
+    seen = {"edges": [], "nodes": []}
     for graph in graphs:
         real = np.asarray(graph.globals["valid"])
         for of, (used, total) in count(graph).items():
             seen[of].append((np.asarray(used)[real], np.asarray(total)[real]))  # [G', 4], [G']
+    return {of: (np.concatenate([u for u, _ in seen[of]] or [np.zeros((0, len(MECHANISMS)))]),
+                 np.concatenate([t for _, t in seen[of]] or [np.zeros(0)]))
+            for of in seen}
+
+
+def compaction_fields(counts: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Dict[str, Tuple]:
+    """``compaction``'s fields from ``graph_counts``."""
     out = {}
     for of, name in (("edges", "pair"), ("nodes", "node")):
-        used = np.concatenate([u for u, _ in seen[of]] or [np.zeros((0, len(MECHANISMS)))])
-        total = np.concatenate([t for _, t in seen[of]] or [np.zeros(0)])[:, None]
+        used, total = counts[of][0], counts[of][1][:, None]
         share = np.where(total > 0, used / np.maximum(total, 1), 0.0).max(axis=0, initial=0.0)
         out[f"{name}_fractions"] = tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0))
                                          for t in share)

@@ -15,7 +15,7 @@ import itertools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import flax.jax_utils
 import jax
@@ -29,7 +29,7 @@ from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
 from bgan_jax.bgan.baselines import MODELS, create_variant, variant_config
 from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.model import compaction
+from bgan_jax.bgan.model import compaction_fields, graph_counts
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
@@ -133,17 +133,50 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
     return dataclasses.replace(config, model=model)
 
 
-def with_compaction(config: TrainConfig, examples: Sequence[data_lib.Example],
-                    chunk: int = 64) -> TrainConfig:
+def with_compaction(config: TrainConfig, splits: Sequence[Sequence[data_lib.Example]],
+                    devices: int = 1, chunk: int = 64) -> TrainConfig:
     """The config with ``bgan_jax.compaction`` measured over every graph the run will
-    see (all splits), so each mechanism runs on its own rows and nodes only (not set
-    again when a resumed config has it; the numbers do not depend on it)."""
+    see (``splits``: each list of examples the run batches on its own: train, val, ...),
+    so each mechanism runs on its own rows and nodes only, and ``shape_capacities`` for
+    the batch shapes of those splits' size buckets (``bucket_capacities``). Not set again
+    when a resumed config has it; the numbers do not depend on it."""
+    examples = [e for split in splits for e in split]
     if not examples or config.model.pair_fractions:
         return config
     graphs = (batch_and_pad([e.cg for e in examples[i:i + chunk]])
               for i in range(0, len(examples), chunk))
-    return dataclasses.replace(config, model=config.model.replace(
-        **compaction(graphs, variant_config(config.model_name, model_config(config)))))
+    counts = graph_counts(graphs, variant_config(config.model_name, model_config(config)))
+    fields = dict(compaction_fields(counts), shape_capacities=bucket_capacities(
+        splits, counts, config.batch_size, config.padding, devices))
+    return dataclasses.replace(config, model=config.model.replace(**fields))
+
+
+def bucket_capacities(splits: Sequence[Sequence[data_lib.Example]], counts: Dict,
+                      batch_size: int, padding: str, devices: int = 1
+                      ) -> Tuple[Tuple[int, ...], ...]:
+    """``BGANConfig.shape_capacities`` for the batches ``data.batches`` forms from each
+    split (training on ``devices`` devices, evaluation on one): per padded shape, each
+    mechanism's rows and nodes summed over the k largest of its bucket's graphs (k the
+    graphs a batch of that shape holds), the largest over buckets sharing the shape.
+    ``counts``: ``model.graph_counts`` of the splits' examples, in order."""
+    rows, nodes = counts["edges"][0], counts["nodes"][0]  # [M, 4] each
+    table: Dict[Tuple[int, int], np.ndarray] = {}
+    start = 0
+    for split in splits:
+        for d in sorted({1, devices}):
+            for bucket in data_lib.size_buckets(split, batch_size, d, padding):
+                members = start + bucket.members
+                rest = len(bucket.members) % (batch_size * d)
+                for shape, k in (((bucket.n_node, bucket.n_edge), batch_size),
+                                 (bucket.last, min(rest, batch_size))):
+                    if shape is None:
+                        continue
+                    top = [np.sort(a[members], axis=0)[::-1][:k].sum(axis=0)
+                           for a in (rows, nodes)]
+                    caps = np.maximum(np.concatenate(top), 1).astype(int)
+                    table[shape] = np.maximum(table.get(shape, caps), caps)
+        start += len(split)
+    return tuple((n, e) + tuple(int(c) for c in caps) for (n, e), caps in sorted(table.items()))
 
 
 def build_model(config: TrainConfig):
@@ -325,7 +358,8 @@ def load_run(workdir) -> Run:
     # The read-out model runs over all edge rows and nodes: it may be given graphs the
     # run never saw, which its measured fractions need not hold (same numbers).
     any_graph = dataclasses.replace(config, model=config.model.replace(
-        pair_fractions=(), pair_counts=(), node_fractions=(), node_counts=()))
+        pair_fractions=(), pair_counts=(), node_fractions=(), node_counts=(),
+        shape_capacities=()))
     return Run(config, build_model(any_graph), state.params, int(state.step),
                read_data_path(workdir, must_exist=False))
 
@@ -363,7 +397,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             f"{f} ({why})" for f, why in damaged), file=sys.stderr, flush=True)
     train = splits["train"]
     config = with_feature_stats(config, train)
-    config = with_compaction(config, [e for split in splits.values() for e in split])
+    config = with_compaction(config, list(splits.values()), jax.device_count())
     scale = data_lib.target_scale(train, task)
     devices = jax.device_count()  # all processes' devices: the global batch
     steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices,

@@ -300,7 +300,7 @@ def test_evaluation_is_the_same_under_either_padding(dataset):
     cfg = tiny_config()
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(dataset, cfg.task)["train"]
-    cfg = with_compaction(cfg, train)
+    cfg = with_compaction(cfg, [train])
     state = create_train_state(cfg, next(data_lib.batches(train, 4))[0])
     eval_step = jax.jit(make_eval_step(task))
     loose = evaluate(eval_step, state, train, cfg, task, (0.0, 1.0))
@@ -490,7 +490,7 @@ def test_compaction_is_measured_for_the_model_built(model_name, tmp_path):
     examples = [data_lib.Example(cg, np.zeros(cg.n_nodes, np.float32),
                                  np.zeros(cg.n_nodes, bool), np.zeros(1, np.float32),
                                  np.ones(1, bool), str(i)) for i, cg in enumerate(cgs)]
-    cfg = with_compaction(tiny_config(model_name=model_name), examples)
+    cfg = with_compaction(tiny_config(model_name=model_name), [examples])
     built = variant_config(model_name, model_config(cfg))
     assert built.pair_fractions
     small = batch_and_pad([cells[0]] * 8, n_graph=9)  # only one-compartment cells
@@ -538,3 +538,50 @@ def test_auto_attention_keeps_the_faster_path_per_bucket_and_changes_no_numbers(
     step(auto_state, epoch[0], rng)  # the same bucket again: no new trial
     assert len(log) == 1 and built == ["sparse", "dense"]
 
+
+
+@pytest.mark.parametrize("padding", ["bucket", "tight"])
+def test_bucket_capacities_hold_every_batch_a_run_forms_and_change_no_numbers(dataset, padding):
+    """``shape_capacities`` bound each batch shape by its own bucket's largest graphs: no
+    batch of any epoch (train on 1 or 2 devices, every split for evaluation) overflows,
+    the bounds are tighter than the fractions' somewhere, and a training step with them
+    equals one without."""
+    import bgan_jax
+    from bgan_jax.bgan import masks
+    from bgan_jax.bgan.config import MECHANISMS
+    from bgan_jax.bgan.model import listed_capacities
+    from bgan_jax.bgan.train import with_compaction
+
+    cfg = tiny_config(padding=padding)
+    splits = data_lib.load_splits(dataset, cfg.task)
+    cfg = with_compaction(cfg, list(splits.values()), devices=2)
+    model = cfg.model
+    assert model.shape_capacities
+    formed = [b for split in splits.values() for (b,) in data_lib.batches(
+        split, 4, shuffle=False, padding=padding)]
+    for devices in (1, 2):
+        for epoch in range(3):
+            formed += [b for step in data_lib.batches(splits["train"], 4, seed=0, epoch=epoch,
+                                                      devices=devices, padding=padding)
+                       for b in step]
+    assert bgan_jax.pair_overflow(formed, model) == []
+    tighter = False
+    for n, e, *_ in model.shape_capacities:
+        rows, nodes = listed_capacities(model, n, e)
+        general_rows = [masks.capacity(e, f, c, 5) for f, c in
+                        zip(model.pair_fractions, model.pair_counts)]
+        tighter |= any(r < g for r, g in zip(rows, general_rows))
+        assert len(rows) == len(nodes) == len(MECHANISMS)
+    assert tighter
+    assert listed_capacities(model, 3, 5) == ((5,) * 4, (3,) * 4)  # a shape not listed
+
+    batch = formed[0]
+    plain = dataclasses.replace(cfg, model=model.replace(shape_capacities=()))
+    task = data_lib.task_of(cfg.task)
+    rng = jax.random.PRNGKey(0)
+    outs = []
+    for c in (cfg, plain):
+        state = create_train_state(c, batch)
+        outs.append(jax.jit(make_train_step(task))(state, batch, rng))
+    for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6)
