@@ -6,13 +6,15 @@ BGAN block of the widths of bench/attention.py (hidden 128, 4 heads, edge 32),
 jit on one device, ``jax.pmap`` over N devices (fake CPU devices via
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` on CPU; real ones on a
 GPU/TPU host), each in a fresh process. One epoch of the default dataset's train
-split compiles every bucket, a second one is timed.
+split compiles every bucket, then ``--repeats`` epochs are timed (median).
 
 Peer (same run, same batches, one device): the same block built from PyG
 ``TransformerConv`` (bench/attention.py), forward + backward per batch (no
-optimizer update, so the peer does slightly less work).
+optimizer update, so the peer does slightly less work), each batch timed
+``--repeats`` times after a warm-up (median), summed over the epoch.
 
     python bench/train.py [--quick] [--devices 1 4] [--data DIR] [--padding bucket|tight]
+                          [--repeats 3]
 
 The last line is ``speedup_vs_pyg=<our graphs/s on 1 device / PyG graphs/s>``.
 """
@@ -46,7 +48,7 @@ def _epoch(train, batch_size, devices, limit, padding):
     return out[:limit] if limit else out
 
 
-def child_ours(data_dir, batch_size: int, limit: int, padding: str) -> dict:
+def child_ours(data_dir, batch_size: int, limit: int, padding: str, repeats: int) -> dict:
     import flax.jax_utils
     import jax
 
@@ -61,7 +63,7 @@ def child_ours(data_dir, batch_size: int, limit: int, padding: str) -> dict:
     cfg = TrainConfig(model=model, batch_size=batch_size)
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(data_dir, cfg.task, ("train",))["train"]
-    cfg = with_compaction(cfg, [train])  # as train.py sets it from the dataset
+    cfg = with_compaction(cfg, [train], devices)  # as train.py sets it from the dataset
     steps = _epoch(train, batch_size, devices, limit, padding)
     state = create_train_state(cfg, steps[0][0])
     rng = jax.random.PRNGKey(0)
@@ -82,9 +84,12 @@ def child_ours(data_dir, batch_size: int, limit: int, padding: str) -> dict:
     t0 = time.perf_counter()
     epoch()  # compiles every bucket
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    epoch()
-    seconds = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - t0)
+    seconds = float(np.median(times))
     graphs = sum(int(np.sum(b.globals["valid"])) for s in steps for b in s)
     eff = [padding_efficiency(b) for s in steps for b in s if np.any(b.nodes["valid"])]
     return {"devices": devices, "platform": jax.devices()[0].platform, "steps": len(steps),
@@ -94,13 +99,13 @@ def child_ours(data_dir, batch_size: int, limit: int, padding: str) -> dict:
             "edge_fill": float(np.mean([e["edge_fill"] for e in eff]))}
 
 
-def peer_pyg(data_dir, batch_size: int, limit: int, padding: str) -> dict:
+def peer_pyg(data_dir, batch_size: int, limit: int, padding: str, repeats: int) -> dict:
     import attention as att
     from bgan_jax.bgan import data as data_lib
 
     train = data_lib.load_splits(data_dir, "firing_pattern", ("train",))["train"]
     steps = _epoch(train, batch_size, 1, limit, padding)
-    seconds = sum(att.run_torch(s[0], "pyg", reps=1)["time_s"] for s in steps)
+    seconds = sum(att.run_torch(s[0], "pyg", reps=repeats)["time_s"] for s in steps)
     graphs = sum(int(np.sum(s[0].globals["valid"])) for s in steps)
     return {"graphs": graphs, "seconds": seconds, "graphs_per_s": graphs / seconds}
 
@@ -119,6 +124,8 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="first 4 steps of the epoch only")
     ap.add_argument("--devices", type=int, nargs="*", default=[1, 4])
     ap.add_argument("--batch-size", type=int, default=8, help="graphs per device")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed epochs of ours and timed calls per batch of the peer (median)")
     ap.add_argument("--data")
     ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
                     help="glibc malloc in every child (ours and the peer): as train.py sets it "
@@ -134,17 +141,20 @@ def main(argv=None) -> None:
         from bgan_jax.runs.allocator import keep_heap
         keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
     if args.child == "ours":
-        print(json.dumps(child_ours(data_dir, args.batch_size, limit, args.padding)))
+        print(json.dumps(child_ours(data_dir, args.batch_size, limit, args.padding,
+                                    args.repeats)))
         return
     if args.child == "pyg":
-        print(json.dumps(peer_pyg(data_dir, args.batch_size, limit, args.padding)))
+        print(json.dumps(peer_pyg(data_dir, args.batch_size, limit, args.padding,
+                                  args.repeats)))
         return
     print(f"# data {data_dir}; {args.batch_size} graphs per device; {os.cpu_count()} CPU cores; "
-          f"malloc {args.malloc}; padding {args.padding}")
+          f"malloc {args.malloc}; padding {args.padding}; median of {args.repeats} timed epochs "
+          "(ours) and calls per batch (PyG)")
     print(f"{'impl':>12}{'devices':>9}{'steps':>7}{'graphs':>8}{'epoch s':>9}{'1st epoch s':>12}"
           f"{'graphs/s':>10}{'node fill':>10}{'edge fill':>10}")
     common = ["--batch-size", str(args.batch_size), "--data", str(data_dir),
-              "--padding", args.padding] + \
+              "--padding", args.padding, "--repeats", str(args.repeats)] + \
         (["--quick"] if args.quick else [])
     from bgan_jax.runs.allocator import child_env
     base_env = child_env(args.malloc, {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})

@@ -157,9 +157,10 @@ _edge_attention.defvjp(_edge_attention_fwd, _edge_attention_bwd)
 
 
 def to_dense(x: jnp.ndarray, layout: DenseLayout) -> jnp.ndarray:
-    """[N, ...] -> [B, M, ...]; nodes outside the blocks are dropped."""
+    """[N, ...] -> [B, M, ...]; nodes outside the blocks are dropped. (Each node has
+    its own cell, so an add is a set, with a linear derivative: see ``masks.expand``.)"""
     out = jnp.zeros((layout.num_blocks, layout.size) + x.shape[1:], x.dtype)
-    return out.at[layout.block, layout.pos].set(x, mode="drop")
+    return out.at[layout.block, layout.pos].add(x, mode="drop")
 
 
 def from_dense(x: jnp.ndarray, layout: DenseLayout) -> jnp.ndarray:

@@ -198,10 +198,14 @@ def compact_nodes(pairs: Pairs, size: int) -> Tuple[Pairs, jnp.ndarray]:
 
 
 def expand(x: jnp.ndarray, pairs: Pairs, n: int) -> jnp.ndarray:
-    """[C, ...] values on ``pairs``' node slots -> [N, ...], 0 on untouched nodes."""
+    """[C, ...] values on ``pairs``' node slots -> [N, ...], 0 on untouched nodes.
+
+    A scatter-add: each node has at most one slot, so it is the same as a set, but
+    its derivative is linear (autodiff of a scatter-set tracks which of possibly
+    repeated indices won, with an integer scatter and gather as wide as the output)."""
     if pairs.nodes is None:
         return x
-    return jnp.zeros((n,) + x.shape[1:], x.dtype).at[pairs.nodes].set(x, mode="drop")
+    return jnp.zeros((n,) + x.shape[1:], x.dtype).at[pairs.nodes].add(x, mode="drop")
 
 
 def receives(pairs: Pairs) -> jnp.ndarray:
