@@ -136,9 +136,7 @@ class NSA(nn.Module):
         n = x.shape[0]
         at = (lambda a: a) if ctx.low.nodes is None else (
             lambda a: jnp.asarray(a)[jnp.minimum(ctx.low.nodes, n - 1)])  # [N] -> [C]
-        comp = at(ctx.is_compartment)[:, None]  # [C, 1]
-        if ctx.low.nodes is not None:
-            comp = comp & (ctx.low.nodes < n)[:, None]  # empty slots
+        comp = at(ctx.is_compartment)[:, None]  # [C, 1]; empty slots: dropped by expand
         x = at(x)  # [C, d]
         parent = jnp.where(comp, top[jnp.maximum(at(ctx.neuron_id), 0)], 0.0)  # [C, d]
         gate = nn.sigmoid(nn.Dense(self.config.hidden, name="down_gate")(
