@@ -277,8 +277,9 @@ def time_it(once, reps: int, device_peak) -> dict:
 
 def child(impl: str, n_nodes: int, reps: int) -> dict:
     """One measurement in this (fresh) process: time, RSS growth, device peak."""
-    from bgan_jax.runs import allocator
+    from bgan_jax.runs import allocator, xla_cpu
     allocator.keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
+    xla_cpu.set_flags()  # likewise; not under BGAN_JAX_XLA_FLAGS=system
     batch = synthetic_graph(n_nodes)
     rss0 = _current_rss_mb()
     if impl == "bgan_masked":  # every mechanism over all E rows with a mask (no compaction)

@@ -55,8 +55,8 @@ def main(argv=None) -> None:
     ap.add_argument("section", help="real-cell dataset built at section granularity")
     ap.add_argument("segment", help="the same cells built at segment granularity")
     args = ap.parse_args(argv)
-    from bgan_jax.runs.allocator import keep_heap
-    keep_heap()  # as train.py does
+    from bgan_jax.runs.allocator import tune
+    tune()  # malloc and the XLA CPU flag as train.py sets them
     print(f"{'granularity':>12}{'cells':>7}{'nodes med':>10}{'max':>7}{'edges med':>10}"
           f"{'max':>7}{'steps':>7}{'1st epoch s':>12}{'epoch s':>9}")
     out = {}

@@ -264,7 +264,9 @@ def main(argv=None) -> None:
         c = json.loads(args.child)
         if c["kind"] == "model":
             from bgan_jax.runs.allocator import keep_heap
-            keep_heap()
+            from bgan_jax.runs.xla_cpu import set_flags
+            keep_heap()  # malloc and the XLA CPU flag as train.py sets them
+            set_flags()
         out = (child_convert(c["path"], c["mode"]) if c["kind"] == "convert" else
                child_peer(c["path"]) if c["kind"] == "peer" else
                child_model(c["graph"], c["impl"], c["backward"], c.get("chunk")))

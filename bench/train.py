@@ -139,7 +139,9 @@ def main(argv=None) -> None:
     data_dir = _data(args.data)
     if args.child:
         from bgan_jax.runs.allocator import keep_heap
+        from bgan_jax.runs.xla_cpu import set_flags
         keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
+        set_flags()  # likewise; not under BGAN_JAX_XLA_FLAGS=system
     if args.child == "ours":
         print(json.dumps(child_ours(data_dir, args.batch_size, limit, args.padding,
                                     args.repeats)))

@@ -82,8 +82,11 @@ def reexec_with_hugepages(argv: Optional[Sequence[str]] = None) -> None:
 
 
 def tune(argv: Optional[Sequence[str]] = None) -> None:
-    """What a command-line entry point calls first: huge pages (restarting the process
-    once, see ``reexec_with_hugepages``), then ``keep_heap``."""
+    """What a command-line entry point calls first: the XLA CPU flag
+    (``xla_cpu.set_flags``), huge pages (restarting the process once, see
+    ``reexec_with_hugepages``), then ``keep_heap``."""
+    from bgan_jax.runs.xla_cpu import set_flags
+    set_flags()
     reexec_with_hugepages(argv)
     keep_heap()
 
