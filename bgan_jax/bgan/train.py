@@ -136,7 +136,8 @@ def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -
 def with_compaction(config: TrainConfig, splits: Sequence[Sequence[data_lib.Example]],
                     devices: int = 1, chunk: int = 64) -> TrainConfig:
     """The config with ``bgan_jax.compaction`` measured over every graph the run will
-    see (``splits``: each list of examples the run batches on its own: train, val, ...),
+    see (``splits``: each list of examples the run batches on its own, the training
+    split first: train, val, ...),
     so each mechanism runs on its own rows and nodes only, and ``shape_capacities`` for
     the batch shapes of those splits' size buckets (``bucket_capacities``). Not set again
     when a resumed config has it; the numbers do not depend on it."""
@@ -155,12 +156,14 @@ def bucket_capacities(splits: Sequence[Sequence[data_lib.Example]], counts: Dict
                       batch_size: int, padding: str, devices: int = 1
                       ) -> Tuple[Tuple[int, ...], ...]:
     """``BGANConfig.shape_capacities`` for the batches ``data.batches`` forms from each
-    split (training on ``devices`` devices, evaluation on one): per padded shape, each
-    mechanism's rows and nodes summed over the k largest of its bucket's graphs (k the
-    graphs a batch of that shape holds), the largest over buckets sharing the shape.
-    ``counts``: ``model.graph_counts`` of the splits' examples, in order."""
+    split (training on ``devices`` devices, evaluation on one onto the training split's
+    shapes, ``run_shapes``): per padded shape, each mechanism's rows and nodes summed
+    over the k largest of its bucket's graphs (k the graphs a batch of that shape
+    holds), the largest over buckets sharing the shape. ``splits[0]`` is the training
+    split; ``counts``: ``model.graph_counts`` of the splits' examples, in order."""
     rows, nodes = counts["edges"][0], counts["nodes"][0]  # [M, 4] each
     table: Dict[Tuple[int, int], np.ndarray] = {}
+    ours = run_shapes(splits[0], batch_size, devices, padding) if splits else ()
     start = 0
     for split in splits:
         for d in sorted({1, devices}):
@@ -171,12 +174,20 @@ def bucket_capacities(splits: Sequence[Sequence[data_lib.Example]], counts: Dict
                                  (bucket.last, min(rest, batch_size))):
                     if shape is None:
                         continue
+                    shape = data_lib.reuse_shape(shape, ours, padding)  # training: itself
                     top = [np.sort(a[members], axis=0)[::-1][:k].sum(axis=0)
                            for a in (rows, nodes)]
                     caps = np.maximum(np.concatenate(top), 1).astype(int)
                     table[shape] = np.maximum(table.get(shape, caps), caps)
         start += len(split)
     return tuple((n, e) + tuple(int(c) for c in caps) for (n, e), caps in sorted(table.items()))
+
+
+def run_shapes(train: Sequence[data_lib.Example], batch_size: int, devices: int,
+               padding: str) -> Tuple[Tuple[int, int], ...]:
+    """The padded shapes a run's training batches take; its evaluation batches take
+    these too where ``data.reuse_shape`` finds one, so they compile no step of their own."""
+    return tuple(sorted(data_lib.bucket_shapes(train, batch_size, devices, padding)))
 
 
 def build_model(config: TrainConfig):
@@ -309,10 +320,12 @@ def selection_metric(config: TrainConfig) -> str:
 
 
 def evaluate(eval_step, state, examples: Sequence[data_lib.Example], config: TrainConfig,
-             task: data_lib.Task, scale) -> Dict[str, float]:
+             task: data_lib.Task, scale, shapes: Sequence[Tuple[int, int]] = ()
+             ) -> Dict[str, float]:
+    """Metrics over ``examples``; batches take ``shapes`` (``run_shapes``) where they fit."""
     totals: Dict[str, float] = {}
     for (batch,) in data_lib.batches(examples, config.batch_size, shuffle=False, scale=scale,
-                                     padding=config.padding):
+                                     padding=config.padding, shapes=shapes):
         for k, v in eval_step(state, batch).items():
             totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
     return summarize(totals, task) if totals else {"count": 0}
@@ -402,8 +415,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     devices = jax.device_count()  # all processes' devices: the global batch
     steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices,
                                               padding=config.padding))
-    n_buckets = len(data_lib.bucket_shapes(train, config.batch_size, devices,
-                                           config.padding))
+    shapes = run_shapes(train, config.batch_size, devices, config.padding)
+    n_buckets = len(shapes)
 
     first = next(data_lib.batches(train[:1], config.batch_size, scale=scale))[0]
     state = create_train_state(config, first)
@@ -466,7 +479,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             state, step_fn, batches, config=config, start=start, checkpoints=ckpts,
             savable=lambda s: _saved(host_state(s)), metrics_path=metrics_path,
             evaluate=lambda s: evaluate(eval_step, host_state(s), splits["val"], config, task,
-                                        scale),
+                                        scale, shapes),
             select=metric, describe=describe, rate_name="graphs_per_s",
             items=lambda bs: sum(int(np.sum(b.globals["valid"])) for b in bs),
             progress=progress, desc="train")
@@ -478,7 +491,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     table = {"best_step": result.best_step, "final_step": result.step, "task": config.task,
              "model": config.model_name, "compilations": counter.count,
              "skipped": [f for f, _ in damaged or []],
-             "splits": {name: evaluate(eval_step, final, exs, config, task, scale)
+             "splits": {name: evaluate(eval_step, final, exs, config, task, scale, shapes)
                         for name, exs in splits.items()}}
     if is_primary():
         (workdir / "eval.json").write_text(json.dumps(table, indent=1))

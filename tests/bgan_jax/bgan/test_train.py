@@ -311,6 +311,43 @@ def test_evaluation_is_the_same_under_either_padding(dataset):
         np.testing.assert_allclose(tight[k], loose[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
+def test_reuse_shape_takes_the_smallest_fitting_shape_within_one_size_class():
+    shapes = [(64, 128), (96, 160), (128, 512), (256, 256)]
+    assert data_lib.reuse_shape((60, 100), shapes) == (64, 128)
+    assert data_lib.reuse_shape((64, 150), shapes) == (96, 160)  # (64, 128) too few edges
+    assert data_lib.reuse_shape((70, 260), shapes) == (128, 512)  # 512 <= 2 * 260
+    assert data_lib.reuse_shape((40, 100), shapes) == (64, 128)
+    assert data_lib.reuse_shape((30, 100), shapes) == (30, 100)  # 64 > 2 * 30: its own
+    assert data_lib.reuse_shape((300, 10), shapes) == (300, 10)  # nothing holds it
+    assert data_lib.reuse_shape((60, 100), shapes, "tight") == (64, 128)  # within sqrt(2)
+    assert data_lib.reuse_shape((40, 100), shapes, "tight") == (40, 100)  # 64 > 1.41 * 40
+
+
+def test_evaluation_takes_the_training_shapes_with_the_same_numbers(dataset):
+    """Evaluation batches padded onto the run's training shapes (``run_shapes``): fewer
+    shapes to compile than the splits' own, and the same metrics."""
+    from bgan_jax.bgan.train import evaluate, make_eval_step, run_shapes, with_compaction
+
+    cfg = tiny_config()
+    task = data_lib.task_of(cfg.task)
+    splits = data_lib.load_splits(dataset, cfg.task)
+    cfg = with_compaction(cfg, list(splits.values()))
+    ours = run_shapes(splits["train"], 4, 1, cfg.padding)
+    own = {b.senders.shape for split in splits.values()
+           for (b,) in data_lib.batches(split, 4, shuffle=False)}
+    placed = {b.senders.shape for split in splits.values()
+              for (b,) in data_lib.batches(split, 4, shuffle=False, shapes=ours)}
+    assert len(placed) < len(own), (own, placed)
+    state = create_train_state(cfg, next(data_lib.batches(splits["train"], 4))[0])
+    eval_step = jax.jit(make_eval_step(task))
+    for split in filter(None, splits.values()):
+        a = evaluate(eval_step, state, split, cfg, task, (0.0, 1.0))
+        b = evaluate(eval_step, state, split, cfg, task, (0.0, 1.0), ours)
+        assert a.keys() == b.keys() and a["count"] > 0
+        for k in a:
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
 def test_results_table_averages_over_seeds():
     from bgan_jax.experiments.grid import markdown
 
@@ -550,15 +587,16 @@ def test_bucket_capacities_hold_every_batch_a_run_forms_and_change_no_numbers(da
     from bgan_jax.bgan import masks
     from bgan_jax.bgan.config import MECHANISMS
     from bgan_jax.bgan.model import listed_capacities
-    from bgan_jax.bgan.train import with_compaction
+    from bgan_jax.bgan.train import run_shapes, with_compaction
 
     cfg = tiny_config(padding=padding)
     splits = data_lib.load_splits(dataset, cfg.task)
     cfg = with_compaction(cfg, list(splits.values()), devices=2)
     model = cfg.model
     assert model.shape_capacities
+    ours = run_shapes(splits["train"], 4, 2, padding)
     formed = [b for split in splits.values() for (b,) in data_lib.batches(
-        split, 4, shuffle=False, padding=padding)]
+        split, 4, shuffle=False, padding=padding, shapes=ours)]  # evaluation
     for devices in (1, 2):
         for epoch in range(3):
             formed += [b for step in data_lib.batches(splits["train"], 4, seed=0, epoch=epoch,
