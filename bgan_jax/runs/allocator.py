@@ -24,6 +24,8 @@ import os
 import sys
 from typing import Mapping, Optional, Sequence
 
+from bgan_jax.runs.xla_cpu import set_flags
+
 OPT_OUT = "BGAN_JAX_MALLOC"  # "system": leave malloc as it is
 HUGEPAGES = "glibc.malloc.hugetlb=1"  # madvise(MADV_HUGEPAGE) on what malloc maps
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
@@ -85,7 +87,6 @@ def tune(argv: Optional[Sequence[str]] = None) -> None:
     """What a command-line entry point calls first: the XLA CPU flag
     (``xla_cpu.set_flags``), huge pages (restarting the process once, see
     ``reexec_with_hugepages``), then ``keep_heap``."""
-    from bgan_jax.runs.xla_cpu import set_flags
     set_flags()
     reexec_with_hugepages(argv)
     keep_heap()
