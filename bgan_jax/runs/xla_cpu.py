@@ -7,7 +7,7 @@ every mechanism's per-pair logits first write a [P, H, D] tensor (k[s] + ek) and
 it back, and each LayerNorm's reductions run apart from their inputs. With YNNPACK
 for dots only (``--xla_cpu_experimental_ynn_fusion_type=individual_dot``) XLA's own
 fusions take those ops with their producers: a training epoch of the default dataset
-runs ~7 % faster with ~9 % less CPU time; one block alone is unchanged within noise.
+runs ~7 % faster with ~8 % less CPU time; one block alone is unchanged within noise.
 
 The flag is experimental, and XLA aborts at start on a flag it does not know, so it
 is set only for the jaxlib versions it was measured on (``MEASURED_ON``), only when
