@@ -137,6 +137,11 @@ def _edge_attention_fwd(q, k, v, ek, ev, s, r, ok, ok_self):
 def _edge_attention_bwd(res, cotangents):
     q, k, v, ek, ev, s, r, ok, ok_self, w_e, w_s = res
     g_out, g_we, g_ws = cotangents  # [N, H, D], [P, H], [N, H]
+    # The barrier keeps XLA from merging this pass's gathers (q[r], k[s] + ek, v[s] + ev)
+    # with the forward pass's identical ones: merged, each is written out as a [P, H, D]
+    # tensor in the forward pass and kept for this one, where apart each is fused into
+    # the op that reads it (BENCHMARKS.md, seventh pass: 7 % of a block's time).
+    q, k, v, ek, ev = jax.lax.optimization_barrier((q, k, v, ek, ev))
     n = q.shape[0]
     g_r = g_out[r]  # [P, H, D]
     # d loss / d weight, then through the softmax: dl = w (dw - sum_receiver w dw).
