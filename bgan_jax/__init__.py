@@ -51,6 +51,7 @@ _EXPORTS: Dict[str, str] = {  # public name -> the module that defines it
     "AttentionWeights": "bgan_jax.bgan.attention",
     "dense_attention": "bgan_jax.bgan.attention",
     "pair_softmax": "bgan_jax.bgan.attention",
+    "projected_sparse_attention": "bgan_jax.bgan.attention",
     "sparse_attention": "bgan_jax.bgan.attention",
     "DenseLayout": "bgan_jax.bgan.masks",
     "Pairs": "bgan_jax.bgan.masks",

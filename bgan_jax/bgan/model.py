@@ -17,7 +17,8 @@ import jraph
 import numpy as np
 
 from bgan_jax.bgan import inputs, masks
-from bgan_jax.bgan.attention import chunked_sparse_attention, dense_attention, sparse_attention
+from bgan_jax.bgan.attention import (chunked_sparse_attention, dense_attention,
+                                    projected_sparse_attention)
 from bgan_jax.bgan.config import COUNTS_KEPT, FEATURE_CLIP, MECHANISMS, BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
 
@@ -74,20 +75,21 @@ class EdgeAttention(nn.Module):
         edge_key = nn.Dense(width, use_bias=False, name="edge_key")
         edge_value = nn.Dense(width, use_bias=False, name="edge_value")
         p = pairs.senders.shape[0]
-        if layout is None and self.pair_chunk and p > self.pair_chunk:
-            rows = (jnp.arange(p, dtype=jnp.int32) if pairs.rows is None else pairs.rows)
+        emb = edge_emb if pairs.rows is None else edge_emb[pairs.rows]  # [P, de]
+        if layout is not None:
+            ek, ev = edge_key(emb).reshape((p,) + hd), edge_value(emb).reshape((p,) + hd)
+            out, w = dense_attention(q, k, v, ek, ev, pairs, layout)
+        else:  # the sparse paths apply the edge projections themselves
             kernels = []
             for dense in (edge_key, edge_value):  # one row creates the kernel at init
                 dense(edge_emb[:1])
                 kernels.append(dense.variables["params"]["kernel"])  # [de, H * D]
-            out, w = chunked_sparse_attention(q, k, v, edge_emb, rows, *kernels, pairs,
-                                              self.pair_chunk)
-        else:
-            emb = edge_emb if pairs.rows is None else edge_emb[pairs.rows]  # [P, de]
-            ek, ev = edge_key(emb).reshape((p,) + hd), edge_value(emb).reshape((p,) + hd)
-            args = (q, k, v, ek, ev, pairs)
-            out, w = (sparse_attention(*args) if layout is None
-                      else dense_attention(*args, layout))
+            if self.pair_chunk and p > self.pair_chunk:
+                rows = jnp.arange(p, dtype=jnp.int32) if pairs.rows is None else pairs.rows
+                out, w = chunked_sparse_attention(q, k, v, edge_emb, rows, *kernels, pairs,
+                                                  self.pair_chunk)
+            else:
+                out, w = projected_sparse_attention(q, k, v, emb, *kernels, pairs)
         w = w._replace(self=masks.expand(w.self, pairs, n))  # [N, H]
         if pairs.rows is not None:  # weights back onto the batch's edge rows: [E, H]
             per_edge = jnp.zeros((edge_emb.shape[0], self.heads), w.edges.dtype)

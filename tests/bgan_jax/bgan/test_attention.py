@@ -147,6 +147,44 @@ def test_hand_written_backward_equals_autodiff(seed):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_projected_path_equals_projecting_outside(seed):
+    """``projected_sparse_attention`` (edge projections inside, the model's sparse path)
+    == projecting the edge embeddings first and calling ``sparse_attention``: outputs,
+    weights, and gradients for every input and both kernels, with a loss on the outputs
+    and on the weights, parallel rows and receivers with nothing allowed."""
+    from bgan_jax import projected_sparse_attention
+    (q, k, v, _, _), pairs = random_problem(seed)
+    e, de = pairs.senders.shape[0], 3
+    keys = jax.random.split(jax.random.key(100 + seed), 3)
+    emb = jax.random.normal(keys[0], (e, de))
+    w_key, w_value = (jax.random.normal(x, (de, H * D)) for x in keys[1:])
+    rng = np.random.default_rng(seed)
+    c_out, c_we = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((q.shape), (e, H)))
+
+    def outside(q, k, v, emb, w_key, w_value):
+        ek, ev = ((emb @ w).reshape(e, H, D) for w in (w_key, w_value))
+        return sparse_attention(q, k, v, ek, ev, pairs)
+
+    def inside(q, k, v, emb, w_key, w_value):
+        return projected_sparse_attention(q, k, v, emb, w_key, w_value, pairs)
+
+    def loss(fn):
+        def f(*a):
+            out, w = fn(*a)
+            return jnp.sum(c_out * out) + jnp.sum(c_we * w.edges) + jnp.sum(w.self ** 2)
+        return jax.grad(f, argnums=tuple(range(6)))
+
+    args = (q, k, v, emb, w_key, w_value)
+    (out_i, w_i), (out_o, w_o) = inside(*args), outside(*args)
+    np.testing.assert_allclose(out_i, out_o, rtol=1e-6, atol=1e-6)
+    for a, b in zip(w_i, w_o):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for got, want in zip(loss(inside)(*args), loss(outside)(*args)):
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def naive_attention(q, k, v, ek, ev, pairs):
     """The module docstring's formulas, per receiver in float64 numpy."""
     q, k, v, ek, ev = (np.asarray(a, np.float64) for a in (q, k, v, ek, ev))
