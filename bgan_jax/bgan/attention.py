@@ -158,7 +158,7 @@ def _backward(q, k, v, ek, ev, s, r, w_e, w_s, cotangents):
     # The barrier keeps XLA from merging this pass's gathers (q[r], k[s] + ek, v[s] + ev)
     # with the forward pass's identical ones: merged, each is written out as a [P, H, D]
     # tensor in the forward pass and kept for this one, where apart each is fused into
-    # the op that reads it (BENCHMARKS.md, seventh pass: 7 % of a block's time).
+    # the op that reads it (BENCHMARKS.md, seventh pass: 7-8 % of a block's time).
     q, k, v, ek, ev = jax.lax.optimization_barrier((q, k, v, ek, ev))
     n = q.shape[0]
     g_r = g_out[r]  # [P, H, D]
