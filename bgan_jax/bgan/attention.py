@@ -11,7 +11,10 @@ Self pairs (node n attending to itself) carry no edge and are computed
 densely, without gathers; weights come back as ``AttentionWeights(edges [E, H],
 self [N, H])``, aligned with the batch's edge arrays.
 
-The sparse path works on the edge rows directly (segment softmax, O(P) memory).
+The sparse path works on the edge rows directly (segment softmax, O(P) memory);
+the model calls it as ``projected_sparse_attention``, which takes the pairs' edge
+embeddings and the two edge kernels and projects them itself, so its backward pass
+can run the projections' gradients for keys and values as one dot each way.
 The dense path computes <q_i, k_j> for all pairs of a block as one matmul and
 adds the edge term as a scattered bias; several rows on the same (i, j) cell
 (parallel synapses) enter through a log-sum-exp of their biases, so both paths
@@ -187,8 +190,8 @@ _edge_attention.defvjp(_edge_attention_fwd, _edge_attention_bwd)
 
 
 def _project(emb, w_key, w_value, h):  # [P, de] -> ek, ev [P, H, D]
-    p = emb.shape[0]
-    return (emb @ w_key).reshape(p, h, -1), (emb @ w_value).reshape(p, h, -1)
+    shape = (emb.shape[0], h, w_key.shape[1] // h)  # explicit: P may be 0
+    return (emb @ w_key).reshape(shape), (emb @ w_value).reshape(shape)
 
 
 @jax.custom_vjp

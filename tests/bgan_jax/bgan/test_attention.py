@@ -185,6 +185,27 @@ def test_projected_path_equals_projecting_outside(seed):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+def test_projected_path_with_no_pairs():
+    """A mechanism with no pair rows (P = 0): self attention only, finite gradients."""
+    from bgan_jax import projected_sparse_attention
+    n, de = 5, 3
+    q, k, v = (jax.random.normal(jax.random.key(i), (n, H, D)) for i in range(3))
+    pairs = Pairs(jnp.zeros(0, jnp.int32), jnp.zeros(0, jnp.int32), jnp.zeros(0, bool),
+                  jnp.arange(n) < n - 1)
+    w = jnp.ones((de, H * D))
+
+    def f(q, k, v, emb, w_key, w_value):
+        out, weights = projected_sparse_attention(q, k, v, emb, w_key, w_value, pairs)
+        return jnp.sum(out ** 2) + jnp.sum(weights.self ** 2), (out, weights)
+
+    grads, (out, weights) = jax.grad(f, argnums=tuple(range(6)), has_aux=True)(
+        q, k, v, jnp.zeros((0, de)), w, w)
+    np.testing.assert_allclose(out[:-1], v[:-1], rtol=1e-6)  # only itself to attend to
+    np.testing.assert_array_equal(out[-1], 0.0)
+    assert weights.edges.shape == (0, H)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
 def naive_attention(q, k, v, ek, ev, pairs):
     """The module docstring's formulas, per receiver in float64 numpy."""
     q, k, v, ek, ev = (np.asarray(a, np.float64) for a in (q, k, v, ek, ev))
