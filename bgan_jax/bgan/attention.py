@@ -196,7 +196,7 @@ def _project(emb, w_key, w_value, h):  # [P, de] -> ek, ev [P, H, D]
 
 @jax.custom_vjp
 def _projected(q, k, v, emb, w_key, w_value, s, r, ok, ok_self):
-    return _attend(q, k, v, *_project(emb, w_key, w_value, q.shape[1]), s, r, ok, ok_self)
+    return _projected_fwd(q, k, v, emb, w_key, w_value, s, r, ok, ok_self)[0]
 
 
 def _projected_fwd(q, k, v, emb, w_key, w_value, s, r, ok, ok_self):
