@@ -7,9 +7,19 @@ threshold (32 MiB at most unless set) with fresh pages from ``mmap`` and unmaps 
 on free, so every step faults in and zeroes its whole scratch again: one block's
 forward + backward took 2x as long at 560 nodes (37 MB of scratch) as at 500 (31 MB).
 Serving such allocations from the heap and never trimming it keeps the pages between
-steps (``keep_heap``, settable at any time); transparent huge pages for the heap
-(``glibc.malloc.hugetlb=1``, read only at process start, hence ``hugepage_env`` and
-``reexec_with_hugepages``) cut the TLB misses of the large random gathers.
+steps (``keep_heap``); transparent huge pages for the heap (``glibc.malloc.hugetlb=1``,
+read only at process start, hence ``hugepage_env`` and ``reexec_with_hugepages``) cut
+the TLB misses of the large random gathers.
+
+The heap only helps if XLA allocates from it. jax runs CPU computations on a worker
+thread by default (async dispatch), and glibc gives each such thread its own arena,
+whose heaps stop at 64 MiB: a larger scratch buffer is mapped afresh and unmapped
+every call whatever the thresholds (one BGAN block at 16k nodes: ~870 huge-page faults
+and ~150 ms of kernel time per step). ``keep_heap`` therefore also turns jax's CPU
+async dispatch off (``jax_cpu_enable_async_dispatch``; XLA issue 18608 reports the
+same switch helping elsewhere), so computations run on the calling thread and
+allocate from the main arena, which the settings above keep. jax reads that switch
+when it starts its CPU backend, so call ``keep_heap`` before any jax computation.
 
 The cost: memory freed by a process is not handed back to the OS until it exits (its
 resident size stays at its peak), which is what a training or benchmark process wants.
@@ -48,12 +58,17 @@ def _glibc():
 
 def keep_heap() -> bool:
     """Serve allocations up to 2 GiB from the heap and never trim it, process-wide, from
-    now on. Returns whether glibc took both settings."""
+    now on, and run jax's CPU computations on the calling thread (its main arena; see
+    the module docstring). Returns whether glibc took both malloc settings."""
     if not enabled():
         return False
     libc = _glibc()
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, INT_MAX)
+    kept = bool(libc.mallopt(M_MMAP_THRESHOLD, INT_MAX)
                 and libc.mallopt(M_TRIM_THRESHOLD, INT_MAX))
+    if kept:
+        import jax  # here, not at the top: the module is imported before jax is wanted
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
+    return kept
 
 
 def hugepage_env(env: Mapping[str, str] = os.environ) -> Optional[dict]:
