@@ -1,13 +1,15 @@
 """The XLA CPU compiler flag that train.py, analyze.py and the benchmarks set.
 
-Why (measured in BENCHMARKS.md, "Speed work, sixth pass"): jaxlib 0.10's CPU compiler
-hands dots *and* large reductions and elementwise ops to YNNPACK fusions by default.
-A reduction taken by YNNPACK cannot fuse with the gathers and adds that feed it, so
-every mechanism's per-pair logits first write a [P, H, D] tensor (k[s] + ek) and read
-it back, and each LayerNorm's reductions run apart from their inputs. With YNNPACK
-for dots only (``--xla_cpu_experimental_ynn_fusion_type=individual_dot``) XLA's own
-fusions take those ops with their producers: a training epoch of the default dataset
-runs ~7 % faster with ~8 % less CPU time; one block alone is unchanged within noise.
+Why (measured in BENCHMARKS.md, "Speed work, sixth pass" and "eighth pass"): jaxlib
+0.10's CPU compiler hands dots *and* large reductions and elementwise ops to YNNPACK
+fusions by default. A reduction taken by YNNPACK cannot fuse with the gathers and adds
+that feed it, so every mechanism's per-pair logits first write a [P, H, D] tensor
+(k[s] + ek) and read it back, and each LayerNorm's reductions run apart from their
+inputs. The sixth pass kept YNNPACK for the dots only (``individual_dot``); once
+computations run on the calling thread (``allocator.keep_heap``), XLA's own fusions
+with its Eigen dots are faster still, so the flag turns YNNPACK fusions off
+(``--xla_cpu_experimental_ynn_fusion_type=``, empty): one block 4-8 % faster at 1k to
+16k nodes, a training epoch as fast or faster.
 
 The flag is experimental, and XLA aborts at start on a flag it does not know, so it
 is set only for the jaxlib versions it was measured on (``MEASURED_ON``), only when
@@ -23,7 +25,7 @@ from importlib import metadata
 from typing import Mapping, Optional
 
 OPT_OUT = "BGAN_JAX_XLA_FLAGS"  # "system": leave XLA_FLAGS as it is
-FLAG = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
+FLAG = "--xla_cpu_experimental_ynn_fusion_type="  # empty: no YNNPACK fusions
 MEASURED_ON = ("0.10.2",)  # jaxlib versions that know FLAG and were measured with it
 
 

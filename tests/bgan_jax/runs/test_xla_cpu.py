@@ -23,7 +23,7 @@ def test_flags_env_adds_the_flag_once_and_keeps_other_flags():
 @pytest.mark.parametrize("env, jaxlib", [
     ({}, "0.0.1"),  # a jaxlib it was not measured on may not know the flag: XLA would abort
     ({}, None),
-    ({"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}, KNOWN),  # the user's choice
+    ({"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=individual_dot"}, KNOWN),  # the user's
     ({xla_cpu.OPT_OUT: "system"}, KNOWN),
 ])
 def test_flags_env_leaves_the_environment_alone(env, jaxlib, monkeypatch):
@@ -31,19 +31,21 @@ def test_flags_env_leaves_the_environment_alone(env, jaxlib, monkeypatch):
     assert xla_cpu.flags_env(env, jaxlib=jaxlib) is None
 
 
-# A gather feeding a product and a sum over the last axis, as each mechanism's logits:
-# prints how many of the compiled program's YNNPACK fusions hold a reduction.
+# A gather feeding a product and a sum over the last axis, as each mechanism's logits, and
+# a dot: prints how many of the compiled program's YNNPACK fusions hold a reduction, and
+# how many hold a dot.
 REDUCTIONS_IN_YNN = """
 import os, re, sys
 from bgan_jax.runs.allocator import tune
 tune()
 print(os.environ.get("XLA_FLAGS", "-"))
 import jax, jax.numpy as jnp
-f = jax.jit(lambda x, i: jnp.sum(x[i] * x[i[::-1]], axis=-1))
-hlo = f.lower(jnp.ones((4096, 4, 32)), jnp.arange(8192) % 4096).compile().as_text()
+f = jax.jit(lambda x, i, w: jnp.sum(x[i] * x[i[::-1]], axis=-1) @ w)
+hlo = f.lower(jnp.ones((4096, 4, 32)), jnp.arange(8192) % 4096, jnp.ones((4, 64))).compile().as_text()
 calls = re.findall(r"kind=kCustom, calls=(%[\\w.\\-]+).*__ynn_fusion", hlo)
 bodies = {m.group(1): m.group(2) for m in re.finditer(r"\\n(%[\\w.\\-]+) [^\\n]*\\{\\n(.*?)\\n\\}", hlo, re.S)}
 print(sum(" reduce(" in bodies.get(c, "") for c in calls))
+print(sum(" dot(" in bodies.get(c, "") for c in calls))
 """
 
 
@@ -57,8 +59,8 @@ def _run(code, **env):
 
 @pytest.mark.skipif(xla_cpu.jaxlib_version() not in xla_cpu.MEASURED_ON,
                     reason="the flag is only set on the jaxlib versions it was measured on")
-def test_entry_point_tuning_sets_the_flag_and_keeps_reductions_out_of_ynnpack():
-    flags, in_ynn = _run(REDUCTIONS_IN_YNN)[:2]
-    assert flags == xla_cpu.FLAG and in_ynn == "0"
-    flags, in_ynn = _run(REDUCTIONS_IN_YNN, **{xla_cpu.OPT_OUT: "system"})[:2]
-    assert flags == "-" and int(in_ynn) > 0  # jaxlib's default: YNNPACK takes the sum
+def test_entry_point_tuning_sets_the_flag_and_keeps_ynnpack_out():
+    flags, sums, dots = _run(REDUCTIONS_IN_YNN)[:3]
+    assert flags == xla_cpu.FLAG and (sums, dots) == ("0", "0")
+    flags, sums, dots = _run(REDUCTIONS_IN_YNN, **{xla_cpu.OPT_OUT: "system"})[:3]
+    assert flags == "-" and int(sums) > 0 and int(dots) > 0  # jaxlib's default: YNNPACK
