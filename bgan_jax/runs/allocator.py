@@ -40,6 +40,10 @@ OPT_OUT = "BGAN_JAX_MALLOC"  # "system": leave malloc as it is
 HUGEPAGES = "glibc.malloc.hugetlb=1"  # madvise(MADV_HUGEPAGE) on what malloc maps
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
 INT_MAX = 2 ** 31 - 1  # mallopt takes an int: allocations above 2 GiB still use mmap
+# ... so the restart also sets both thresholds as start-up tunables (size_t), for the
+# scratch of large graphs (one block at 64k nodes: ~4 GB mapped afresh every step)
+THRESHOLDS = ":".join(f"glibc.malloc.{t}_threshold={1 << 40}" for t in ("mmap", "trim"))
+START_TUNABLES = f"{HUGEPAGES}:{THRESHOLDS}"  # what the restart adds to GLIBC_TUNABLES
 
 
 def enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -62,9 +66,12 @@ def keep_heap() -> bool:
     the module docstring). Returns whether glibc took both malloc settings."""
     if not enabled():
         return False
-    libc = _glibc()
-    kept = bool(libc.mallopt(M_MMAP_THRESHOLD, INT_MAX)
-                and libc.mallopt(M_TRIM_THRESHOLD, INT_MAX))
+    if "glibc.malloc.mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
+        kept = True  # glibc took the thresholds at start; mallopt would only lower them
+    else:
+        libc = _glibc()
+        kept = bool(libc.mallopt(M_MMAP_THRESHOLD, INT_MAX)
+                    and libc.mallopt(M_TRIM_THRESHOLD, INT_MAX))
     if kept:
         import jax  # here, not at the top: the module is imported before jax is wanted
         jax.config.update("jax_cpu_enable_async_dispatch", False)
@@ -77,7 +84,7 @@ def hugepage_env(env: Mapping[str, str] = os.environ) -> Optional[dict]:
     tunables = env.get("GLIBC_TUNABLES", "")
     if not enabled(env) or "glibc.malloc.hugetlb" in tunables:
         return None
-    return {**env, "GLIBC_TUNABLES": ":".join(t for t in (tunables, HUGEPAGES) if t)}
+    return {**env, "GLIBC_TUNABLES": ":".join(t for t in (tunables, START_TUNABLES) if t)}
 
 
 def reexec_with_hugepages(argv: Optional[Sequence[str]] = None) -> None:

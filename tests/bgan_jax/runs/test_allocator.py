@@ -31,19 +31,21 @@ for _ in range(3):
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
-# the same for a jitted call whose scratch (a [8192, 4096] float32 product, 128 MiB) is
-# over the 64 MiB a malloc arena of a worker thread can hold
+# the same for a jitted call whose scratch (a [8192, 4096] float32 scatter output, 128
+# MiB, read by two reductions) is over the 64 MiB a worker thread's malloc arena can hold
 XLA_FAULTS = """
 import resource
 from bgan_jax.runs.allocator import keep_heap
 print(keep_heap())
 import jax, jax.numpy as jnp
-x, w = jnp.ones((8192, 8)), jnp.ones((8, 4096))
-f = jax.jit(lambda x, w: jnp.sum(jnp.tanh(x @ w)) + jnp.max(x @ w))
-f(x, w).block_until_ready()
+x, i = jnp.ones((64, 4096)), jnp.arange(64) * 128
+f = jax.jit(lambda x, i: (lambda y: jnp.sum(jnp.tanh(y)) + jnp.max(y))(
+    jnp.zeros((8192, 4096)).at[i].add(x)))
+for _ in range(2):  # warm-up (with a persistent compilation cache, the 2nd call too)
+    f(x, i).block_until_ready()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(3):
-    f(x, w).block_until_ready()
+    f(x, i).block_until_ready()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
@@ -67,6 +69,14 @@ def test_keep_heap_stops_the_page_faults_of_large_scratch_buffers():
 
 
 @glibc
+def test_start_tunables_keep_the_heap_without_mallopt():
+    """Started with the thresholds as tunables (no 2 GiB cap), keep_heap leaves them be."""
+    applied, tuned = _run(FAULTS, GLIBC_TUNABLES=allocator.START_TUNABLES)
+    assert applied == "True" and int(tuned) < 100, tuned
+    assert allocator.START_TUNABLES.count(str(1 << 40)) == 2  # mmap and trim thresholds
+
+
+@glibc
 def test_keep_heap_keeps_xla_scratch_above_a_thread_arena_mapped():
     """Computations run on the calling thread, so XLA's scratch comes from the main arena."""
     applied, tuned = _run(XLA_FAULTS)
@@ -78,9 +88,9 @@ def test_keep_heap_keeps_xla_scratch_above_a_thread_arena_mapped():
 
 @glibc
 def test_hugepage_env_adds_the_tunable_once():
-    assert allocator.hugepage_env({})["GLIBC_TUNABLES"] == allocator.HUGEPAGES
+    assert allocator.hugepage_env({})["GLIBC_TUNABLES"] == allocator.START_TUNABLES
     env = allocator.hugepage_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "X": "1"})
-    assert env == {"GLIBC_TUNABLES": f"glibc.malloc.arena_max=2:{allocator.HUGEPAGES}",
+    assert env == {"GLIBC_TUNABLES": f"glibc.malloc.arena_max=2:{allocator.START_TUNABLES}",
                    "X": "1"}
     assert allocator.hugepage_env(env) is None
     assert allocator.hugepage_env({allocator.OPT_OUT: "system"}) is None
@@ -91,7 +101,7 @@ def test_child_env_modes():
     assert system == {"A": "1", allocator.OPT_OUT: "system"}
     assert "GLIBC_TUNABLES" not in system
     if allocator.enabled({}):
-        assert allocator.child_env("tuned", {})["GLIBC_TUNABLES"] == allocator.HUGEPAGES
+        assert allocator.child_env("tuned", {})["GLIBC_TUNABLES"] == allocator.START_TUNABLES
     with pytest.raises(ValueError, match="malloc must be"):
         allocator.child_env("fast")
 
@@ -100,7 +110,7 @@ def test_child_env_modes():
 def test_tune_restarts_once_with_hugepages_unless_opted_out():
     code = ("from bgan_jax.runs.allocator import tune; tune(); import os; "
             "print(os.environ.get('GLIBC_TUNABLES', '-'))")
-    assert _run(code) == [allocator.HUGEPAGES]  # printed once: by the restarted process
+    assert _run(code) == [allocator.START_TUNABLES]  # printed once: by the restarted process
     assert _run(code, GLIBC_TUNABLES="glibc.malloc.arena_max=2") == [
-        f"glibc.malloc.arena_max=2:{allocator.HUGEPAGES}"]
+        f"glibc.malloc.arena_max=2:{allocator.START_TUNABLES}"]
     assert _run(code, **{allocator.OPT_OUT: "system"}) == ["-"]
