@@ -323,12 +323,12 @@ def in_child(impl: str, n_nodes: int, reps: int, timeout: float, malloc: str = "
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fastest(kept: Optional[dict], res: dict) -> dict:
-    """Of two rounds' results for one (implementation, size), the faster, with every
-    round's time in ``round_times_s`` (an error only when no round has a time)."""
-    times = (kept or {}).get("round_times_s", []) + ([res["time_s"]] if "time_s" in res else [])
-    best = min((r for r in (kept, res) if r and "time_s" in r), key=lambda r: r["time_s"],
-               default=res)
+def fastest(kept: Optional[dict], res: dict, key: str = "time_s") -> dict:
+    """Of two rounds' results for one (implementation, size), the faster (smaller
+    ``key``), with every round's ``key`` in ``round_times_s`` (an error only when no
+    round has one). bench/train.py keeps its epochs' rounds with it too."""
+    times = (kept or {}).get("round_times_s", []) + ([res[key]] if key in res else [])
+    best = min((r for r in (kept, res) if r and key in r), key=lambda r: r[key], default=res)
     return {**best, "round_times_s": times} if times else best
 
 

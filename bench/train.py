@@ -14,7 +14,10 @@ optimizer update, so the peer does slightly less work), each batch timed
 ``--repeats`` times after a warm-up (median), summed over the epoch.
 
     python bench/train.py [--quick] [--devices 1 4] [--data DIR] [--padding bucket|tight]
-                          [--repeats 3]
+                          [--repeats 3] [--rounds 1]
+
+``--rounds N`` runs every child N times, alternating, and keeps each one's fastest
+round (the machine's slow phases; bench/attention.py, BENCHMARKS.md eighth pass).
 
 The last line is ``speedup_vs_pyg=<our graphs/s on 1 device / PyG graphs/s>``.
 """
@@ -110,6 +113,11 @@ def peer_pyg(data_dir, batch_size: int, limit: int, padding: str, repeats: int) 
     return {"graphs": graphs, "seconds": seconds, "graphs_per_s": graphs / seconds}
 
 
+def rounds(res: dict, n: int) -> str:
+    """Every round's epoch seconds, when there was more than one."""
+    return ("  rounds " + " / ".join(f"{t:.2f}" for t in res["round_times_s"])) if n > 1 else ""
+
+
 def in_child(args: list, env: dict) -> dict:
     """A child's result; ``env`` from ``allocator.child_env`` (the child calls ``keep_heap``)."""
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
@@ -126,6 +134,9 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=8, help="graphs per device")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed epochs of ours and timed calls per batch of the peer (median)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every child this many times, alternating, and keep each one's "
+                    "fastest epoch (as bench/attention.py --rounds)")
     ap.add_argument("--data")
     ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
                     help="glibc malloc in every child (ours and the peer): as train.py sets it "
@@ -160,27 +171,30 @@ def main(argv=None) -> None:
         (["--quick"] if args.quick else [])
     from bgan_jax.runs.allocator import child_env
     base_env = child_env(args.malloc, {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
-    ours1 = None
-    for d in args.devices:
-        env = dict(base_env)
-        import jax
-        if d > 1 and jax.default_backend() == "cpu":
-            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={d}"
-        r = in_child(["--child", "ours"] + common, env)
+    import jax
+    from attention import fastest
+    ours, peer = {}, None
+    for rnd in range(args.rounds):  # alternating, each keeps its fastest round
+        for d in args.devices:
+            env = dict(base_env)
+            if d > 1 and jax.default_backend() == "cpu":
+                env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={d}"
+            ours[d] = fastest(ours.get(d), in_child(["--child", "ours"] + common, env), "seconds")
+        peer = fastest(peer, in_child(["--child", "pyg"] + common, base_env), "seconds")
+    for d, r in ours.items():
         if "error" in r:
             print(f"{'bgan_jax':>12}{d:>9}  error: {r['error']}")
             continue
-        ours1 = r if d == 1 else ours1
         print(f"{'bgan_jax':>12}{r['devices']:>9}{r['steps']:>7}{r['graphs']:>8}"
               f"{r['seconds']:>9.2f}{r['first_epoch_s']:>12.1f}{r['graphs_per_s']:>10.1f}"
-              f"{r['node_fill']:>10.2f}{r['edge_fill']:>10.2f}", flush=True)
-    peer = in_child(["--child", "pyg"] + common, base_env)
+              f"{r['node_fill']:>10.2f}{r['edge_fill']:>10.2f}{rounds(r, args.rounds)}", flush=True)
+    ours1 = ours.get(1) if "seconds" in ours.get(1, {}) else None
     if "error" in peer:
         print(f"{'pyg':>12}  error: {peer['error']}")
         print("speedup_vs_pyg=nan")
         return
     print(f"{'pyg':>12}{1:>9}{'':>7}{peer['graphs']:>8}{peer['seconds']:>9.2f}{'':>12}"
-          f"{peer['graphs_per_s']:>10.1f}")
+          f"{peer['graphs_per_s']:>10.1f}{'':>20}{rounds(peer, args.rounds)}")
     speed = ours1["graphs_per_s"] / peer["graphs_per_s"] if ours1 else float("nan")
     print(f"speedup_vs_pyg={speed:.2f}")
 

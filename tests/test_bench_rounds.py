@@ -24,3 +24,9 @@ def test_fastest_keeps_a_time_over_a_failed_round_and_an_error_alone():
     failed = bench.fastest(None, {"error": "skipped"})
     assert failed == {"error": "skipped"}
     assert bench.fastest(failed, {"time_s": 1.0}) == {"time_s": 1.0, "round_times_s": [1.0]}
+
+
+def test_fastest_by_another_key_as_bench_train_keeps_epochs():
+    slow = bench.fastest(None, {"seconds": 1.2, "graphs_per_s": 95.0}, "seconds")
+    fast = bench.fastest(slow, {"seconds": 0.8, "graphs_per_s": 142.5}, "seconds")
+    assert fast == {"seconds": 0.8, "graphs_per_s": 142.5, "round_times_s": [1.2, 0.8]}
