@@ -61,9 +61,10 @@ def _glibc():
 
 
 def keep_heap() -> bool:
-    """Serve allocations up to 2 GiB from the heap and never trim it, process-wide, from
-    now on, and run jax's CPU computations on the calling thread (its main arena; see
-    the module docstring). Returns whether glibc took both malloc settings."""
+    """Serve large allocations from the heap and never trim it, process-wide, from now on
+    (up to 2 GiB by ``mallopt``; any size when the process started with
+    ``START_TUNABLES``), and run jax's CPU computations on the calling thread (its main
+    arena; see the module docstring). Returns whether glibc took the malloc settings."""
     if not enabled():
         return False
     if "glibc.malloc.mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
@@ -79,8 +80,9 @@ def keep_heap() -> bool:
 
 
 def hugepage_env(env: Mapping[str, str] = os.environ) -> Optional[dict]:
-    """A copy of ``env`` whose GLIBC_TUNABLES asks for huge pages, or None when ``env``
-    already does, is opted out, or the platform is not glibc on Linux."""
+    """A copy of ``env`` whose GLIBC_TUNABLES asks for huge pages and the thresholds over
+    2 GiB (``START_TUNABLES``), or None when ``env`` already asks for huge pages, is opted
+    out, or the platform is not glibc on Linux."""
     tunables = env.get("GLIBC_TUNABLES", "")
     if not enabled(env) or "glibc.malloc.hugetlb" in tunables:
         return None
