@@ -332,6 +332,21 @@ def fastest(kept: Optional[dict], res: dict, key: str = "time_s") -> dict:
     return {**best, "round_times_s": times} if times else best
 
 
+def rounds_text(res: dict, rounds: int, scale: float = 1e3, digits: int = 1) -> str:
+    """Every round's time (seconds x ``scale``), when there was more than one round."""
+    if rounds < 2:
+        return ""
+    return "  rounds " + " / ".join(f"{t * scale:.{digits}f}" for t in res["round_times_s"])
+
+
+def positive(text: str) -> int:
+    """argparse type of ``--rounds``: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def dense_bytes(n: int) -> float:
     """Rough peak of the dense path on one graph of ``n`` nodes (the estimate
     ``attention='auto'`` uses to skip its dense trial)."""
@@ -347,7 +362,7 @@ def main(argv=None) -> None:
     ap.add_argument("--dense-max-gb", type=float, default=8.0,
                     help="skip dense runs whose estimated peak exceeds this")
     ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--rounds", type=int, default=1,
+    ap.add_argument("--rounds", type=positive, default=1,
                     help="measure every implementation this many times, alternating, and keep "
                     "each one's fastest round (this shared machine has slow phases lasting "
                     "seconds; a single run can land one implementation in one)")
@@ -391,11 +406,10 @@ def main(argv=None) -> None:
             continue
         dev = res["device_peak_bytes"]
         ratio = f"{res['time_s'] / ours:.2f}x" if ours else "-"
-        rounds = ("  rounds " + " / ".join(f"{t * 1e3:.1f}" for t in res["round_times_s"])
-                  if args.rounds > 1 else "")
         print(f"{impl:<12}{res['nodes']:>9}{res['edges']:>10}{res['time_s'] * 1e3:>11.1f}"
               f"{res['first_call_s']:>9.1f}{res['rss_growth_mb']:>9.0f}"
-              f"{(dev / 2 ** 20 if dev else float('nan')):>9.0f}  {ratio}{rounds}", flush=True)
+              f"{(dev / 2 ** 20 if dev else float('nan')):>9.0f}  {ratio}"
+              f"{rounds_text(res, args.rounds)}", flush=True)
     common = [n for n in sizes if "time_s" in results.get(("pyg", n), {})
               and "time_s" in results.get(("bgan_sparse", n), {})]
     if common:

@@ -113,11 +113,6 @@ def peer_pyg(data_dir, batch_size: int, limit: int, padding: str, repeats: int) 
     return {"graphs": graphs, "seconds": seconds, "graphs_per_s": graphs / seconds}
 
 
-def rounds(res: dict, n: int) -> str:
-    """Every round's epoch seconds, when there was more than one."""
-    return ("  rounds " + " / ".join(f"{t:.2f}" for t in res["round_times_s"])) if n > 1 else ""
-
-
 def in_child(args: list, env: dict) -> dict:
     """A child's result; ``env`` from ``allocator.child_env`` (the child calls ``keep_heap``)."""
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
@@ -134,7 +129,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=8, help="graphs per device")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed epochs of ours and timed calls per batch of the peer (median)")
-    ap.add_argument("--rounds", type=int, default=1,
+    from attention import positive
+    ap.add_argument("--rounds", type=positive, default=1,
                     help="run every child this many times, alternating, and keep each one's "
                     "fastest epoch (as bench/attention.py --rounds)")
     ap.add_argument("--data")
@@ -172,7 +168,7 @@ def main(argv=None) -> None:
     from bgan_jax.runs.allocator import child_env
     base_env = child_env(args.malloc, {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
     import jax
-    from attention import fastest
+    from attention import fastest, rounds_text
     ours, peer = {}, None
     for rnd in range(args.rounds):  # alternating, each keeps its fastest round
         for d in args.devices:
@@ -187,14 +183,15 @@ def main(argv=None) -> None:
             continue
         print(f"{'bgan_jax':>12}{r['devices']:>9}{r['steps']:>7}{r['graphs']:>8}"
               f"{r['seconds']:>9.2f}{r['first_epoch_s']:>12.1f}{r['graphs_per_s']:>10.1f}"
-              f"{r['node_fill']:>10.2f}{r['edge_fill']:>10.2f}{rounds(r, args.rounds)}", flush=True)
+              f"{r['node_fill']:>10.2f}{r['edge_fill']:>10.2f}{rounds_text(r, args.rounds, 1, 2)}",
+              flush=True)
     ours1 = ours.get(1) if "seconds" in ours.get(1, {}) else None
     if "error" in peer:
         print(f"{'pyg':>12}  error: {peer['error']}")
         print("speedup_vs_pyg=nan")
         return
     print(f"{'pyg':>12}{1:>9}{'':>7}{peer['graphs']:>8}{peer['seconds']:>9.2f}{'':>12}"
-          f"{peer['graphs_per_s']:>10.1f}{'':>20}{rounds(peer, args.rounds)}")
+          f"{peer['graphs_per_s']:>10.1f}{'':>20}{rounds_text(peer, args.rounds, 1, 2)}")
     speed = ours1["graphs_per_s"] / peer["graphs_per_s"] if ours1 else float("nan")
     print(f"speedup_vs_pyg={speed:.2f}")
 

@@ -23,7 +23,8 @@ def test_flags_env_adds_the_flag_once_and_keeps_other_flags():
 @pytest.mark.parametrize("env, jaxlib", [
     ({}, "0.0.1"),  # a jaxlib it was not measured on may not know the flag: XLA would abort
     ({}, None),
-    ({"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=individual_dot"}, KNOWN),  # the user's
+    # the user's own fusion-type choice
+    ({"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=individual_dot"}, KNOWN),
     ({xla_cpu.OPT_OUT: "system"}, KNOWN),
 ])
 def test_flags_env_leaves_the_environment_alone(env, jaxlib, monkeypatch):
@@ -41,7 +42,8 @@ tune()
 print(os.environ.get("XLA_FLAGS", "-"))
 import jax, jax.numpy as jnp
 f = jax.jit(lambda x, i, w: jnp.sum(x[i] * x[i[::-1]], axis=-1) @ w)
-hlo = f.lower(jnp.ones((4096, 4, 32)), jnp.arange(8192) % 4096, jnp.ones((4, 64))).compile().as_text()
+args = jnp.ones((4096, 4, 32)), jnp.arange(8192) % 4096, jnp.ones((4, 64))
+hlo = f.lower(*args).compile().as_text()
 calls = re.findall(r"kind=kCustom, calls=(%[\\w.\\-]+).*__ynn_fusion", hlo)
 bodies = {m.group(1): m.group(2) for m in re.finditer(r"\\n(%[\\w.\\-]+) [^\\n]*\\{\\n(.*?)\\n\\}", hlo, re.S)}
 print(sum(" reduce(" in bodies.get(c, "") for c in calls))
