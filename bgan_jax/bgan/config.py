@@ -117,6 +117,11 @@ class BGANConfig:
     10^7-edge CG); same numbers up to summation order. Under ``jax.grad`` each chunk is
     recomputed (``jax.checkpoint``): no pair tensor is kept per chunk, for 16-22 % less
     memory and 13-19 % more time than unchunked at 1-2 x 10^5 nodes (BENCHMARKS.md)."""
+    cpu_kernel: bool = True
+    """Sparse path on a CPU backend: run each mechanism's attention in the C++ kernel
+    (``bgan_jax.bgan.pair_kernel``, built on first use; 2-4x faster per mechanism than
+    XLA's ops, same numbers up to summation order) when it builds; False: XLA's ops.
+    GPU/TPU backends, the dense path and ``pair_chunk`` always use XLA's ops."""
 
     def __post_init__(self):
         checks = [

@@ -62,6 +62,7 @@ class EdgeAttention(nn.Module):
     heads: int
     head_dim: int
     pair_chunk: Optional[int] = None
+    cpu_kernel: bool = True
 
     @nn.compact
     def __call__(self, x, edge_emb, pairs: masks.Pairs, layout: Optional[masks.DenseLayout]):
@@ -89,7 +90,8 @@ class EdgeAttention(nn.Module):
                 out, w = chunked_sparse_attention(q, k, v, edge_emb, rows, *kernels, pairs,
                                                   self.pair_chunk)
             else:
-                out, w = projected_sparse_attention(q, k, v, emb, *kernels, pairs)
+                out, w = projected_sparse_attention(q, k, v, emb, *kernels, pairs,
+                                                    self.cpu_kernel)
         w = w._replace(self=masks.expand(w.self, pairs, n))  # [N, H]
         if pairs.rows is not None:  # weights back onto the batch's edge rows: [E, H]
             per_edge = jnp.zeros((edge_emb.shape[0], self.heads), w.edges.dtype)
@@ -103,11 +105,12 @@ class MaskedAttention(nn.Module):
     hidden: int
     heads: int
     pair_chunk: Optional[int] = None
+    cpu_kernel: bool = True
 
     @nn.compact
     def __call__(self, x, edge_emb, pairs, layout):
         out, w = EdgeAttention(self.heads, self.hidden // self.heads, self.pair_chunk,
-                               name="attention")(x, edge_emb, pairs, layout)
+                               self.cpu_kernel, name="attention")(x, edge_emb, pairs, layout)
         y = nn.Dense(self.hidden, use_bias=False, name="out")(out.reshape(out.shape[0], -1))
         return masks.expand(y, pairs, x.shape[0]), w
 
@@ -122,10 +125,12 @@ class NSA(nn.Module):
         cfg = self.config
         x, low = h, []
         for r in range(cfg.low_hops):
-            u, w = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, name=f"ganlow_{r}")(
+            u, w = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, cfg.cpu_kernel,
+                                   name=f"ganlow_{r}")(
                 x, ctx.edge_emb, ctx.low, ctx.layout)
             x, low = x + u, low + [w]
-        up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, name="ganup")(
+        up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, cfg.cpu_kernel,
+                                   name="ganup")(
             x, ctx.edge_emb, ctx.up, ctx.layout)
         down = masks.expand(self.top_down(x, x + up, ctx), ctx.low, h.shape[0])
         return (x - h) + up + down, {"ganlow": low, "ganup": w_up}
@@ -166,7 +171,7 @@ class BMSA(nn.Module):
         parts, weights = [], {}
         for name, heads, pairs in zip(("mask_a", "mask_b"), bmsa_heads(cfg), (ctx.fwd, ctx.bwd)):
             if heads:
-                out, w = EdgeAttention(heads, head_dim, cfg.pair_chunk, name=name)(
+                out, w = EdgeAttention(heads, head_dim, cfg.pair_chunk, cfg.cpu_kernel, name=name)(
                     h, ctx.edge_emb, pairs, ctx.layout)
                 parts.append(masks.expand(out.reshape(out.shape[0], -1), pairs, h.shape[0]))
                 weights[name] = w

@@ -1,0 +1,327 @@
+// The sparse attention of one mechanism as two XLA FFI CPU kernels (forward, backward).
+//
+// Same numbers as bgan_jax/bgan/attention.py's ``_projected`` (up to float summation
+// order), in its factored form: the edge key term of pair p = (j -> i) is
+// <W_k^h q_i, e_p> and the edge value term enters as W_v^h sum_p a_p e_p, so no
+// [P, H, D] edge key or value is ever formed; the caller does the N-sized products with
+// W_k and W_v. Each kernel orders the allowed pairs by receiver itself (a counting sort),
+// then works receiver by receiver, so every per-receiver sum (softmax, outputs, the
+// backward pass's centring and query gradient) stays in registers and cache instead of
+// going through scatters. Why a kernel: XLA CPU emits the per-pair gathers, products and
+// scatters at ~0.3 ns per element operation (BENCHMARKS.md, ninth and tenth passes).
+//
+// Layouts (row-major, float32 unless noted): q, k, v [N, H, D]; qe [N, H, E] (= W_k q
+// per head); emb [P, E]; s, r [P] int32; ok [P] bool; ok_self [N] bool. Rows that are
+// not allowed, or whose sender or receiver is outside [0, N), are left out (weight 0,
+// gradient 0). A receiver with nothing allowed gets zeros, never NaN.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// Allowed rows grouped by receiver: rows of receiver i are order[start[i] .. start[i + 1]).
+struct Csr {
+  std::vector<int32_t> start, order;
+};
+
+Csr by_receiver(int64_t n, int64_t p, const int32_t* s, const int32_t* r, const bool* ok) {
+  Csr c;
+  c.start.assign(n + 1, 0);
+  auto valid = [&](int64_t row) {
+    return ok[row] && r[row] >= 0 && r[row] < n && s[row] >= 0 && s[row] < n;
+  };
+  for (int64_t row = 0; row < p; ++row)
+    if (valid(row)) ++c.start[r[row] + 1];
+  for (int64_t i = 0; i < n; ++i) c.start[i + 1] += c.start[i];
+  c.order.resize(c.start[n]);
+  std::vector<int32_t> fill(c.start.begin(), c.start.end() - 1);
+  for (int64_t row = 0; row < p; ++row)
+    if (valid(row)) c.order[fill[r[row]]++] = static_cast<int32_t>(row);
+  return c;
+}
+
+int64_t pool_threads(ffi::ThreadPool& pool) {
+  return std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), 16));
+}
+
+// fn(t, cut[t], cut[t + 1]) for every range t, each range claimed once by whichever
+// thread gets to it first: the calling thread and T - 1 tasks on XLA's intra-op pool.
+// The caller never waits for a task that has not started (XLA may be running other
+// kernels on every pool thread, each waiting the same way), only for ranges another
+// thread is working on; a task that starts late finds nothing left and touches only
+// the shared counters.
+template <typename F>
+void run_ranges(ffi::ThreadPool& pool, const std::vector<int64_t>& cut, F fn) {
+  const int64_t ranges = static_cast<int64_t>(cut.size()) - 1;
+  if (ranges == 1) {
+    fn(0, cut[0], cut[1]);
+    return;
+  }
+  struct Counters {
+    std::atomic<int64_t> next{0}, done{0};
+  };
+  auto counters = std::make_shared<Counters>();
+  const std::vector<int64_t>* cuts = &cut;
+  F* body = &fn;
+  auto work = [counters, ranges, cuts, body]() {
+    for (;;) {
+      const int64_t t = counters->next.fetch_add(1, std::memory_order_acq_rel);
+      if (t >= ranges) return;
+      (*body)(t, (*cuts)[t], (*cuts)[t + 1]);
+      counters->done.fetch_add(1, std::memory_order_acq_rel);
+    }
+  };
+  for (int64_t t = 1; t < ranges; ++t) {
+    auto task = work;
+    pool.Schedule(std::move(task));
+  }
+  work();
+  while (counters->done.load(std::memory_order_acquire) < ranges) std::this_thread::yield();
+}
+
+// Receiver ranges of about equal pair counts, one per thread (one range when small).
+std::vector<int64_t> receiver_cuts(ffi::ThreadPool& pool, const Csr& c, int64_t n) {
+  const int64_t pairs = static_cast<int64_t>(c.order.size());
+  const int64_t threads = (n < 64 || pairs < 4096) ? 1 : pool_threads(pool);
+  std::vector<int64_t> cut(threads + 1, n);
+  cut[0] = 0;
+  for (int64_t t = 1; t < threads; ++t) {
+    const int64_t target = pairs * t / threads;
+    cut[t] = std::upper_bound(c.start.begin(), c.start.end() - 1, target) - c.start.begin();
+    cut[t] = std::max(cut[t], cut[t - 1]);
+  }
+  return cut;
+}
+
+// Even ranges of [0, n), one per thread.
+std::vector<int64_t> even_cuts(ffi::ThreadPool& pool, int64_t n) {
+  const int64_t threads = n < 1024 ? 1 : pool_threads(pool);
+  std::vector<int64_t> cut(threads + 1);
+  for (int64_t t = 0; t <= threads; ++t) cut[t] = n * t / threads;
+  return cut;
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  float acc = 0.f;
+  for (int64_t d = 0; d < n; ++d) acc += a[d] * b[d];
+  return acc;
+}
+
+inline void axpy(float w, const float* x, float* y, int64_t n) {
+  for (int64_t d = 0; d < n; ++d) y[d] += w * x[d];
+}
+
+}  // namespace
+
+ffi::Error PairAttentionForward(
+    ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k,
+    ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::F32> qe, ffi::Buffer<ffi::F32> emb,
+    ffi::Buffer<ffi::S32> s, ffi::Buffer<ffi::S32> r, ffi::Buffer<ffi::PRED> ok,
+    ffi::Buffer<ffi::PRED> ok_self, ffi::ResultBuffer<ffi::F32> out,
+    ffi::ResultBuffer<ffi::F32> agg, ffi::ResultBuffer<ffi::F32> w_edges,
+    ffi::ResultBuffer<ffi::F32> w_self) {
+  const int64_t n = q.dimensions()[0], h_n = q.dimensions()[1], d_n = q.dimensions()[2];
+  const int64_t e_n = emb.dimensions()[1], p = s.dimensions()[0];
+  const float *Q = q.typed_data(), *K = k.typed_data(), *V = v.typed_data();
+  const float *QE = qe.typed_data(), *EMB = emb.typed_data();
+  const int32_t* S = s.typed_data();
+  const bool* OKS = ok_self.typed_data();
+  float *OUT = out->typed_data(), *AGG = agg->typed_data();
+  float *WE = w_edges->typed_data(), *WS = w_self->typed_data();
+  Csr c = by_receiver(n, p, S, r.typed_data(), ok.typed_data());
+  std::memset(WE, 0, sizeof(float) * p * h_n);
+
+  run_ranges(pool, receiver_cuts(pool, c, n), [&](int64_t, int64_t first, int64_t last) {
+    std::vector<float> logit;
+    for (int64_t i = first; i < last; ++i) {
+      const int32_t* rows = c.order.data() + c.start[i];
+      const int64_t m = c.start[i + 1] - c.start[i];
+      logit.resize(m);
+      for (int64_t h = 0; h < h_n; ++h) {
+        const int64_t ih = i * h_n + h;
+        const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
+        float *o = OUT + ih * d_n, *g = AGG + ih * e_n;
+        std::fill(o, o + d_n, 0.f);
+        std::fill(g, g + e_n, 0.f);
+        const float self = OKS[i] ? dot(qi, K + ih * d_n, d_n) : 0.f;
+        float peak = OKS[i] ? self : -INFINITY;
+        for (int64_t j = 0; j < m; ++j) {
+          const int64_t row = rows[j];
+          logit[j] = dot(qi, K + (S[row] * h_n + h) * d_n, d_n) +
+                     dot(qei, EMB + row * e_n, e_n);
+          peak = std::max(peak, logit[j]);
+        }
+        if (m == 0 && !OKS[i]) {
+          WS[ih] = 0.f;
+          continue;
+        }
+        const float un_self = OKS[i] ? std::exp(self - peak) : 0.f;
+        float total = un_self;
+        for (int64_t j = 0; j < m; ++j) total += (logit[j] = std::exp(logit[j] - peak));
+        const float inv = 1.f / total;
+        WS[ih] = un_self * inv;
+        if (OKS[i]) axpy(WS[ih], V + ih * d_n, o, d_n);
+        for (int64_t j = 0; j < m; ++j) {
+          const int64_t row = rows[j];
+          const float w = logit[j] * inv;
+          WE[row * h_n + h] = w;
+          axpy(w, V + (S[row] * h_n + h) * d_n, o, d_n);
+          axpy(w, EMB + row * e_n, g, e_n);
+        }
+      }
+    }
+  });
+  return ffi::Error::Success();
+}
+
+// Cotangents: g_out [N, H, D] of the kernel's ``out`` (pre-W_v part included: gv =
+// W_v g_out per head, [N, H, E], is the cotangent of ``agg``), g_we [P, H], g_ws [N, H].
+// Returns dq (without the W_k term: the caller adds dA W_k), dA = sum_p dl_p e_p
+// [N, H, E], d_emb [P, E], dk, dv [N, H, D].
+ffi::Error PairAttentionBackward(
+    ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k,
+    ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::F32> qe, ffi::Buffer<ffi::F32> emb,
+    ffi::Buffer<ffi::S32> s, ffi::Buffer<ffi::S32> r, ffi::Buffer<ffi::PRED> ok,
+    ffi::Buffer<ffi::PRED> ok_self, ffi::Buffer<ffi::F32> w_edges,
+    ffi::Buffer<ffi::F32> w_self, ffi::Buffer<ffi::F32> g_out, ffi::Buffer<ffi::F32> gv,
+    ffi::Buffer<ffi::F32> g_we, ffi::Buffer<ffi::F32> g_ws, ffi::ResultBuffer<ffi::F32> dq,
+    ffi::ResultBuffer<ffi::F32> d_a, ffi::ResultBuffer<ffi::F32> d_emb,
+    ffi::ResultBuffer<ffi::F32> dk, ffi::ResultBuffer<ffi::F32> dv) {
+  const int64_t n = q.dimensions()[0], h_n = q.dimensions()[1], d_n = q.dimensions()[2];
+  const int64_t e_n = emb.dimensions()[1], p = s.dimensions()[0];
+  const float *Q = q.typed_data(), *K = k.typed_data(), *V = v.typed_data();
+  const float *QE = qe.typed_data(), *EMB = emb.typed_data();
+  const float *WE = w_edges.typed_data(), *WS = w_self.typed_data();
+  const float *G = g_out.typed_data(), *GV = gv.typed_data();
+  const float *GWE = g_we.typed_data(), *GWS = g_ws.typed_data();
+  const int32_t* S = s.typed_data();
+  const bool* OKS = ok_self.typed_data();
+  float *DQ = dq->typed_data(), *DA = d_a->typed_data(), *DEMB = d_emb->typed_data();
+  float *DK = dk->typed_data(), *DV = dv->typed_data();
+  Csr c = by_receiver(n, p, S, r.typed_data(), ok.typed_data());
+  const int64_t node = h_n * d_n;
+  std::memset(DEMB, 0, sizeof(float) * p * e_n);
+  std::memset(DK, 0, sizeof(float) * n * node);
+  std::memset(DV, 0, sizeof(float) * n * node);
+  // Sender-side sums (dk, dv) cross receiver ranges: thread 0 adds into the outputs,
+  // every other thread into its own buffer, summed in afterwards.
+  const std::vector<int64_t> cut = receiver_cuts(pool, c, n);
+  const int64_t threads = static_cast<int64_t>(cut.size()) - 1;
+  std::vector<std::vector<float>> extra(threads);
+
+  run_ranges(pool, cut, [&](int64_t t, int64_t first, int64_t last) {
+    float *dk_t = DK, *dv_t = DV;
+    if (t > 0) {
+      extra[t].assign(2 * n * node, 0.f);
+      dk_t = extra[t].data();
+      dv_t = dk_t + n * node;
+    }
+    std::vector<float> dw;
+    for (int64_t i = first; i < last; ++i) {
+      const int32_t* rows = c.order.data() + c.start[i];
+      const int64_t m = c.start[i + 1] - c.start[i];
+      dw.resize(m);
+      for (int64_t h = 0; h < h_n; ++h) {
+        const int64_t ih = i * h_n + h;
+        const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
+        const float *gi = G + ih * d_n, *gvi = GV + ih * e_n;
+        float *dqi = DQ + ih * d_n, *dai = DA + ih * e_n;
+        std::fill(dqi, dqi + d_n, 0.f);
+        std::fill(dai, dai + e_n, 0.f);
+        // d loss / d weight, then through the softmax: dl = w (dw - sum_receiver w dw).
+        const float w_s = WS[ih];
+        const float dw_s = OKS[i] ? dot(gi, V + ih * d_n, d_n) + GWS[ih] : 0.f;
+        float centre = w_s * dw_s;
+        for (int64_t j = 0; j < m; ++j) {
+          const int64_t row = rows[j];
+          dw[j] = dot(gi, V + (S[row] * h_n + h) * d_n, d_n) +
+                  dot(gvi, EMB + row * e_n, e_n) + GWE[row * h_n + h];
+          centre += WE[row * h_n + h] * dw[j];
+        }
+        const float dl_s = w_s * (dw_s - centre);
+        if (OKS[i]) {
+          axpy(dl_s, K + ih * d_n, dqi, d_n);
+          axpy(dl_s, qi, dk_t + ih * d_n, d_n);
+          axpy(w_s, gi, dv_t + ih * d_n, d_n);
+        }
+        for (int64_t j = 0; j < m; ++j) {
+          const int64_t row = rows[j], sh = S[row] * h_n + h;
+          const float w = WE[row * h_n + h], dl = w * (dw[j] - centre);
+          axpy(dl, K + sh * d_n, dqi, d_n);
+          axpy(dl, EMB + row * e_n, dai, e_n);
+          float* de = DEMB + row * e_n;
+          axpy(dl, qei, de, e_n);
+          axpy(w, gvi, de, e_n);
+          axpy(dl, qi, dk_t + sh * d_n, d_n);
+          axpy(w, gi, dv_t + sh * d_n, d_n);
+        }
+      }
+    }
+  });
+  if (threads > 1) {  // add the other threads' sender sums, split over node ranges
+    run_ranges(pool, even_cuts(pool, n), [&](int64_t, int64_t first, int64_t last) {
+      for (int64_t t = 1; t < threads; ++t) {
+        const float *xk = extra[t].data(), *xv = xk + n * node;
+        for (int64_t x = first * node; x < last * node; ++x) {
+          DK[x] += xk[x];
+          DV[x] += xv[x];
+        }
+      }
+    });
+  }
+  return ffi::Error::Success();
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    BganPairAttentionForward, PairAttentionForward,
+    ffi::Ffi::Bind()
+        .Ctx<ffi::ThreadPool>()
+        .Arg<ffi::Buffer<ffi::F32>>()   // q
+        .Arg<ffi::Buffer<ffi::F32>>()   // k
+        .Arg<ffi::Buffer<ffi::F32>>()   // v
+        .Arg<ffi::Buffer<ffi::F32>>()   // qe
+        .Arg<ffi::Buffer<ffi::F32>>()   // emb
+        .Arg<ffi::Buffer<ffi::S32>>()   // s
+        .Arg<ffi::Buffer<ffi::S32>>()   // r
+        .Arg<ffi::Buffer<ffi::PRED>>()  // ok
+        .Arg<ffi::Buffer<ffi::PRED>>()  // ok_self
+        .Ret<ffi::Buffer<ffi::F32>>()   // out
+        .Ret<ffi::Buffer<ffi::F32>>()   // agg
+        .Ret<ffi::Buffer<ffi::F32>>()   // w_edges
+        .Ret<ffi::Buffer<ffi::F32>>()); // w_self
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    BganPairAttentionBackward, PairAttentionBackward,
+    ffi::Ffi::Bind()
+        .Ctx<ffi::ThreadPool>()
+        .Arg<ffi::Buffer<ffi::F32>>()   // q
+        .Arg<ffi::Buffer<ffi::F32>>()   // k
+        .Arg<ffi::Buffer<ffi::F32>>()   // v
+        .Arg<ffi::Buffer<ffi::F32>>()   // qe
+        .Arg<ffi::Buffer<ffi::F32>>()   // emb
+        .Arg<ffi::Buffer<ffi::S32>>()   // s
+        .Arg<ffi::Buffer<ffi::S32>>()   // r
+        .Arg<ffi::Buffer<ffi::PRED>>()  // ok
+        .Arg<ffi::Buffer<ffi::PRED>>()  // ok_self
+        .Arg<ffi::Buffer<ffi::F32>>()   // w_edges
+        .Arg<ffi::Buffer<ffi::F32>>()   // w_self
+        .Arg<ffi::Buffer<ffi::F32>>()   // g_out
+        .Arg<ffi::Buffer<ffi::F32>>()   // gv
+        .Arg<ffi::Buffer<ffi::F32>>()   // g_we
+        .Arg<ffi::Buffer<ffi::F32>>()   // g_ws
+        .Ret<ffi::Buffer<ffi::F32>>()   // dq
+        .Ret<ffi::Buffer<ffi::F32>>()   // d_a
+        .Ret<ffi::Buffer<ffi::F32>>()   // d_emb
+        .Ret<ffi::Buffer<ffi::F32>>()   // dk
+        .Ret<ffi::Buffer<ffi::F32>>()); // dv
