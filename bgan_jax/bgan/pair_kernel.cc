@@ -30,26 +30,35 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-// Allowed rows grouped by receiver: rows of receiver i are order[start[i] .. start[i + 1]).
+// Allowed rows grouped by one of their ends (``key`` = r: by receiver, s: by sender):
+// the rows of node i are order[start[i] .. start[i + 1]), in row order (a counting sort).
 struct Csr {
   std::vector<int32_t> start, order;
 };
 
-Csr by_receiver(int64_t n, int64_t p, const int32_t* s, const int32_t* r, const bool* ok) {
+Csr grouped(int64_t n, int64_t p, const int32_t* key, const int32_t* s, const int32_t* r,
+            const bool* ok) {
   Csr c;
   c.start.assign(n + 1, 0);
   auto valid = [&](int64_t row) {
     return ok[row] && r[row] >= 0 && r[row] < n && s[row] >= 0 && s[row] < n;
   };
   for (int64_t row = 0; row < p; ++row)
-    if (valid(row)) ++c.start[r[row] + 1];
+    if (valid(row)) ++c.start[key[row] + 1];
   for (int64_t i = 0; i < n; ++i) c.start[i + 1] += c.start[i];
   c.order.resize(c.start[n]);
   std::vector<int32_t> fill(c.start.begin(), c.start.end() - 1);
   for (int64_t row = 0; row < p; ++row)
-    if (valid(row)) c.order[fill[r[row]]++] = static_cast<int32_t>(row);
+    if (valid(row)) c.order[fill[key[row]]++] = static_cast<int32_t>(row);
   return c;
 }
+
+// A row of a [N, H, X] table is touched at random; ask for it ahead of time.
+inline void prefetch_row(const float* row, int64_t len) {
+  for (int64_t x = 0; x < len; x += 16) __builtin_prefetch(row + x);
+}
+
+constexpr int64_t kAhead = 8;  // pairs to prefetch ahead
 
 int64_t pool_threads(ffi::ThreadPool& pool) {
   return std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), 16));
@@ -104,14 +113,6 @@ std::vector<int64_t> receiver_cuts(ffi::ThreadPool& pool, const Csr& c, int64_t 
   return cut;
 }
 
-// Even ranges of [0, n), one per thread.
-std::vector<int64_t> even_cuts(ffi::ThreadPool& pool, int64_t n) {
-  const int64_t threads = n < 1024 ? 1 : pool_threads(pool);
-  std::vector<int64_t> cut(threads + 1);
-  for (int64_t t = 0; t <= threads; ++t) cut[t] = n * t / threads;
-  return cut;
-}
-
 inline float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.f;
   for (int64_t d = 0; d < n; ++d) acc += a[d] * b[d];
@@ -139,7 +140,8 @@ ffi::Error PairAttentionForward(
   const bool* OKS = ok_self.typed_data();
   float *OUT = out->typed_data(), *AGG = agg->typed_data();
   float *WE = w_edges->typed_data(), *WS = w_self->typed_data();
-  Csr c = by_receiver(n, p, S, r.typed_data(), ok.typed_data());
+  const int32_t* R = r.typed_data();
+  Csr c = grouped(n, p, R, S, R, ok.typed_data());
   std::memset(WE, 0, sizeof(float) * p * h_n);
 
   run_ranges(pool, receiver_cuts(pool, c, n), [&](int64_t, int64_t first, int64_t last) {
@@ -158,6 +160,10 @@ ffi::Error PairAttentionForward(
         float peak = OKS[i] ? self : -INFINITY;
         for (int64_t j = 0; j < m; ++j) {
           const int64_t row = rows[j];
+          if (j + kAhead < m) {
+            prefetch_row(K + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
+            prefetch_row(V + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
+          }
           logit[j] = dot(qi, K + (S[row] * h_n + h) * d_n, d_n) +
                      dot(qei, EMB + row * e_n, e_n);
           peak = std::max(peak, logit[j]);
@@ -209,24 +215,13 @@ ffi::Error PairAttentionBackward(
   const bool* OKS = ok_self.typed_data();
   float *DQ = dq->typed_data(), *DA = d_a->typed_data(), *DEMB = d_emb->typed_data();
   float *DK = dk->typed_data(), *DV = dv->typed_data();
-  Csr c = by_receiver(n, p, S, r.typed_data(), ok.typed_data());
-  const int64_t node = h_n * d_n;
+  const int32_t* R = r.typed_data();
+  const Csr c = grouped(n, p, R, S, R, ok.typed_data());
   std::memset(DEMB, 0, sizeof(float) * p * e_n);
-  std::memset(DK, 0, sizeof(float) * n * node);
-  std::memset(DV, 0, sizeof(float) * n * node);
-  // Sender-side sums (dk, dv) cross receiver ranges: thread 0 adds into the outputs,
-  // every other thread into its own buffer, summed in afterwards.
-  const std::vector<int64_t> cut = receiver_cuts(pool, c, n);
-  const int64_t threads = static_cast<int64_t>(cut.size()) - 1;
-  std::vector<std::vector<float>> extra(threads);
-
-  run_ranges(pool, cut, [&](int64_t t, int64_t first, int64_t last) {
-    float *dk_t = DK, *dv_t = DV;
-    if (t > 0) {
-      extra[t].assign(2 * n * node, 0.f);
-      dk_t = extra[t].data();
-      dv_t = dk_t + n * node;
-    }
+  // Pass 1, by receiver: the softmax's gradient dl per pair (kept) and per self pair,
+  // dq, dA and d_emb (each row or node written by the one thread that owns it).
+  std::vector<float> dl_rows(p * h_n, 0.f), dl_self(n * h_n, 0.f);
+  run_ranges(pool, receiver_cuts(pool, c, n), [&](int64_t, int64_t first, int64_t last) {
     std::vector<float> dw;
     for (int64_t i = first; i < last; ++i) {
       const int32_t* rows = c.order.data() + c.start[i];
@@ -245,41 +240,56 @@ ffi::Error PairAttentionBackward(
         float centre = w_s * dw_s;
         for (int64_t j = 0; j < m; ++j) {
           const int64_t row = rows[j];
+          if (j + kAhead < m) {
+            prefetch_row(V + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
+            prefetch_row(K + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
+          }
           dw[j] = dot(gi, V + (S[row] * h_n + h) * d_n, d_n) +
                   dot(gvi, EMB + row * e_n, e_n) + GWE[row * h_n + h];
           centre += WE[row * h_n + h] * dw[j];
         }
-        const float dl_s = w_s * (dw_s - centre);
         if (OKS[i]) {
-          axpy(dl_s, K + ih * d_n, dqi, d_n);
-          axpy(dl_s, qi, dk_t + ih * d_n, d_n);
-          axpy(w_s, gi, dv_t + ih * d_n, d_n);
+          dl_self[ih] = w_s * (dw_s - centre);
+          axpy(dl_self[ih], K + ih * d_n, dqi, d_n);
         }
         for (int64_t j = 0; j < m; ++j) {
-          const int64_t row = rows[j], sh = S[row] * h_n + h;
+          const int64_t row = rows[j];
           const float w = WE[row * h_n + h], dl = w * (dw[j] - centre);
-          axpy(dl, K + sh * d_n, dqi, d_n);
+          dl_rows[row * h_n + h] = dl;
+          axpy(dl, K + (S[row] * h_n + h) * d_n, dqi, d_n);
           axpy(dl, EMB + row * e_n, dai, e_n);
           float* de = DEMB + row * e_n;
           axpy(dl, qei, de, e_n);
           axpy(w, gvi, de, e_n);
-          axpy(dl, qi, dk_t + sh * d_n, d_n);
-          axpy(w, gi, dv_t + sh * d_n, d_n);
         }
       }
     }
   });
-  if (threads > 1) {  // add the other threads' sender sums, split over node ranges
-    run_ranges(pool, even_cuts(pool, n), [&](int64_t, int64_t first, int64_t last) {
-      for (int64_t t = 1; t < threads; ++t) {
-        const float *xk = extra[t].data(), *xv = xk + n * node;
-        for (int64_t x = first * node; x < last * node; ++x) {
-          DK[x] += xk[x];
-          DV[x] += xv[x];
+  // Pass 2, by sender: dk_j = dl_self q_j + sum_p dl_p q_r, dv_j = w_self g_j + sum_p w_p g_r.
+  const Csr by_sender = grouped(n, p, S, S, R, ok.typed_data());
+  run_ranges(pool, receiver_cuts(pool, by_sender, n), [&](int64_t, int64_t first, int64_t last) {
+    for (int64_t j = first; j < last; ++j) {
+      const int32_t* rows = by_sender.order.data() + by_sender.start[j];
+      const int64_t m = by_sender.start[j + 1] - by_sender.start[j];
+      for (int64_t h = 0; h < h_n; ++h) {
+        const int64_t jh = j * h_n + h;
+        float *dkj = DK + jh * d_n, *dvj = DV + jh * d_n;
+        for (int64_t d = 0; d < d_n; ++d) {
+          dkj[d] = dl_self[jh] * Q[jh * d_n + d];
+          dvj[d] = (OKS[j] ? WS[jh] : 0.f) * G[jh * d_n + d];
+        }
+        for (int64_t x = 0; x < m; ++x) {
+          const int64_t row = rows[x], rh = R[row] * h_n + h;
+          if (x + kAhead < m) {
+            prefetch_row(Q + (R[rows[x + kAhead]] * h_n + h) * d_n, d_n);
+            prefetch_row(G + (R[rows[x + kAhead]] * h_n + h) * d_n, d_n);
+          }
+          axpy(dl_rows[row * h_n + h], Q + rh * d_n, dkj, d_n);
+          axpy(WE[row * h_n + h], G + rh * d_n, dvj, d_n);
         }
       }
-    });
-  }
+    }
+  });
   return ffi::Error::Success();
 }
 
