@@ -113,6 +113,21 @@ std::vector<int64_t> receiver_cuts(ffi::ThreadPool& pool, const Csr& c, int64_t 
   return cut;
 }
 
+// fn(i, h, rows, m, scratch) for every receiver i and head h, with i's m allowed rows
+// and m floats of scratch; receiver ranges split over threads as ``receiver_cuts``.
+template <typename F>
+void each_receiver_head(ffi::ThreadPool& pool, const Csr& c, int64_t n, int64_t h_n, F fn) {
+  run_ranges(pool, receiver_cuts(pool, c, n), [&](int64_t, int64_t first, int64_t last) {
+    std::vector<float> scratch;
+    for (int64_t i = first; i < last; ++i) {
+      const int32_t* rows = c.order.data() + c.start[i];
+      const int64_t m = c.start[i + 1] - c.start[i];
+      scratch.resize(m);
+      for (int64_t h = 0; h < h_n; ++h) fn(i, h, rows, m, scratch.data());
+    }
+  });
+}
+
 inline float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.f;
   for (int64_t d = 0; d < n; ++d) acc += a[d] * b[d];
@@ -144,48 +159,40 @@ ffi::Error PairAttentionForward(
   Csr c = grouped(n, p, R, S, R, ok.typed_data());
   std::memset(WE, 0, sizeof(float) * p * h_n);
 
-  run_ranges(pool, receiver_cuts(pool, c, n), [&](int64_t, int64_t first, int64_t last) {
-    std::vector<float> logit;
-    for (int64_t i = first; i < last; ++i) {
-      const int32_t* rows = c.order.data() + c.start[i];
-      const int64_t m = c.start[i + 1] - c.start[i];
-      logit.resize(m);
-      for (int64_t h = 0; h < h_n; ++h) {
-        const int64_t ih = i * h_n + h;
-        const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
-        float *o = OUT + ih * d_n, *g = AGG + ih * e_n;
-        std::fill(o, o + d_n, 0.f);
-        std::fill(g, g + e_n, 0.f);
-        const float self = OKS[i] ? dot(qi, K + ih * d_n, d_n) : 0.f;
-        float peak = OKS[i] ? self : -INFINITY;
-        for (int64_t j = 0; j < m; ++j) {
-          const int64_t row = rows[j];
-          if (j + kAhead < m) {
-            prefetch_row(K + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
-            prefetch_row(V + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
-          }
-          logit[j] = dot(qi, K + (S[row] * h_n + h) * d_n, d_n) +
-                     dot(qei, EMB + row * e_n, e_n);
-          peak = std::max(peak, logit[j]);
-        }
-        if (m == 0 && !OKS[i]) {
-          WS[ih] = 0.f;
-          continue;
-        }
-        const float un_self = OKS[i] ? std::exp(self - peak) : 0.f;
-        float total = un_self;
-        for (int64_t j = 0; j < m; ++j) total += (logit[j] = std::exp(logit[j] - peak));
-        const float inv = 1.f / total;
-        WS[ih] = un_self * inv;
-        if (OKS[i]) axpy(WS[ih], V + ih * d_n, o, d_n);
-        for (int64_t j = 0; j < m; ++j) {
-          const int64_t row = rows[j];
-          const float w = logit[j] * inv;
-          WE[row * h_n + h] = w;
-          axpy(w, V + (S[row] * h_n + h) * d_n, o, d_n);
-          axpy(w, EMB + row * e_n, g, e_n);
-        }
+  each_receiver_head(pool, c, n, h_n, [&](int64_t i, int64_t h, const int32_t* rows,
+                                          int64_t m, float* logit) {
+    const int64_t ih = i * h_n + h;
+    const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
+    float *o = OUT + ih * d_n, *g = AGG + ih * e_n;
+    std::fill(o, o + d_n, 0.f);
+    std::fill(g, g + e_n, 0.f);
+    const float self = OKS[i] ? dot(qi, K + ih * d_n, d_n) : 0.f;
+    float peak = OKS[i] ? self : -INFINITY;
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t row = rows[j];
+      if (j + kAhead < m) {
+        prefetch_row(K + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
+        prefetch_row(V + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
       }
+      logit[j] = dot(qi, K + (S[row] * h_n + h) * d_n, d_n) + dot(qei, EMB + row * e_n, e_n);
+      peak = std::max(peak, logit[j]);
+    }
+    if (m == 0 && !OKS[i]) {  // nothing to attend to: zeros
+      WS[ih] = 0.f;
+      return;
+    }
+    const float un_self = OKS[i] ? std::exp(self - peak) : 0.f;
+    float total = un_self;
+    for (int64_t j = 0; j < m; ++j) total += (logit[j] = std::exp(logit[j] - peak));
+    const float inv = 1.f / total;
+    WS[ih] = un_self * inv;
+    if (OKS[i]) axpy(WS[ih], V + ih * d_n, o, d_n);
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t row = rows[j];
+      const float w = logit[j] * inv;
+      WE[row * h_n + h] = w;
+      axpy(w, V + (S[row] * h_n + h) * d_n, o, d_n);
+      axpy(w, EMB + row * e_n, g, e_n);
     }
   });
   return ffi::Error::Success();
@@ -221,48 +228,41 @@ ffi::Error PairAttentionBackward(
   // Pass 1, by receiver: the softmax's gradient dl per pair (kept) and per self pair,
   // dq, dA and d_emb (each row or node written by the one thread that owns it).
   std::vector<float> dl_rows(p * h_n, 0.f), dl_self(n * h_n, 0.f);
-  run_ranges(pool, receiver_cuts(pool, c, n), [&](int64_t, int64_t first, int64_t last) {
-    std::vector<float> dw;
-    for (int64_t i = first; i < last; ++i) {
-      const int32_t* rows = c.order.data() + c.start[i];
-      const int64_t m = c.start[i + 1] - c.start[i];
-      dw.resize(m);
-      for (int64_t h = 0; h < h_n; ++h) {
-        const int64_t ih = i * h_n + h;
-        const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
-        const float *gi = G + ih * d_n, *gvi = GV + ih * e_n;
-        float *dqi = DQ + ih * d_n, *dai = DA + ih * e_n;
-        std::fill(dqi, dqi + d_n, 0.f);
-        std::fill(dai, dai + e_n, 0.f);
-        // d loss / d weight, then through the softmax: dl = w (dw - sum_receiver w dw).
-        const float w_s = WS[ih];
-        const float dw_s = OKS[i] ? dot(gi, V + ih * d_n, d_n) + GWS[ih] : 0.f;
-        float centre = w_s * dw_s;
-        for (int64_t j = 0; j < m; ++j) {
-          const int64_t row = rows[j];
-          if (j + kAhead < m) {
-            prefetch_row(V + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
-            prefetch_row(K + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
-          }
-          dw[j] = dot(gi, V + (S[row] * h_n + h) * d_n, d_n) +
-                  dot(gvi, EMB + row * e_n, e_n) + GWE[row * h_n + h];
-          centre += WE[row * h_n + h] * dw[j];
-        }
-        if (OKS[i]) {
-          dl_self[ih] = w_s * (dw_s - centre);
-          axpy(dl_self[ih], K + ih * d_n, dqi, d_n);
-        }
-        for (int64_t j = 0; j < m; ++j) {
-          const int64_t row = rows[j];
-          const float w = WE[row * h_n + h], dl = w * (dw[j] - centre);
-          dl_rows[row * h_n + h] = dl;
-          axpy(dl, K + (S[row] * h_n + h) * d_n, dqi, d_n);
-          axpy(dl, EMB + row * e_n, dai, e_n);
-          float* de = DEMB + row * e_n;
-          axpy(dl, qei, de, e_n);
-          axpy(w, gvi, de, e_n);
-        }
+  each_receiver_head(pool, c, n, h_n, [&](int64_t i, int64_t h, const int32_t* rows,
+                                          int64_t m, float* dw) {
+    const int64_t ih = i * h_n + h;
+    const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
+    const float *gi = G + ih * d_n, *gvi = GV + ih * e_n;
+    float *dqi = DQ + ih * d_n, *dai = DA + ih * e_n;
+    std::fill(dqi, dqi + d_n, 0.f);
+    std::fill(dai, dai + e_n, 0.f);
+    // d loss / d weight, then through the softmax: dl = w (dw - sum_receiver w dw).
+    const float w_s = WS[ih];
+    const float dw_s = OKS[i] ? dot(gi, V + ih * d_n, d_n) + GWS[ih] : 0.f;
+    float centre = w_s * dw_s;
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t row = rows[j];
+      if (j + kAhead < m) {
+        prefetch_row(V + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
+        prefetch_row(K + (S[rows[j + kAhead]] * h_n + h) * d_n, d_n);
       }
+      dw[j] = dot(gi, V + (S[row] * h_n + h) * d_n, d_n) + dot(gvi, EMB + row * e_n, e_n) +
+              GWE[row * h_n + h];
+      centre += WE[row * h_n + h] * dw[j];
+    }
+    if (OKS[i]) {
+      dl_self[ih] = w_s * (dw_s - centre);
+      axpy(dl_self[ih], K + ih * d_n, dqi, d_n);
+    }
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t row = rows[j];
+      const float w = WE[row * h_n + h], dl = w * (dw[j] - centre);
+      dl_rows[row * h_n + h] = dl;
+      axpy(dl, K + (S[row] * h_n + h) * d_n, dqi, d_n);
+      axpy(dl, EMB + row * e_n, dai, e_n);
+      float* de = DEMB + row * e_n;
+      axpy(dl, qei, de, e_n);
+      axpy(w, gvi, de, e_n);
     }
   });
   // Pass 2, by sender: dk_j = dl_self q_j + sum_p dl_p q_r, dv_j = w_self g_j + sum_p w_p g_r.
@@ -293,45 +293,40 @@ ffi::Error PairAttentionBackward(
   return ffi::Error::Success();
 }
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    BganPairAttentionForward, PairAttentionForward,
-    ffi::Ffi::Bind()
-        .Ctx<ffi::ThreadPool>()
-        .Arg<ffi::Buffer<ffi::F32>>()   // q
-        .Arg<ffi::Buffer<ffi::F32>>()   // k
-        .Arg<ffi::Buffer<ffi::F32>>()   // v
-        .Arg<ffi::Buffer<ffi::F32>>()   // qe
-        .Arg<ffi::Buffer<ffi::F32>>()   // emb
-        .Arg<ffi::Buffer<ffi::S32>>()   // s
-        .Arg<ffi::Buffer<ffi::S32>>()   // r
-        .Arg<ffi::Buffer<ffi::PRED>>()  // ok
-        .Arg<ffi::Buffer<ffi::PRED>>()  // ok_self
-        .Ret<ffi::Buffer<ffi::F32>>()   // out
-        .Ret<ffi::Buffer<ffi::F32>>()   // agg
-        .Ret<ffi::Buffer<ffi::F32>>()   // w_edges
-        .Ret<ffi::Buffer<ffi::F32>>()); // w_self
+// The arguments both kernels start with: q, k, v, qe, emb, s, r, ok, ok_self.
+static auto attention_inputs() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()    // q
+      .Arg<ffi::Buffer<ffi::F32>>()    // k
+      .Arg<ffi::Buffer<ffi::F32>>()    // v
+      .Arg<ffi::Buffer<ffi::F32>>()    // qe
+      .Arg<ffi::Buffer<ffi::F32>>()    // emb
+      .Arg<ffi::Buffer<ffi::S32>>()    // s
+      .Arg<ffi::Buffer<ffi::S32>>()    // r
+      .Arg<ffi::Buffer<ffi::PRED>>()   // ok
+      .Arg<ffi::Buffer<ffi::PRED>>();  // ok_self
+}
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    BganPairAttentionBackward, PairAttentionBackward,
-    ffi::Ffi::Bind()
-        .Ctx<ffi::ThreadPool>()
-        .Arg<ffi::Buffer<ffi::F32>>()   // q
-        .Arg<ffi::Buffer<ffi::F32>>()   // k
-        .Arg<ffi::Buffer<ffi::F32>>()   // v
-        .Arg<ffi::Buffer<ffi::F32>>()   // qe
-        .Arg<ffi::Buffer<ffi::F32>>()   // emb
-        .Arg<ffi::Buffer<ffi::S32>>()   // s
-        .Arg<ffi::Buffer<ffi::S32>>()   // r
-        .Arg<ffi::Buffer<ffi::PRED>>()  // ok
-        .Arg<ffi::Buffer<ffi::PRED>>()  // ok_self
-        .Arg<ffi::Buffer<ffi::F32>>()   // w_edges
-        .Arg<ffi::Buffer<ffi::F32>>()   // w_self
-        .Arg<ffi::Buffer<ffi::F32>>()   // g_out
-        .Arg<ffi::Buffer<ffi::F32>>()   // gv
-        .Arg<ffi::Buffer<ffi::F32>>()   // g_we
-        .Arg<ffi::Buffer<ffi::F32>>()   // g_ws
-        .Ret<ffi::Buffer<ffi::F32>>()   // dq
-        .Ret<ffi::Buffer<ffi::F32>>()   // d_a
-        .Ret<ffi::Buffer<ffi::F32>>()   // d_emb
-        .Ret<ffi::Buffer<ffi::F32>>()   // dk
-        .Ret<ffi::Buffer<ffi::F32>>()); // dv
+using F32Buffer = ffi::Buffer<ffi::F32>;
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BganPairAttentionForward, PairAttentionForward,
+                              attention_inputs()
+                                  .Ret<F32Buffer>()    // out
+                                  .Ret<F32Buffer>()    // agg
+                                  .Ret<F32Buffer>()    // w_edges
+                                  .Ret<F32Buffer>());  // w_self
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BganPairAttentionBackward, PairAttentionBackward,
+                              attention_inputs()
+                                  .Arg<F32Buffer>()    // w_edges
+                                  .Arg<F32Buffer>()    // w_self
+                                  .Arg<F32Buffer>()    // g_out
+                                  .Arg<F32Buffer>()    // gv
+                                  .Arg<F32Buffer>()    // g_we
+                                  .Arg<F32Buffer>()    // g_ws
+                                  .Ret<F32Buffer>()    // dq
+                                  .Ret<F32Buffer>()    // d_a
+                                  .Ret<F32Buffer>()    // d_emb
+                                  .Ret<F32Buffer>()    // dk
+                                  .Ret<F32Buffer>());  // dv
