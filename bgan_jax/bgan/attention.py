@@ -81,7 +81,7 @@ def projected_sparse_attention(q, k, v, edge_emb, w_key, w_value, pairs: Pairs,
     pass runs each projection's two gradient dots once for keys and values together
     (half the dots of differentiating the projections outside, each about as fast).
     ``cpu_kernel``: on a CPU backend, run it as ``pair_kernel.attention`` (the C++
-    kernel, same numbers, 2-4x faster per mechanism) when the kernel builds."""
+    kernel: same numbers, faster on CPU) when the kernel builds."""
     fn = pair_kernel.attention if pair_kernel.usable(cpu_kernel) else _projected
     out, w_edges, w_self = fn(q, k, v, edge_emb, w_key, w_value,
                               jnp.asarray(pairs.senders, jnp.int32),

@@ -119,8 +119,9 @@ class BGANConfig:
     memory and 13-19 % more time than unchunked at 1-2 x 10^5 nodes (BENCHMARKS.md)."""
     cpu_kernel: bool = True
     """Sparse path on a CPU backend: run each mechanism's attention in the C++ kernel
-    (``bgan_jax.bgan.pair_kernel``, built on first use; 2-4x faster per mechanism than
-    XLA's ops, same numbers up to summation order) when it builds; False: XLA's ops.
+    (``bgan_jax.bgan.pair_kernel``, built on first use; one block 10-23 % faster at 1k-64k
+    nodes, BENCHMARKS.md tenth pass; same numbers up to summation order) when it
+    builds; False: XLA's ops.
     GPU/TPU backends, the dense path and ``pair_chunk`` always use XLA's ops."""
 
     def __post_init__(self):
