@@ -14,7 +14,8 @@ self [N, H])``, aligned with the batch's edge arrays.
 The sparse path works on the edge rows directly (segment softmax, O(P) memory);
 the model calls it as ``projected_sparse_attention``, which takes the pairs' edge
 embeddings and the two edge kernels and projects them itself, so its backward pass
-can run the projections' gradients for keys and values as one dot each way.
+can run the projections' gradients for keys and values as one dot each way; on a
+CPU backend it runs as the C++ kernel of ``pair_kernel`` instead (same numbers).
 The dense path computes <q_i, k_j> for all pairs of a block as one matmul and
 adds the edge term as a scattered bias; several rows on the same (i, j) cell
 (parallel synapses) enter through a log-sum-exp of their biases, so both paths
