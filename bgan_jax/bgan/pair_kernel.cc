@@ -113,10 +113,11 @@ std::vector<int64_t> receiver_cuts(ffi::ThreadPool& pool, const Csr& c, int64_t 
   return cut;
 }
 
-// fn(i, h, rows, m, scratch) for every receiver i and head h, with i's m allowed rows
-// and m floats of scratch; receiver ranges split over threads as ``receiver_cuts``.
+// fn(i, h, rows, m, scratch) for every node i and head h, with the m allowed rows grouped
+// under i in ``c`` and m floats of scratch; node ranges split over threads as
+// ``receiver_cuts`` does.
 template <typename F>
-void each_receiver_head(ffi::ThreadPool& pool, const Csr& c, int64_t n, int64_t h_n, F fn) {
+void each_node_head(ffi::ThreadPool& pool, const Csr& c, int64_t n, int64_t h_n, F fn) {
   run_ranges(pool, receiver_cuts(pool, c, n), [&](int64_t, int64_t first, int64_t last) {
     std::vector<float> scratch;
     for (int64_t i = first; i < last; ++i) {
@@ -159,8 +160,8 @@ ffi::Error PairAttentionForward(
   Csr c = grouped(n, p, R, S, R, ok.typed_data());
   std::memset(WE, 0, sizeof(float) * p * h_n);
 
-  each_receiver_head(pool, c, n, h_n, [&](int64_t i, int64_t h, const int32_t* rows,
-                                          int64_t m, float* logit) {
+  each_node_head(pool, c, n, h_n, [&](int64_t i, int64_t h, const int32_t* rows,
+                                      int64_t m, float* logit) {
     const int64_t ih = i * h_n + h;
     const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
     float *o = OUT + ih * d_n, *g = AGG + ih * e_n;
@@ -198,10 +199,9 @@ ffi::Error PairAttentionForward(
   return ffi::Error::Success();
 }
 
-// Cotangents: g_out [N, H, D] of the kernel's ``out`` (pre-W_v part included: gv =
-// W_v g_out per head, [N, H, E], is the cotangent of ``agg``), g_we [P, H], g_ws [N, H].
-// Returns dq (without the W_k term: the caller adds dA W_k), dA = sum_p dl_p e_p
-// [N, H, E], d_emb [P, E], dk, dv [N, H, D].
+// Cotangents: g_out [N, H, D] of ``out``, gv = W_v g_out per head [N, H, E] (that of
+// ``agg``), g_we [P, H], g_ws [N, H]. Returns dq (without the edge key term: the caller
+// adds dA W_k), dA = sum_p dl_p e_p [N, H, E], d_emb [P, E], dk, dv [N, H, D].
 ffi::Error PairAttentionBackward(
     ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k,
     ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::F32> qe, ffi::Buffer<ffi::F32> emb,
@@ -228,8 +228,8 @@ ffi::Error PairAttentionBackward(
   // Pass 1, by receiver: the softmax's gradient dl per pair (kept) and per self pair,
   // dq, dA and d_emb (each row or node written by the one thread that owns it).
   std::vector<float> dl_rows(p * h_n, 0.f), dl_self(n * h_n, 0.f);
-  each_receiver_head(pool, c, n, h_n, [&](int64_t i, int64_t h, const int32_t* rows,
-                                          int64_t m, float* dw) {
+  each_node_head(pool, c, n, h_n, [&](int64_t i, int64_t h, const int32_t* rows,
+                                      int64_t m, float* dw) {
     const int64_t ih = i * h_n + h;
     const float *qi = Q + ih * d_n, *qei = QE + ih * e_n;
     const float *gi = G + ih * d_n, *gvi = GV + ih * e_n;
@@ -267,27 +267,22 @@ ffi::Error PairAttentionBackward(
   });
   // Pass 2, by sender: dk_j = dl_self q_j + sum_p dl_p q_r, dv_j = w_self g_j + sum_p w_p g_r.
   const Csr by_sender = grouped(n, p, S, S, R, ok.typed_data());
-  run_ranges(pool, receiver_cuts(pool, by_sender, n), [&](int64_t, int64_t first, int64_t last) {
-    for (int64_t j = first; j < last; ++j) {
-      const int32_t* rows = by_sender.order.data() + by_sender.start[j];
-      const int64_t m = by_sender.start[j + 1] - by_sender.start[j];
-      for (int64_t h = 0; h < h_n; ++h) {
-        const int64_t jh = j * h_n + h;
-        float *dkj = DK + jh * d_n, *dvj = DV + jh * d_n;
-        for (int64_t d = 0; d < d_n; ++d) {
-          dkj[d] = dl_self[jh] * Q[jh * d_n + d];
-          dvj[d] = (OKS[j] ? WS[jh] : 0.f) * G[jh * d_n + d];
-        }
-        for (int64_t x = 0; x < m; ++x) {
-          const int64_t row = rows[x], rh = R[row] * h_n + h;
-          if (x + kAhead < m) {
-            prefetch_row(Q + (R[rows[x + kAhead]] * h_n + h) * d_n, d_n);
-            prefetch_row(G + (R[rows[x + kAhead]] * h_n + h) * d_n, d_n);
-          }
-          axpy(dl_rows[row * h_n + h], Q + rh * d_n, dkj, d_n);
-          axpy(WE[row * h_n + h], G + rh * d_n, dvj, d_n);
-        }
+  each_node_head(pool, by_sender, n, h_n, [&](int64_t j, int64_t h, const int32_t* rows,
+                                              int64_t m, float*) {
+    const int64_t jh = j * h_n + h;
+    float *dkj = DK + jh * d_n, *dvj = DV + jh * d_n;
+    for (int64_t d = 0; d < d_n; ++d) {  // the self pair (both weights 0 when not allowed)
+      dkj[d] = dl_self[jh] * Q[jh * d_n + d];
+      dvj[d] = WS[jh] * G[jh * d_n + d];
+    }
+    for (int64_t x = 0; x < m; ++x) {
+      const int64_t row = rows[x], rh = R[row] * h_n + h;
+      if (x + kAhead < m) {
+        prefetch_row(Q + (R[rows[x + kAhead]] * h_n + h) * d_n, d_n);
+        prefetch_row(G + (R[rows[x + kAhead]] * h_n + h) * d_n, d_n);
       }
+      axpy(dl_rows[row * h_n + h], Q + rh * d_n, dkj, d_n);
+      axpy(WE[row * h_n + h], G + rh * d_n, dvj, d_n);
     }
   });
   return ffi::Error::Success();

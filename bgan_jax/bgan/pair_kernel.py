@@ -144,13 +144,8 @@ def _per_head(w: jnp.ndarray, h: int) -> jnp.ndarray:  # [de, H * D] -> [de, H, 
     return w.reshape(w.shape[0], h, w.shape[1] // h)
 
 
-def _forward_call(q, k, v, qe, emb, s, r, ok, ok_self):
-    n, h, d = q.shape
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
-    call = jax.ffi.ffi_call(TARGETS["BganPairAttentionForward"],
-                            (f32(n, h, d), f32(n, h, emb.shape[1]), f32(s.shape[0], h),
-                             f32(n, h)), vmap_method="sequential")
-    return call(q, k, v, qe, emb, s, r, ok, ok_self)  # out_v, agg, w_edges, w_self
+def _f32(*shape) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(shape, jnp.float32)
 
 
 @jax.custom_vjp
@@ -162,9 +157,12 @@ def attention(q, k, v, emb, w_key, w_value, s, r, ok, ok_self
 
 
 def _attention_fwd(q, k, v, emb, w_key, w_value, s, r, ok, ok_self):
-    h = q.shape[1]
+    n, h, d = q.shape
     qe = jnp.einsum("nhd,ehd->nhe", q, _per_head(w_key, h))  # [N, H, de]
-    out_v, agg, w_e, w_s = _forward_call(q, k, v, qe, emb, s, r, ok, ok_self)
+    call = jax.ffi.ffi_call(TARGETS["BganPairAttentionForward"],
+                            (_f32(n, h, d), _f32(n, h, emb.shape[1]), _f32(s.shape[0], h),
+                             _f32(n, h)), vmap_method="sequential")
+    out_v, agg, w_e, w_s = call(q, k, v, qe, emb, s, r, ok, ok_self)
     out = out_v + jnp.einsum("nhe,ehd->nhd", agg, _per_head(w_value, h))
     return (out, w_e, w_s), (q, k, v, qe, emb, w_key, w_value, s, r, ok, ok_self, agg,
                              w_e, w_s)
@@ -176,10 +174,9 @@ def _attention_bwd(res, cotangents):
     n, h, d = q.shape
     wk, wv = _per_head(w_key, h), _per_head(w_value, h)
     gv = jnp.einsum("nhd,ehd->nhe", g_out, wv)  # cotangent of agg: [N, H, de]
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
     call = jax.ffi.ffi_call(TARGETS["BganPairAttentionBackward"],
-                            (f32(n, h, d), f32(n, h, emb.shape[1]), f32(*emb.shape),
-                             f32(n, h, d), f32(n, h, d)), vmap_method="sequential")
+                            (_f32(n, h, d), _f32(n, h, emb.shape[1]), _f32(*emb.shape),
+                             _f32(n, h, d), _f32(n, h, d)), vmap_method="sequential")
     dq, d_a, d_emb, dk, dv = call(q, k, v, qe, emb, s, r, ok, ok_self, w_e, w_s, g_out, gv,
                                   g_we, g_ws)
     dq = dq + jnp.einsum("nhe,ehd->nhd", d_a, wk)  # the edge key term's share
