@@ -31,11 +31,12 @@ from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from bnnsim.ephys import protocol
+from bnnsim.ephys import features, protocol
 from bnnsim.ephys.errors import CompileFailed, ExportFailed, NonFiniteVoltage, SimulationFailed
 
 JNML_TIMEOUT_S = 900
 COMPILE_TIMEOUT_S = 900
+CHUNK_MS = 50.0  # a sweep that may stop at its first spike looks for one this often
 
 
 class Exported(NamedTuple):
@@ -248,24 +249,42 @@ class NeuronCell:
         except RuntimeError as e:
             raise SimulationFailed(self.name, f"NEURON stopped: {e}") from None
 
-    def _sweep(self, amp: float, delay: float, duration: float, total: float) -> protocol.Trace:
-        h = self.h
-        self.state.restore()
-        h.frecord_init()
-        self.stim.delay = self.t0 + delay
-        self.stim.dur = duration
-        self.stim.amp = amp
-        self._run(self.t0 + total)
+    def _trace(self, amp: float, delay: float, duration: float) -> protocol.Trace:
         t = np.array(self._t) - self.t0  # copies: NEURON reuses the vectors
         v = np.array(self._v)
         if not np.all(np.isfinite(v)):
             raise NonFiniteVoltage(self.name, f"voltage is not finite in the {amp} nA sweep")
         return protocol.Trace(t, v, float(amp), delay, delay + duration)
 
+    def _sweep(self, amp: float, delay: float, duration: float, total: float,
+               first_spike: bool = False) -> protocol.Trace:
+        h = self.h
+        self.state.restore()
+        h.frecord_init()
+        self.stim.delay = self.t0 + delay
+        self.stim.dur = duration
+        self.stim.amp = amp
+        if not first_spike:
+            self._run(self.t0 + total)
+            return self._trace(amp, delay, duration)
+        # a spike in the window is known once it has repolarised: by the window's end
+        # plus the longest spike; chunked runs take the same steps as one run
+        horizon = min(total, delay + duration + features.SPIKE_MAX_WIDTH_MS)
+        until = 0.0
+        while until < horizon:
+            until = min(until + CHUNK_MS, horizon)
+            self._run(self.t0 + until)
+            if float(self._v.max()) > features.SPIKE_THRESHOLD_MV:
+                tr = self._trace(amp, delay, duration)
+                if features.spike_count(tr) > 0:
+                    return tr
+        return self._trace(amp, delay, duration)
+
     def rest(self, duration_ms: float) -> protocol.Trace:
         return self._sweep(0.0, 0.0, duration_ms, duration_ms)
 
-    def step(self, amp_nA: float, duration_ms: float) -> protocol.Trace:
+    def step(self, amp_nA: float, duration_ms: float,
+             first_spike: bool = False) -> protocol.Trace:
         return self._sweep(amp_nA, protocol.BASE_MS, duration_ms,
-                           protocol.BASE_MS + duration_ms + protocol.TAIL_MS)
+                           protocol.BASE_MS + duration_ms + protocol.TAIL_MS, first_spike)
 

@@ -62,8 +62,10 @@ class Simulator(Protocol):
     def rest(self, duration_ms: float) -> Trace:
         """No input for ``duration_ms``."""
 
-    def step(self, amp_nA: float, duration_ms: float) -> Trace:
-        """BASE_MS baseline, a ``duration_ms`` step of ``amp_nA``, TAIL_MS after."""
+    def step(self, amp_nA: float, duration_ms: float, first_spike: bool = False) -> Trace:
+        """BASE_MS baseline, a ``duration_ms`` step of ``amp_nA``, TAIL_MS after. With
+        ``first_spike`` it may stop as soon as the stimulus window holds a spike (the
+        rheobase search asks only whether a step fires); the trace then ends there."""
 
 
 @dataclasses.dataclass
@@ -104,11 +106,14 @@ def find_rheobase(sim: Simulator) -> Tuple[Optional[float], List[Tuple[float, in
 
     Doubles from RHEO_START_NA until a step fires (None if none does up to
     RHEO_MAX_NA), then bisects between the last silent and first firing step.
+    Trials stop at their first spike (``Simulator.step(first_spike=True)``), so a
+    trial's spike count is what it saw until then: 0 or more means silent or fired.
+    The sweep at the rheobase is then run whole (same state, same result).
     """
     trials: List[Tuple[float, int]] = []
 
     def fires(amp: float) -> Optional[Trace]:
-        tr = sim.step(amp, STEP_MS)
+        tr = sim.step(amp, STEP_MS, first_spike=True)
         n = features.spike_count(tr)
         trials.append((amp, n))
         return tr if n > 0 else None
@@ -128,6 +133,8 @@ def find_rheobase(sim: Simulator) -> Tuple[Optional[float], List[Tuple[float, in
             lo = mid
         else:
             hi, hi_trace = mid, tr
+    if hi_trace.t[-1] < BASE_MS + STEP_MS + TAIL_MS - 2 * (hi_trace.t[1] - hi_trace.t[0]):
+        hi_trace = sim.step(hi, STEP_MS)  # the trial stopped at its first spike
     return hi, trials, hi_trace
 
 

@@ -54,13 +54,19 @@ class SyntheticCell:
         t, v = self._passive(0.0, 0.0, duration_ms, duration_ms)
         return protocol.Trace(t, v, 0.0, 0.0, float(duration_ms))
 
-    def step(self, amp_nA, duration_ms):
+    def step(self, amp_nA, duration_ms, first_spike=False):
+        """With ``first_spike`` a firing step ends 2 ms after its first spike, as
+        NEURON's does (``nrn.NeuronCell``)."""
         self.steps.append(amp_nA)
         start = protocol.BASE_MS
         end, total = start + duration_ms, start + duration_ms + protocol.TAIL_MS
         if self.fires and amp_nA >= self.rheobase:
             rate = max(self.gain * (amp_nA - self.rheobase), 1.0)
             times = start + 5.0 + np.arange(0, duration_ms - 10.0, 1000.0 / rate)
-            return spike_trace(times, amp_nA, start, end, total)
+            tr = spike_trace(times, amp_nA, start, end, total)
+            if first_spike:
+                keep = tr.t <= times[0] + 2.0
+                tr = tr._replace(t=tr.t[keep], v=tr.v[keep])
+            return tr
         t, v = self._passive(amp_nA, start, end, total)
         return protocol.Trace(t, v, float(amp_nA), start, end)

@@ -21,14 +21,16 @@ def corpus():
 def test_discovery_finds_every_cell_with_its_metadata(corpus):
     cells, bad = discover([corpus])
     assert not bad
-    assert len(cells) == 150 and len({c.name for c in cells}) == 150
+    assert len(cells) == 638 and len({c.name for c in cells}) == 638
     by = {c.name: c for c in cells}
     assert by["PospischilEtAl2008__RS"].temperature_c == 36.0
     # the pyloric cells' own networks run at 10 degC; a cell no network includes
     # takes the temperature its folder's networks agree on
     assert {c.temperature_c for c in cells if "Pyloric" in c.name} == {10.0}
-    allen = [c for c in cells if c.repository == "OpenSourceBrain/AllenInstituteNeuroML"]
+    allen = [c for c in cells if c.repository == "OpenSourceBrain/AllenInstituteNeuroML"
+             and "tuned_cells" not in c.file]  # the 96 single-compartment fits apart
     assert len(allen) == 101
+    assert sum("/NeuroML-DB/bbp/" in c.file for c in cells) == 255
     labelled = [author_labels(c) for c in allen if c.declared]
     assert len(labelled) == 65  # 66 networks; Network_472424854 has no <property> tags
     assert {lab["dendrite_type"] for lab in labelled} >= {"spiny", "aspiny"}

@@ -77,3 +77,16 @@ def test_efel_features_on_a_known_train():
     assert features.isis(spike_trace(times)) == pytest.approx(np.full(9, 20.0), abs=0.05)
     silent = features.efel_features(spike_trace([]), features.SPIKE_FEATURES)
     assert silent["spike_count"] == 0 and silent["ISI_CV"] is None
+
+
+def test_trials_stop_at_first_spike_and_the_rheobase_sweep_is_whole():
+    cell = SyntheticCell(rheobase=0.3)
+    rheo, trials, tr = protocol.find_rheobase(cell)
+    # the firing trials saw one spike each (they stopped there); the sweep kept at the
+    # rheobase is the whole one, run again after the search
+    assert [n for _, n in trials if n > 0] == [1, 1]
+    assert cell.steps[-1] == rheo and len(cell.steps) == len(trials) + 1
+    assert tr.t[-1] == pytest.approx(protocol.BASE_MS + protocol.STEP_MS + protocol.TAIL_MS
+                                     - 0.025)
+    whole = SyntheticCell(rheobase=0.3).step(rheo, protocol.STEP_MS)
+    np.testing.assert_array_equal(tr.v, whole.v)
