@@ -22,6 +22,8 @@ from graphs.errors import ConversionError
 from graphs.reader import parse_document, resolve_include
 from graphs.units import to_si
 
+from bnnsim.ephys.families import Biophysics, biophysics
+from bnnsim.ephys.variants import properties
 from bnnsim.ephys.protocol import DEFAULT_TEMPERATURE_C
 
 # libNeuroML document members holding cell types the NEURON export takes
@@ -41,6 +43,7 @@ class CellSource(NamedTuple):
     temperature_from: str  # the network file that declared it, or "default"
     repository: str
     declared: Dict[str, str]  # the authors' <property> tags of its network(s)
+    biophysics: Optional[Biophysics] = None  # what it places where (families.biophysics)
 
 
 class Unreadable(NamedTuple):
@@ -148,10 +151,10 @@ def discover(paths: Iterable) -> Tuple[List[CellSource], List[Unreadable]]:
                     temp = next(iter(by_folder[f.parent]))
                     net_file = f"networks in {f.parent.name}/"
                 found.append((f, member, cell.id, temp, net_file, props,
-                              _repository(f, roots)))
-    first = [_safe(f"{repo.split('/')[-1]}__{cid}") for f, _, cid, _, _, _, repo in found]
+                              _repository(f, roots), _biophysics(cell)))
+    first = [_safe(f"{repo.split('/')[-1]}__{cid}") for f, _, cid, _, _, _, repo, _ in found]
     cells: List[CellSource] = []
-    for (f, member, cid, temp, net_file, props, repo), base in zip(found, first):
+    for (f, member, cid, temp, net_file, props, repo, bio), base in zip(found, first):
         if first.count(base) > 1:  # same cell id in several files: name it by its file too
             stem = f.name.removesuffix(".nml").removesuffix(".cell")
             base = _safe(f"{repo.split('/')[-1]}__{stem}__{cid}")
@@ -160,8 +163,17 @@ def discover(paths: Iterable) -> Tuple[List[CellSource], List[Unreadable]]:
         cells.append(CellSource(
             base, str(f), cid, member,
             DEFAULT_TEMPERATURE_C if temp is None else round(temp, 3),
-            net_file if temp is not None else "default", repo, dict(props)))
+            net_file if temp is not None else "default", repo, dict(props), bio))
     return cells, bad
+
+
+def _biophysics(cell) -> Optional[Biophysics]:
+    if properties(cell)[0] is None:
+        return None  # a point cell (its parameters are its type's), or none written
+    try:
+        return biophysics(cell)
+    except ConversionError:  # a unit no one defined: reported when the cell is converted
+        return None
 
 
 def author_labels(src: CellSource) -> Dict[str, Optional[str]]:

@@ -10,10 +10,13 @@ failed stage: ``conversion``, ``export``, ``compile``, ``simulation``), class
 balance, splits, timing, the dt check. ``DIR/manifest.json``: protocol
 version and the sha256 of every input file.
 
-Splits are by source cell: a variant sits in its cell's split. The cells of
-``ood_repository`` are the ``ood`` split (the by-repository
-out-of-distribution test); the rest go 70/15/15 to train/val/test within
-each e-type by a hash of the cell's name.
+Splits are by family (``families``: cells that are one model in all but
+morphology or density jitter, and a variant with its source), so a test score
+measures cells whose biophysics the model never saw. The cells of
+``ood_repository`` (and any family one of them is in) are the ``ood`` split
+(the by-repository out-of-distribution test); the other families go
+70/15/15 to train/val/test within each e-type (a family's most common) by a
+hash of the family's name.
 
 Each cell runs in a process of its own (``run_cell``), ``workers`` at a time;
 a build killed at any point resumes where it stopped (a cell counts as done
@@ -35,7 +38,7 @@ from typing import Dict, List, Optional, Sequence
 from tqdm import tqdm
 
 from bnnsim.dataset import default_cache_dir, stratified_split
-from bnnsim.ephys import etype, protocol, variants
+from bnnsim.ephys import etype, families, protocol, variants
 from bnnsim.ephys.corpus import CellSource, author_labels, discover
 from bnnsim.ephys.errors import NonFiniteVoltage
 from bnnsim.ephys.nrn import neuron_env
@@ -52,7 +55,12 @@ def job_of(src: CellSource, out: Path, cache: Path, **extra) -> dict:
     return {"name": src.name, "file": src.file, "cell_id": src.cell_id, "kind": src.kind,
             "temperature_c": src.temperature_c, "temperature_from": src.temperature_from,
             "labels": author_labels(src), "out": str(out), "cache": str(cache),
-            "variant_of": None, "factors": None, **extra}
+            "variant_of": None, "factors": None, "family": src.name, **extra}
+
+
+def corpus_families(sources: Sequence[CellSource]) -> Dict[str, str]:
+    """{cell name: family} (``families``), from each cell's biophysics."""
+    return families.families([(s.name, s.repository, s.biophysics) for s in sources])
 
 
 def _read_row(out: Path, name: str) -> Optional[dict]:
@@ -67,10 +75,14 @@ def _non_finite(row: dict) -> bool:
     return (row.get("error") or {}).get("type") == NonFiniteVoltage.__name__
 
 
-def finished(out: Path, name: str) -> Optional[dict]:
-    """The row of a cell a previous build finished (None: do it)."""
+def finished(out: Path, name: str, family: Optional[str] = None) -> Optional[dict]:
+    """The row of a cell a previous build finished (None: do it). A row written under
+    another family (the corpus grew, or an older build) is redone: from the cache,
+    only its graph is written again."""
     row = _read_row(out, name)
     if row is None:
+        return None
+    if family is not None and row.get("family") != family:
         return None
     if _non_finite(row) and "dt_fallback" not in row:
         return None  # written by a single try; the fallback step was not tried yet
@@ -81,7 +93,7 @@ def finished(out: Path, name: str) -> Optional[dict]:
 
 def _failed_row(job: dict, stage: str, message: str) -> dict:
     row = {k: job.get(k) for k in ("name", "file", "cell_id", "temperature_c", "labels",
-                                   "variant_of", "factors")}
+                                   "variant_of", "factors", "family")}
     row.update(status=stage, characterised=False,
                error={"type": "CellError", "stage": stage, "message": f"{job['name']}: {message}"})
     return row
@@ -145,7 +157,7 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
     rows: Dict[str, dict] = {}
     todo = []
     for job in jobs:
-        row = finished(Path(job["out"]), job["name"])
+        row = finished(Path(job["out"]), job["name"], job.get("family"))
         written = (row or {}).get("granularity", "section")
         asked = job.get("granularity", "section")
         if row is not None and row.get("characterised") and written != asked:  # its CG
@@ -172,7 +184,8 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
 
 def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, out: Path,
                  cache: Path, repair: bool = False, granularity: str = "section") -> tuple:
-    """(jobs, failed rows) for ``k`` variants of every characterised multi-compartment cell."""
+    """(jobs, failed rows) for ``k`` variants of every characterised multi-compartment
+    cell; a variant is in its source's family."""
     jobs, failed = [], []
     for src, row in zip(sources, rows):
         if not row.get("characterised") or src.kind not in VARIANT_KINDS:
@@ -181,10 +194,10 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
             name = f"{src.name}__v{i}"
             path = out / "variants" / f"{name}.cell.nml"
             base = job_of(src, out, cache, variant_of=src.name, repair=repair,
-                          granularity=granularity)
+                          granularity=granularity, family=row.get("family") or src.name)
             base.update(name=name, file=str(path), temperature_from=src.temperature_from)
             try:
-                done = finished(out, name)
+                done = finished(out, name, base["family"])
                 factors = done.get("factors") if done else \
                     variants.write_variant(src.file, src.cell_id, path, name)
                 base["factors"] = factors
@@ -195,18 +208,20 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
 
 
 def assign(rows: Sequence[dict], ood_repository: Optional[str]) -> Dict[str, str]:
-    """{source cell name: split}; variants are looked up by their ``variant_of``."""
-    members, out = [], {}
-    for r in rows:
-        if not r.get("characterised"):
-            continue
-        if ood_repository and (r.get("labels") or {}).get("repository") == ood_repository:
-            out[r["name"]] = "ood"
-        else:
-            key = hashlib.sha256(r["name"].encode()).hexdigest()
-            members.append((r["name"], r["etype"], key))
-    out.update(stratified_split(members))
-    return out
+    """{source cell name: split}, one split per family (a row without one is its own);
+    variants are looked up by their ``variant_of``."""
+    ok = [r for r in rows if r.get("characterised")]
+    family = {r["name"]: r.get("family") or r["name"] for r in ok}
+    ood = {family[r["name"]] for r in ok if ood_repository
+           and (r.get("labels") or {}).get("repository") == ood_repository}
+    etypes: Dict[str, Counter] = {}
+    for r in ok:
+        etypes.setdefault(family[r["name"]], Counter())[r["etype"]] += 1
+    members = [(f, min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0],
+                hashlib.sha256(f.encode()).hexdigest())
+               for f, c in etypes.items() if f not in ood]
+    split_of = {**stratified_split(members), **{f: "ood" for f in ood}}
+    return {name: split_of[f] for name, f in family.items()}
 
 
 def class_balance(rows: Sequence[dict]) -> dict:
@@ -265,7 +280,9 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir() / "ephys"
     sources, unreadable = discover(paths)
-    jobs = [job_of(s, out, cache, repair=repair, granularity=granularity) for s in sources]
+    family = corpus_families(sources)
+    jobs = [job_of(s, out, cache, repair=repair, granularity=granularity,
+                   family=family[s.name]) for s in sources]
     rows = run_jobs(jobs, workers, "cells", progress, timeout, finished_only)
     t_cells = time.time() - t0
     vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair, granularity)
@@ -294,9 +311,14 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
         "repaired": [r["name"] for r in rows if r.get("repairs")],
         "characterised": {"cells": n_char, "of": len(rows),
                           "share": round(n_char / len(rows), 4) if rows else None},
+        "families": {"cells": len(set(family.values())),
+                     "characterised": len({r["family"] for r in rows if r["characterised"]}),
+                     "rule": {"same_rtol": families.SAME_RTOL,
+                              "jitter_factor": families.JITTER_FACTOR}},
         "outcomes": dict(Counter(r["status"] for r in rows)),
         "variant_outcomes": dict(Counter(r["status"] for r in vrows)),
-        "failures": [{"name": r["name"], "file": r["file"], **r["error"]}
+        "failures": [{"name": r["name"], "file": r["file"], "family": r.get("family"),
+                      **r["error"]}
                      for r in every if not r["characterised"]],
         "unreadable": [{"file": u.file, "type": type(u.error).__name__, "message": str(u.error)}
                        for u in unreadable],

@@ -159,7 +159,8 @@ def run(job: dict) -> dict:
     t0 = time.time()
     out, cache, name = Path(job["out"]), Path(job["cache"]), job["name"]
     row = {k: job.get(k) for k in ("name", "file", "cell_id", "temperature_c",
-                                   "temperature_from", "labels", "variant_of", "factors")}
+                                   "temperature_from", "labels", "variant_of", "factors",
+                                   "family")}
     row["granularity"] = job.get("granularity", "section")
     try:
         try:
@@ -195,6 +196,7 @@ def run(job: dict) -> dict:
         labels = {**(job.get("labels") or {}), "etype": etype.ETYPES.index(measured["etype"]),
                   "etype_name": measured["etype"], "outcome": measured["outcome"],
                   "efeatures": measured["efeatures"], "source_cell": job.get("variant_of") or name,
+                  "family": job.get("family") or job.get("variant_of") or name,
                   "factors": job.get("factors"), "temperature_c": job["temperature_c"],
                   "repairs": measured.get("repairs") or []}
         npz = out / "graphs" / f"{name}.npz"

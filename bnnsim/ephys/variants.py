@@ -24,11 +24,24 @@ from graphs.reader import parse_document, resolve_include
 FACTOR_RANGE = (0.5, 2.0)  # log-uniform
 DENSITY_MEMBERS = ("channel_densities", "channel_density_nernsts", "channel_density_ghks",
                    "channel_density_ghk2s", "channel_density_non_uniforms",
-                   "channel_density_v_shifts")
+                   "channel_density_non_uniform_nernsts", "channel_density_non_uniform_ghks",
+                   "channel_density_v_shifts", "channel_density_nernst_ca2s")
 
 
-def _densities(cell) -> List[object]:
-    mp = getattr(getattr(cell, "biophysical_properties", None), "membrane_properties", None)
+def properties(cell) -> tuple:
+    """(membrane, intracellular) properties of a ``<cell>`` or ``<cell2CaPools>``
+    (None where the cell has none)."""
+    bp = (getattr(cell, "biophysical_properties", None)
+          or getattr(cell, "biophysical_properties2_ca_pools", None))
+    return ((getattr(bp, "membrane_properties", None)
+             or getattr(bp, "membrane_properties2_ca_pools", None)),
+            (getattr(bp, "intracellular_properties", None)
+             or getattr(bp, "intracellular_properties2_ca_pools", None)))
+
+
+def densities(cell) -> List[object]:
+    """Every channel density of a libNeuroML cell, in document order."""
+    mp, _ = properties(cell)
     if mp is None:
         return []
     return [d for m in DENSITY_MEMBERS for d in getattr(mp, m, None) or []]
@@ -70,7 +83,7 @@ def factor_columns(cell_file, cell_id: str) -> Dict[str, Tuple[str, str]]:
     cell = _cell(parse_document(Path(cell_file).resolve())[0], cell_file, cell_id)
     return {factor_key(d): (getattr(d, "segment_groups", None) or "all",
                             channel_species(getattr(d, "ion", None), d.ion_channel))
-            for d in _densities(cell)}
+            for d in densities(cell)}
 
 
 def write_variant(cell_file, cell_id: str, out_file, seed_text: str) -> Dict[str, float]:
@@ -79,7 +92,7 @@ def write_variant(cell_file, cell_id: str, out_file, seed_text: str) -> Dict[str
     out_file = Path(out_file)
     doc = parse_document(cell_file)[0]
     cell = _cell(doc, cell_file, cell_id)
-    dens = _densities(cell)
+    dens = densities(cell)
     if not dens:
         raise ValueError(f"{cell_file}: cell {cell_id!r} has no channel densities to vary")
     factors = draw_factors([factor_key(d) for d in dens], seed_text)

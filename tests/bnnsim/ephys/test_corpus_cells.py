@@ -1,8 +1,13 @@
 """The community cells in ../shared/neuroml-cells: discovery, and the cells whose
 firing class their authors declared (skipped where ../shared is absent)."""
 
+import csv
+import re
+from collections import Counter
+
 import pytest
 
+from bnnsim.ephys import dataset
 from bnnsim.ephys.corpus import author_labels, discover
 from bnnsim.ephys.dataset import build_cells
 from tests.conftest import REPO
@@ -18,8 +23,15 @@ def corpus():
     return CORPUS
 
 
-def test_discovery_finds_every_cell_with_its_metadata(corpus):
+@pytest.fixture(scope="module")
+def discovered(corpus):
+    """(every cell of the corpus, unreadable files, {cell name: family}): read once."""
     cells, bad = discover([corpus])
+    return cells, bad, dataset.corpus_families(cells)
+
+
+def test_discovery_finds_every_cell_with_its_metadata(discovered):
+    cells, bad, _ = discovered
     assert not bad
     assert len(cells) == 638 and len({c.name for c in cells}) == 638
     by = {c.name: c for c in cells}
@@ -31,10 +43,42 @@ def test_discovery_finds_every_cell_with_its_metadata(corpus):
              and "tuned_cells" not in c.file]  # the 96 single-compartment fits apart
     assert len(allen) == 101
     assert sum("/NeuroML-DB/bbp/" in c.file for c in cells) == 255
+    assert len(set(discovered[2].values())) == 306  # families (RESULTS.md)
     labelled = [author_labels(c) for c in allen if c.declared]
     assert len(labelled) == 65  # 66 networks; Network_472424854 has no <property> tags
     assert {lab["dendrite_type"] for lab in labelled} >= {"spiny", "aspiny"}
     assert any(lab["layer"] == "4" for lab in labelled)
+
+
+# families (bnnsim.ephys.families), on exactly the cases the rule is for
+
+
+def test_corpus_bbp_cells_of_one_emodel_are_one_family(discovered):
+    sources, _, fam = discovered
+    emodel = {}
+    with open(CORPUS / "NeuroML-DB" / "labels.tsv", newline="") as fh:
+        for row in csv.reader(fh, delimiter="\t"):
+            if row and row[0].startswith("NMLCL"):
+                emodel[row[0]] = dict(kv.split("=", 1) for kv in row[4:])["emodel"]
+    bbp = [s for s in sources if "/bbp/" in s.file]
+    assert len(bbp) == 255
+    pairs = {(emodel[s.file.rsplit("/", 1)[1].split(".")[0]], fam[s.name]) for s in bbp}
+    # 13 e-models, 13 families, one to one
+    assert len(pairs) == 13 == len({e for e, _ in pairs}) == len({f for _, f in pairs})
+
+
+def test_corpus_golgi_population_and_olive_sets(discovered):
+    sources, _, fam = discovered
+    goc = Counter(fam[s.name] for s in sources if re.search(r"/GoC_\d{5}\.cell", s.file))
+    assert list(goc.values()) == [53]  # one model, densities jittered per cell
+    olive = Counter(fam[s.name] for s in sources if "Multicompartmental" in s.file)
+    assert sum(olive.values()) == 35 and len(olive) == 6  # six biophysics sets
+
+
+def test_corpus_allen_perisomatic_fits_stay_apart(discovered):
+    sources, _, fam = discovered
+    allen = [fam[s.name] for s in sources if "/Cell_" in s.file]
+    assert len(allen) == 101 and len(set(allen)) == 101
 
 
 # the authors' declared types (Pospischil et al. 2008) -> the class our rules give
