@@ -45,6 +45,10 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                        "group, channel) log-uniformly in 0.5-2 (default: 0)")
     cells.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="cells simulated in parallel, one process each (default: CPUs)")
+    cells.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the cells on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                       "tcp://HOST:8786); the dataset is written here as by a "
+                       "local build (default: --workers processes on this machine)")
     cells.add_argument("--cache", default=None,
                        help="cache of compiled mechanisms and results "
                        "(default: $BGAN_JAX_CACHE/ephys or ~/.cache/bgan-jax/ephys)")
@@ -89,7 +93,8 @@ def cells_command(args) -> int:
                              workers=args.workers, cache_dir=args.cache, ood_repository=ood,
                              dt_check_cells=args.dt_check, timeout=args.timeout,
                              repair=args.fill_missing_ca_dynamics,
-                             finished_only=args.finished_only, granularity=args.granularity)
+                             finished_only=args.finished_only, granularity=args.granularity,
+                             scheduler=args.scheduler)
     except ValueError as e:  # a folder built at another granularity
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -151,9 +151,12 @@ def _write_row(out: Path, row: dict) -> None:
 
 
 def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = True,
-             timeout: float = CELL_TIMEOUT_S, finished_only: bool = False) -> List[dict]:
+             timeout: float = CELL_TIMEOUT_S, finished_only: bool = False,
+             scheduler: Optional[str] = None) -> List[dict]:
     """Every job's row, in job order; finished ones are read back, the rest run (or,
-    with ``finished_only``, reported as ``pending``, not characterised)."""
+    with ``finished_only``, reported as ``pending``, not characterised): ``workers``
+    at a time here, or one task each on the Dask cluster at ``scheduler``
+    (``cluster``)."""
     rows: Dict[str, dict] = {}
     todo = []
     for job in jobs:
@@ -171,13 +174,20 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
         else:
             todo.append(job)
     bar = tqdm(total=len(jobs), initial=len(rows), desc=desc, unit="cell", disable=not progress)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(run_job, job, timeout): job for job in todo}
-        for fut in as_completed(futures):
-            row = fut.result()
-            rows[row["name"]] = row
-            bar.set_postfix_str(f"{row['name'][:30]}: {row['status']}")
-            bar.update(1)
+
+    def done(row: dict) -> None:
+        rows[row["name"]] = row
+        bar.set_postfix_str(f"{row['name'][:30]}: {row['status']}")
+        bar.update(1)
+
+    if scheduler:
+        from bnnsim.ephys.cluster import run_on_cluster
+
+        run_on_cluster(todo, scheduler, timeout, done)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for fut in as_completed([pool.submit(run_job, job, timeout) for job in todo]):
+                done(fut.result())
     bar.close()
     return [rows[j["name"]] for j in jobs]
 
@@ -195,7 +205,8 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
             path = out / "variants" / f"{name}.cell.nml"
             base = job_of(src, out, cache, variant_of=src.name, repair=repair,
                           granularity=granularity, family=row.get("family") or src.name)
-            base.update(name=name, file=str(path), temperature_from=src.temperature_from)
+            base.update(name=name, file=str(path), temperature_from=src.temperature_from,
+                        source_file=src.file)
             try:
                 done = finished(out, name, base["family"])
                 factors = done.get("factors") if done else \
@@ -234,7 +245,7 @@ def class_balance(rows: Sequence[dict]) -> dict:
 
 
 def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progress: bool,
-             timeout: float, repair: bool = False) -> List[dict]:
+             timeout: float, repair: bool = False, scheduler: Optional[str] = None) -> List[dict]:
     """Re-run ``n`` characterised cells at half dt: how much do the results move?"""
     # cells at the default step only: halving a fallback step is another comparison
     ok = [s for s, r in zip(sources, rows) if r.get("status") == "ok" and not r.get("dt_fallback")]
@@ -244,7 +255,7 @@ def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progre
         return []
     half = out / "dt_check"
     jobs = [job_of(s, half, cache, dt_ms=protocol.DT_MS / 2, repair=repair) for s in sample]
-    fine = run_jobs(jobs, workers, "half-dt check", progress, timeout)
+    fine = run_jobs(jobs, workers, "half-dt check", progress, timeout, scheduler=scheduler)
     by_name = {r["name"]: r for r in rows}
     result = []
     for s, f in zip(sample, fine):
@@ -266,7 +277,8 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
                 cache_dir=None, ood_repository: Optional[str] = DEFAULT_OOD_REPOSITORY,
                 dt_check_cells: int = 0, progress: bool = True,
                 timeout: float = CELL_TIMEOUT_S, repair: bool = False,
-                finished_only: bool = False, granularity: str = "section") -> dict:
+                finished_only: bool = False, granularity: str = "section",
+                scheduler: Optional[str] = None) -> dict:
     """Characterise every cell under ``paths`` (and ``n_variants`` variants of each);
     write the dataset to ``out_dir`` and return its report. ``finished_only``: simulate
     nothing, write the dataset of what earlier (interrupted) builds finished.
@@ -283,13 +295,14 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
     family = corpus_families(sources)
     jobs = [job_of(s, out, cache, repair=repair, granularity=granularity,
                    family=family[s.name]) for s in sources]
-    rows = run_jobs(jobs, workers, "cells", progress, timeout, finished_only)
+    rows = run_jobs(jobs, workers, "cells", progress, timeout, finished_only, scheduler)
     t_cells = time.time() - t0
     vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair, granularity)
-    vrows = run_jobs(vjobs, workers, "variants", progress, timeout, finished_only) + vfailed
+    vrows = run_jobs(vjobs, workers, "variants", progress, timeout, finished_only,
+                     scheduler) + vfailed
     t_variants = time.time() - t0 - t_cells
     checks = dt_check(sources, rows, out, cache, 0 if finished_only else dt_check_cells,
-                      workers, progress, timeout, repair)
+                      workers, progress, timeout, repair, scheduler)
     splits = assign(rows, ood_repository)
     for r in rows + vrows:
         r["split"] = splits.get(r.get("variant_of") or r["name"], "none") \
@@ -327,6 +340,7 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
         "class_balance": class_balance(every),
         "timing": {"wall_s": round(time.time() - t0, 1), "cells_s": round(t_cells, 1),
                    "variants_s": round(t_variants, 1), "workers": workers,
+                   "scheduler": scheduler,
                    "cached": sum(bool(r.get("cached")) for r in every),
                    "resumed": sum(bool(r.get("resumed")) for r in every),
                    "cell_seconds": round(sum(r.get("seconds") or 0 for r in rows), 1),

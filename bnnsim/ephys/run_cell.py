@@ -168,6 +168,7 @@ def run(job: dict) -> dict:
         except ConversionError as e:
             raise ConversionFailed(name, str(e)) from None
         key = cache_key(job, cg.meta["files"])
+        row["cache_key"] = key
         hit = cache / "results" / f"{key}.json"
         traces = out / "traces" / f"{name}.npz"
         legacy = cache / "results" / f"{cache_key(job, cg.meta['files'], 'etype-1')}"
