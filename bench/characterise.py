@@ -28,7 +28,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,32 +59,39 @@ def sample(sources, n: int) -> list:
     return out[:n]
 
 
+_PEER = """
+import os, sys, json
+from pyneuroml.analysis import generate_current_vs_frequency_curve
+a = json.loads(sys.argv[1])
+generate_current_vs_frequency_curve(
+    os.path.relpath(a["file"]), a["cell_id"], custom_amps_nA=a["amps"],
+    analysis_duration=1000, analysis_delay=100, pre_zero_pulse=100, post_zero_pulse=100,
+    dt=a["dt"], temperature=a["temperature"], simulator="jNeuroML_NEURON", plot_if=False,
+    plot_iv=False, show_plot_already=False, num_processors=1)
+"""
+
+
 def peer_seconds(row: dict, trace_file: Path) -> float:
-    """pyNeuroML's F-I curve on the cell at the amplitudes our protocol ran on it."""
-    from pyneuroml.analysis import generate_current_vs_frequency_curve
-
+    """pyNeuroML's F-I curve on the cell at the amplitudes our protocol ran on it, in a
+    process of its own started in a scratch folder (it writes its LEMS files where it
+    runs, and exits the process on some errors); its import time is counted, as ours is."""
     from bnnsim.ephys.nrn import neuron_env
-
-    os.environ.update(neuron_env())  # where jNeuroML finds nrniv and nrnivmodl
 
     z = np.load(trace_file)
     amps = sorted({round(float(z[k][0]), 6) for k in z.files if k.endswith(".stim")}
                   | {round(float(a), 6) for a, _ in z["search"]})
-    here = os.getcwd()
-    with tempfile.TemporaryDirectory() as work:  # it writes its LEMS files where it runs
-        os.chdir(work)
-        try:
-            t0 = time.perf_counter()
-            generate_current_vs_frequency_curve(
-                os.path.relpath(row["file"]),  # it reads an absolute path as relative
-                row["cell_id"], custom_amps_nA=amps, analysis_duration=1000,
-                analysis_delay=100, pre_zero_pulse=100, post_zero_pulse=100,
-                dt=row.get("dt_ms") or 0.025, temperature=f"{row['temperature_c']}degC",
-                simulator="jNeuroML_NEURON", plot_if=False, plot_iv=False,
-                show_plot_already=False, num_processors=1)
-            return time.perf_counter() - t0
-        finally:
-            os.chdir(here)
+    args = json.dumps({"file": row["file"], "cell_id": row["cell_id"], "amps": amps,
+                       "dt": row.get("dt_ms") or 0.025,
+                       "temperature": f"{row['temperature_c']}degC"})
+    with tempfile.TemporaryDirectory() as work:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _PEER, args], cwd=work,
+                              env=neuron_env(), capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+    if proc.returncode != 0:  # e.g. pyNeuroML's analysis extra (pyelectro) missing
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
+        raise RuntimeError(f"exit {proc.returncode}: {tail}")
+    return seconds
 
 
 def main(argv=None) -> None:
