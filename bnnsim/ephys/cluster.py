@@ -28,11 +28,12 @@ from typing import Callable, Dict, Sequence
 ALLOWED_FAILURES = 3  # worker deaths one cell may survive (Dask's allowed-failures)
 
 
-def run_remote(job: dict, timeout: float) -> dict:
-    """On a worker: one job in a scratch folder -> {"row", "files": {path: bytes}}
-    (paths relative to the dataset folder, ``cache/...`` for the cache)."""
+def run_remote(job: dict, timeout: float, run_job: Callable) -> dict:
+    """On a worker: one job in a scratch folder, by ``run_job`` (``dataset.run_job``)
+    -> {"row", "files": {path: bytes}} (paths relative to the dataset folder,
+    ``cache/...`` for the cache)."""
     from bnnsim.dataset import default_cache_dir
-    from bnnsim.ephys import dataset, variants
+    from bnnsim.ephys import variants
 
     with tempfile.TemporaryDirectory(prefix="bgan-jax-cell-") as scratch:
         out = Path(scratch) / "out"
@@ -42,7 +43,7 @@ def run_remote(job: dict, timeout: float) -> dict:
             path = out / "variants" / f"{job['name']}.cell.nml"
             variants.write_variant(job["source_file"], job["cell_id"], path, job["name"])
             job["file"] = str(path)
-        row = dataset.run_job(job, timeout)
+        row = run_job(job, timeout)
         files = {}
         for sub in ("graphs", "traces"):
             f = out / sub / f"{job['name']}.npz"
@@ -56,9 +57,10 @@ def run_remote(job: dict, timeout: float) -> dict:
         return {"row": row, "files": files}
 
 
-def receive(result: dict, out: Path, cache: Path, variant_file=None) -> dict:
-    """On the client: write a worker's files where a local build would -> the row."""
-    from bnnsim.ephys import dataset
+def receive(result: dict, out: Path, cache: Path, write_row: Callable,
+            variant_file=None) -> dict:
+    """On the client: write a worker's files where a local build would, the row by
+    ``write_row`` -> the row."""
     from graphs.storage import atomic_write
 
     for rel, data in result["files"].items():
@@ -72,37 +74,37 @@ def receive(result: dict, out: Path, cache: Path, variant_file=None) -> dict:
             row[key] = str(out / sub / Path(row[key]).name)
     if variant_file is not None:
         row["file"] = str(variant_file)
-    dataset._write_row(out, row)
+    write_row(out, row)
     return row
 
 
 def run_on_cluster(jobs: Sequence[dict], scheduler: str, timeout: float,
-                   on_row: Callable[[dict], None]) -> Dict[str, dict]:
+                   on_row: Callable[[dict], None], run_job: Callable, write_row: Callable,
+                   failed_row: Callable) -> Dict[str, dict]:
     """Every job as one task on the cluster at ``scheduler`` -> {name: row}; ``on_row``
-    is called as each row is written (the progress bar)."""
+    is called as each row is written (the progress bar). ``run_job``, ``write_row``
+    and ``failed_row`` are the local build's (``dataset``), which calls this."""
     import dask
     from distributed import Client, as_completed
-
-    from bnnsim.ephys import dataset
 
     rows: Dict[str, dict] = {}
     if not jobs:
         return rows
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}), \
             Client(scheduler) as client:
-        futures = {client.submit(run_remote, job, timeout, pure=False,
+        futures = {client.submit(run_remote, job, timeout, run_job, pure=False,
                                  key=f"cell-{job['name']}"): job for job in jobs}
         for fut in as_completed(futures):
             job = futures[fut]
             out, cache = Path(job["out"]), Path(job["cache"])
             try:
-                row = receive(fut.result(), out, cache,
+                row = receive(fut.result(), out, cache, write_row,
                               job["file"] if job.get("variant_of") else None)
             except Exception as e:  # noqa: BLE001 - e.g. KilledWorker: this cell's outcome
-                row = dataset._failed_row(job, "simulation",
+                row = failed_row(job, "simulation",
                                           f"the cluster could not run it: {type(e).__name__}: {e}")
                 row["seconds"] = None
-                dataset._write_row(out, row)
+                write_row(out, row)
             rows[row["name"]] = row
             on_row(row)
     return rows

@@ -183,7 +183,7 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
     if scheduler:
         from bnnsim.ephys.cluster import run_on_cluster
 
-        run_on_cluster(todo, scheduler, timeout, done)
+        run_on_cluster(todo, scheduler, timeout, done, run_job, _write_row, _failed_row)
     else:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for fut in as_completed([pool.submit(run_job, job, timeout) for job in todo]):
