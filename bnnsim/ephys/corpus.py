@@ -163,7 +163,8 @@ def discover(paths: Iterable) -> Tuple[List[CellSource], List[Unreadable]]:
         cells.append(CellSource(
             base, str(f), cid, member,
             DEFAULT_TEMPERATURE_C if temp is None else round(temp, 3),
-            net_file if temp is not None else "default", repo, dict(props), bio))
+            net_file if temp is not None else "default", repo,
+            {**props, **_labels_tsv(f)}, bio))
     return cells, bad
 
 
@@ -177,13 +178,33 @@ def _biophysics(cell) -> Optional[Biophysics]:
 
 
 def author_labels(src: CellSource) -> Dict[str, Optional[str]]:
-    """Labels the authors wrote: Allen dendrite type, Cre line and layer (None elsewhere)."""
+    """Labels the authors wrote: Allen dendrite type, Cre line and layer; the declared
+    Blue Brain e-type, m-type and e-model (``labels.tsv`` beside NeuroML-DB's cells);
+    None where a source does not say."""
     p = src.declared
     dendrite = p.get("AIBS:aibs_dendrite_type")
-    layer = None
+    layer = p.get("bbp:layer")
     for tag, value in p.items():
         if tag.endswith(":location"):
             m = re.search(r"layer\s*([0-9]+[ab/0-9]*)", value)
             layer = m.group(1) if m else None
     return {"dendrite_type": dendrite, "cre_line": p.get("AIBS:aibs_cre_line"),
-            "layer": layer, "repository": src.repository}
+            "layer": layer, "repository": src.repository,
+            "declared_etype": p.get("bbp:etype"), "mtype": p.get("bbp:mtype"),
+            "emodel": p.get("bbp:emodel")}
+
+
+def _labels_tsv(file: Path) -> Dict[str, str]:
+    """NeuroML-DB's declared labels of a cell file (``labels.tsv`` in a parent folder:
+    nmlcl_id, family, cell_id, title, then key=value columns) as ``bbp:<key>`` tags."""
+    stem = file.name.split(".")[0]
+    for parent in file.parents:
+        table = parent / "labels.tsv"
+        if table.is_file():
+            with open(table, newline="") as fh:
+                for row in csv.reader(fh, delimiter="\t"):
+                    if row and row[0] == stem:
+                        return {f"bbp:{k}": v for k, v in
+                                (kv.split("=", 1) for kv in row[4:] if "=" in kv)}
+            return {}
+    return {}

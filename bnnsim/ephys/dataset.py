@@ -75,14 +75,14 @@ def _non_finite(row: dict) -> bool:
     return (row.get("error") or {}).get("type") == NonFiniteVoltage.__name__
 
 
-def finished(out: Path, name: str, family: Optional[str] = None) -> Optional[dict]:
-    """The row of a cell a previous build finished (None: do it). A row written under
-    another family (the corpus grew, or an older build) is redone: from the cache,
-    only its graph is written again."""
+def finished(out: Path, name: str, job: Optional[dict] = None) -> Optional[dict]:
+    """The row of a cell a previous build finished (None: do it). A row written with
+    another family or other author labels than ``job`` now has (the corpus grew, or an
+    older build) is redone: from the cache, only its graph is written again."""
     row = _read_row(out, name)
     if row is None:
         return None
-    if family is not None and row.get("family") != family:
+    if job is not None and any(row.get(k) != job.get(k) for k in ("family", "labels")):
         return None
     if _non_finite(row) and "dt_fallback" not in row:
         return None  # written by a single try; the fallback step was not tried yet
@@ -160,7 +160,7 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
     rows: Dict[str, dict] = {}
     todo = []
     for job in jobs:
-        row = finished(Path(job["out"]), job["name"], job.get("family"))
+        row = finished(Path(job["out"]), job["name"], job)
         written = (row or {}).get("granularity", "section")
         asked = job.get("granularity", "section")
         if row is not None and row.get("characterised") and written != asked:  # its CG
@@ -208,7 +208,7 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
             base.update(name=name, file=str(path), temperature_from=src.temperature_from,
                         source_file=src.file)
             try:
-                done = finished(out, name, base["family"])
+                done = finished(out, name, base)
                 factors = done.get("factors") if done else \
                     variants.write_variant(src.file, src.cell_id, path, name)
                 base["factors"] = factors

@@ -121,3 +121,36 @@ def classify(ch: Characterisation) -> Dict[str, object]:
                 "rule": f"adaptation_index2 {ai:.3f} > {ADAPTING_INDEX}"}
     return {"etype": "continuous non-adapting", "sweep": name,
             "rule": f"adaptation_index2 {ai if ai is None else round(ai, 3)} <= {ADAPTING_INDEX}"}
+
+
+# The Petilla names (Ascoli et al. 2008) as Blue Brain's e-types write them (Markram et al.
+# 2015): an onset letter, c(ontinuous) / b(urst) / d(elayed), then the steady state, AC
+# (accommodating; ACint on interneurons) / NAC (non-accommodating) / STUT (stuttering) / IR
+# (irregular); cADpyr is the continuous accommodating pyramidal type. Our classes are one axis: the rules above
+# name a burst or a delay at onset before they look at the steady state, so each Petilla
+# name has one class of ours it corresponds to.
+PETILLA_ONSET = {"c": "continuous", "b": "burst", "d": "delayed"}
+PETILLA_STEADY = {"AC": "accommodating", "ACint": "accommodating", "NAC": "non-accommodating", "STUT": "stuttering",
+                  "IR": "irregular", "ADpyr": "accommodating"}
+_STEADY_CLASS = {"accommodating": "continuous adapting",
+                 "non-accommodating": "continuous non-adapting",
+                 "stuttering": "stuttering/irregular", "irregular": "stuttering/irregular"}
+
+
+def petilla(bbp_etype: str) -> tuple:
+    """'bNAC' -> ('burst', 'non-accommodating'); ValueError for a name outside the scheme."""
+    onset, steady = bbp_etype[:1], bbp_etype[1:]
+    if onset not in PETILLA_ONSET or steady not in PETILLA_STEADY:
+        raise ValueError(f"{bbp_etype!r} is not a Petilla e-type (onset {sorted(PETILLA_ONSET)} "
+                         f"x steady state {sorted(PETILLA_STEADY)})")
+    return PETILLA_ONSET[onset], PETILLA_STEADY[steady]
+
+
+def expected_class(bbp_etype: str) -> str:
+    """The class of ``ETYPES`` our rules should give a cell of a declared Petilla e-type."""
+    onset, steady = petilla(bbp_etype)
+    if onset == "burst":
+        return "bursting"
+    if onset == "delayed":
+        return "delayed"
+    return _STEADY_CLASS[steady]

@@ -4,6 +4,8 @@
 * the e-type our rules give against the type the authors declared, where the
   corpus says it (cell names of Pospischil et al. 2008; the pyloric AB/PD
   pacemaker of Prinz et al. 2004);
+* Blue Brain cells: the declared e-type (NeuroML-DB's ``labels.tsv``) against the
+  measured class, through the Petilla mapping in ``etype``;
 * Allen cells by the authors' dendrite type (aspiny cells, mostly
   fast-spiking interneurons, should fire faster with narrower spikes).
 """
@@ -49,6 +51,28 @@ def _declared(r: dict, said: str, expect: str) -> dict:
             "outcome": r["status"], "agrees": got == expect, "rule": r.get("etype_rule")}
 
 
+def bbp_rows(report: dict) -> List[dict]:
+    """Declared Blue Brain e-type against the measured class, per e-type: how many
+    cells, how many measured as the Petilla name says (``etype.expected_class``), and
+    what was measured."""
+    from bnnsim.ephys.etype import expected_class, petilla
+
+    groups: Dict[str, List[dict]] = {}
+    for r in report["cells"]:
+        declared = (r.get("labels") or {}).get("declared_etype")
+        if declared:
+            groups.setdefault(declared, []).append(r)
+    out = []
+    for declared, rs in sorted(groups.items()):
+        done = [r for r in rs if r.get("characterised")]
+        expect = expected_class(declared)
+        out.append({"declared": declared, "petilla": " ".join(petilla(declared)),
+                    "expected": expect, "cells": len(rs), "characterised": len(done),
+                    "agree": sum(r.get("etype") == expect for r in done),
+                    "measured": dict(Counter(r.get("etype") for r in done).most_common())})
+    return out
+
+
 def _stats(values: List[Optional[float]]) -> str:
     v = np.asarray([x for x in values if x is not None], float)
     if not v.size:
@@ -91,6 +115,9 @@ def render(report: dict) -> str:
              "", "Declared vs measured:", "",
              _table(declared_rows(report), ["cell", "declared", "expected", "measured",
                                             "agrees", "rule"]),
+             "", "Blue Brain cells: declared e-type vs measured class:", "",
+             _table(bbp_rows(report), ["declared", "petilla", "expected", "cells",
+                                       "characterised", "agree", "measured"]),
              "", "Allen cells by the authors' dendrite type (median [IQR]):", "",
              _table(allen_rows(report), ["dendrite_type", "cells", "rate_hz_1.5x",
                                          "ap_width_ms_1.5x", "rheobase_nA",

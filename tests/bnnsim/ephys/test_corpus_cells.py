@@ -44,6 +44,10 @@ def test_discovery_finds_every_cell_with_its_metadata(discovered):
     assert len(allen) == 101
     assert sum("/NeuroML-DB/bbp/" in c.file for c in cells) == 255
     assert len(set(discovered[2].values())) == 306  # families (RESULTS.md)
+    bbp = [author_labels(c) for c in cells if "/NeuroML-DB/bbp/" in c.file]
+    assert all(lab["declared_etype"] and lab["emodel"] and lab["mtype"] for lab in bbp)
+    assert {lab["declared_etype"] for lab in bbp} == {
+        "cACint", "bAC", "cNAC", "bNAC", "dNAC", "cSTUT", "bSTUT", "dSTUT", "cIR", "bIR", "cADpyr"}
     labelled = [author_labels(c) for c in allen if c.declared]
     assert len(labelled) == 65  # 66 networks; Network_472424854 has no <property> tags
     assert {lab["dendrite_type"] for lab in labelled} >= {"spiny", "aspiny"}

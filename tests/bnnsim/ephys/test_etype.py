@@ -1,6 +1,7 @@
 """The e-type rules on synthetic spike trains with known answers."""
 
 import numpy as np
+import pytest
 
 from bnnsim.ephys import etype, protocol
 from tests.bnnsim.ephys.synthetic import spike_trace
@@ -101,3 +102,43 @@ def test_classification_survives_the_traces_file(tmp_path):
                                                       "efeatures": {"rheobase_nA": 0.1}})
     assert set(back.sweeps) == set(ch.sweeps)
     assert etype.classify(back) == etype.classify(ch)
+
+
+@pytest.mark.parametrize("bbp, onset, steady, ours", [
+    ("cAC", "continuous", "accommodating", "continuous adapting"),
+    ("cACint", "continuous", "accommodating", "continuous adapting"),
+    ("cNAC", "continuous", "non-accommodating", "continuous non-adapting"),
+    ("cSTUT", "continuous", "stuttering", "stuttering/irregular"),
+    ("cIR", "continuous", "irregular", "stuttering/irregular"),
+    ("cADpyr", "continuous", "accommodating", "continuous adapting"),
+    ("bAC", "burst", "accommodating", "bursting"),
+    ("bNAC", "burst", "non-accommodating", "bursting"),
+    ("bSTUT", "burst", "stuttering", "bursting"),
+    ("bIR", "burst", "irregular", "bursting"),
+    ("dNAC", "delayed", "non-accommodating", "delayed"),
+    ("dSTUT", "delayed", "stuttering", "delayed"),
+])
+def test_petilla_names_map_to_our_classes(bbp, onset, steady, ours):
+    assert etype.petilla(bbp) == (onset, steady)
+    assert etype.expected_class(bbp) == ours and ours in etype.ETYPES
+
+
+def test_a_name_outside_the_petilla_scheme_is_refused():
+    with pytest.raises(ValueError, match="not a Petilla e-type"):
+        etype.expected_class("xFOO")
+
+
+def test_bbp_agreement_table():
+    from bnnsim.ephys.summary import bbp_rows
+
+    def row(name, declared, measured):
+        return {"name": name, "characterised": measured is not None, "etype": measured,
+                "labels": {"declared_etype": declared}}
+
+    report = {"cells": [row("a", "cNAC", "continuous non-adapting"),
+                        row("b", "cNAC", "continuous adapting"), row("c", "cNAC", None),
+                        row("d", "dNAC", "delayed"), row("e", None, "bursting")]}
+    got = {r["declared"]: r for r in bbp_rows(report)}
+    assert set(got) == {"cNAC", "dNAC"}
+    assert (got["cNAC"]["cells"], got["cNAC"]["characterised"], got["cNAC"]["agree"]) == (3, 2, 1)
+    assert got["dNAC"]["agree"] == 1 and got["dNAC"]["petilla"] == "delayed non-accommodating"
