@@ -22,6 +22,7 @@ import importlib.util
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -167,10 +168,56 @@ def _library(directory: Path) -> Optional[Path]:
     return found[0] if found else None
 
 
+def _object_key(mod: Path) -> str:
+    """Content hash of one .mod file (name and bytes) and the NEURON version."""
+    import neuron
+
+    h = hashlib.sha256(neuron.__version__.encode() + b"\0" + mod.name.encode() + b"\0")
+    h.update(mod.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def _reuse_objects(mods: Sequence[Path], target: Path, objects: Path) -> int:
+    """Put every .mod's translated and compiled form kept from an earlier set where
+    nrnivmodl's make looks for them, newer than the .mod, so make builds only the new
+    ones and links -> how many were reused. A set differs from another in one calcium
+    model or one channel (every Allen cell names its own ``CaDynamics``)."""
+    sub = target / platform.machine()  # nrnivmodl's MODSUBDIR
+    sub.mkdir(exist_ok=True)
+    n = 0
+    for mod in mods:
+        kept = objects / _object_key(mod)
+        if (kept / "ok").exists():
+            for ext in (".cpp", ".o"):
+                shutil.copy(kept / f"{mod.stem}{ext}", sub / f"{mod.stem}{ext}")  # mtime: now
+            n += 1
+    return n
+
+
+def _keep_objects(mods: Sequence[Path], target: Path, objects: Path) -> None:
+    """Keep each .mod's .cpp and .o of a successful build for later sets."""
+    sub = target / platform.machine()
+    for mod in mods:
+        dest = objects / _object_key(mod)
+        files = [sub / f"{mod.stem}{ext}" for ext in (".cpp", ".o")]
+        if (dest / "ok").exists() or not all(f.is_file() for f in files):
+            continue
+        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copy2(f, tmp / f.name)
+        (tmp / "ok").write_text("")
+        try:
+            tmp.rename(dest)  # atomic; another process may have kept it first
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def compile_mechanisms(mods: Sequence[Path], cache_dir, cell: str = "cell") -> Optional[Path]:
     """Compiled mechanisms for ``mods`` -> path of libnrnmech.so, from the cache when
     the same set was compiled before (a file lock keeps parallel workers from
-    compiling the same set twice)."""
+    compiling the same set twice); a .mod file compiled in any earlier set is not
+    compiled again (``_reuse_objects``)."""
     if not mods:
         return None
     root = Path(cache_dir) / "mechanisms"
@@ -186,6 +233,9 @@ def compile_mechanisms(mods: Sequence[Path], cache_dir, cell: str = "cell") -> O
         target.mkdir()
         for p in mods:
             shutil.copy2(p, target / p.name)
+        for p in mods:  # older than anything kept, so make trusts what is reused
+            os.utime(target / p.name, (0, 0))
+        _reuse_objects(mods, target, root / "objects")
         nrnivmodl = Path(sysconfig.get_path("scripts")) / "nrnivmodl"
         exe = str(nrnivmodl) if nrnivmodl.exists() else (shutil.which("nrnivmodl") or "nrnivmodl")
         try:
@@ -199,6 +249,7 @@ def compile_mechanisms(mods: Sequence[Path], cache_dir, cell: str = "cell") -> O
             errs = [ln for ln in lines if "rror" in ln] or lines
             raise CompileFailed(cell, f"nrnivmodl failed on {[p.name for p in mods]} "
                                 f"(exit {out.returncode}): {' | '.join(errs[-3:])}")
+        _keep_objects(mods, target, root / "objects")
         (target / "ok").write_text("")
         return lib
 
