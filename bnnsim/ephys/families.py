@@ -85,23 +85,24 @@ def biophysics(cell) -> Biophysics:
                       tuple(sorted(passive)))
 
 
-def _numbers(b: Biophysics) -> np.ndarray:
-    return np.concatenate([b.densities, [v for _, v in b.passive]])
+def _passive(b: Biophysics) -> np.ndarray:
+    return np.asarray([v for _, v in b.passive], dtype=np.float64)
+
+
+def _equal(x: np.ndarray, y: np.ndarray) -> bool:
+    return bool(np.allclose(x, y, rtol=SAME_RTOL, atol=0.0, equal_nan=True))
 
 
 def same(a: Biophysics, b: Biophysics) -> bool:
     """Rule 2: equal biophysics (every number to SAME_RTOL)."""
-    return a.shape == b.shape and bool(np.allclose(
-        _numbers(a), _numbers(b), rtol=SAME_RTOL, atol=0.0, equal_nan=True))
+    return (a.shape == b.shape and _equal(a.densities, b.densities)
+            and _equal(_passive(a), _passive(b)))
 
 
 def jittered(a: Biophysics, b: Biophysics) -> bool:
     """Rule 3: the same channel set and passive numbers, every density within a factor
     JITTER_FACTOR (a density zero in one is zero in the other)."""
-    if a.shape != b.shape:
-        return False
-    pa, pb = (np.asarray([v for _, v in x.passive]) for x in (a, b))
-    if not np.allclose(pa, pb, rtol=SAME_RTOL, atol=0.0, equal_nan=True):
+    if a.shape != b.shape or not _equal(_passive(a), _passive(b)):
         return False
     ga, gb = np.abs(a.densities), np.abs(b.densities)
     ok = np.isnan(ga) & np.isnan(gb) | (ga == 0) & (gb == 0)
