@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from graphs.cli import add_allow_path
+
 PROG = "analyze.py"
 
 
@@ -34,6 +36,7 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      "for a tavrnn/vgrnn/vgae run: a spike file")
     src.add_argument("--nml", nargs="+", metavar="FILE", help="NeuroML files to convert and "
                      "analyse instead of a dataset (BGAN runs)")
+    add_allow_path(p)  # with --nml
     p.add_argument("--split", help="dataset split to analyse (BGAN runs; default: test)")
     p.add_argument("--out", help="output directory (default: WORKDIR/analysis)")
     p.add_argument("--max-models", type=int, default=0,
@@ -55,7 +58,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         kind = kind_of_run(workdir)
     except RunDirError as err:
         return fail(PROG, str(err), 1)
-    refused = inapplicable(kind, args, ("data", "nml", "split"))
+    refused = inapplicable(kind, args, ("data", "nml", "split")) or (
+        "--allow-path needs --nml" if args.allow_path and not args.nml else None)
     if refused:
         return fail(PROG, refused, 2)
     args.split = args.split or "test"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from bnnsim.generate import FAMILIES
+from graphs.cli import add_allow_path
 
 
 def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -73,6 +74,7 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     cells.add_argument("--figures", action="store_true",
                        help="also draw DIR/figures/NAME.png per characterised cell "
                        "(traces at rheobase, 1.5x, 3x and the F-I curve)")
+    add_allow_path(cells)
     return parser.parse_args(argv)
 
 
@@ -94,7 +96,7 @@ def cells_command(args) -> int:
                              dt_check_cells=args.dt_check, timeout=args.timeout,
                              repair=args.fill_missing_ca_dynamics,
                              finished_only=args.finished_only, granularity=args.granularity,
-                             scheduler=args.scheduler)
+                             scheduler=args.scheduler, allow=args.allow_path)
     except ValueError as e:  # a folder built at another granularity
         print(f"error: {e}", file=sys.stderr)
         return 2

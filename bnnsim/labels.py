@@ -1,6 +1,6 @@
 """Labels from simulated activity: per-neuron firing pattern, per-network regime.
 
-Criteria (documented here and in the README; thresholds are module constants):
+Criteria (documented here and in docs/bnnsim.md; thresholds are module constants):
 
 Firing pattern of one spike train inside the analysis window, first rule that
 applies:

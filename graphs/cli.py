@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from graphs.errors import ConversionError, GraphFileError, MissingFile, SchemaMismatch
+from graphs.policy import PARENT_LEVELS
 from graphs.schema import EDGE_GROUPS, GRANULARITIES, NODE_GROUPS, EdgeKind, NodeKind
 
 DEFAULTS = {"granularity": "section", "synapses": "connection", "out": "cg_out"}
@@ -42,10 +43,20 @@ def process_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       "post population, synapse) carrying the count and weight/delay "
                       "statistics of its connections, so the graph grows with neurons and "
                       "connection endpoints, not with synapses (large networks)")
+    add_allow_path(conv)
     info = sub.add_parser("info", help="summarize converted .npz graphs (each one; a damaged "
                           "file is reported and the rest still summarised)")
     info.add_argument("files", nargs="+", metavar="FILE")
     return parser.parse_args(argv)
+
+
+def add_allow_path(parser: argparse.ArgumentParser) -> None:
+    """The ``--allow-path DIR`` option of every command that reads NeuroML files."""
+    parser.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                        help="a folder outside a model's own tree that its includes and "
+                        "HDF5 links may read (repeatable). By default a model reads only "
+                        f"inside its file's folder and up to {PARENT_LEVELS} folders above "
+                        "it, never your home folder or /")
 
 
 def find_inputs(paths: Sequence[str]) -> List[Tuple[Path, Path]]:
@@ -66,7 +77,8 @@ def find_inputs(paths: Sequence[str]) -> List[Tuple[Path, Path]]:
     return unique
 
 
-def convert_one(path: Path, out: Path, granularity: str, synapses: str = "connection") -> Dict:
+def convert_one(path: Path, out: Path, granularity: str, synapses: str = "connection",
+                allow: Sequence = ()) -> Dict:
     """Convert one file; never raises for bad input. Returns its report entry."""
     from graphs.convert import convert_file
     from graphs.storage import save_cg
@@ -77,7 +89,7 @@ def convert_one(path: Path, out: Path, granularity: str, synapses: str = "connec
         if not path.is_file():
             raise MissingFile(path, "file not found" if not path.exists() else
                               "not a regular file")
-        cg = convert_file(path, granularity, synapses)
+        cg = convert_file(path, granularity, synapses, allow)
         save_cg(cg, out)
         entry.update(n_nodes=cg.n_nodes, n_edges=cg.n_edges, nodes_by_kind=cg.nodes_by_kind(),
                      edges_by_kind=cg.edges_by_kind(), sha256=cg.meta["sha256"],
@@ -106,7 +118,8 @@ def convert_command(args) -> int:
     report = []
     for path, rel in tqdm(inputs, desc="convert", unit="file", file=sys.stderr,
                           disable=None):
-        report.append(convert_one(path, out_dir / rel, args.granularity, args.synapses))
+        report.append(convert_one(path, out_dir / rel, args.granularity, args.synapses,
+                                  args.allow_path))
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     write_manifest(out_dir, report)
     failed = [r for r in report if r["status"] != "ok"]

@@ -17,7 +17,7 @@ compartments; then synapse nodes; then input nodes. What becomes a graph:
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,15 +37,18 @@ UM = 1e-6
 SYNAPSE_MODES = ("connection", "type")
 
 
-def convert_file(path, granularity: str = "section", synapses: str = "connection") -> CG:
+def convert_file(path, granularity: str = "section", synapses: str = "connection",
+                 allow: Sequence = ()) -> CG:
     """Read a NeuroML2 file (``.nml``, or an ``.nml.h5`` network, and its includes) and
     build its CG. ``synapses``: one synapse node per connection, or per (pre population,
-    post population, synapse component) with the connections' statistics (``type``)."""
+    post population, synapse component) with the connections' statistics (``type``).
+    Includes and HDF5 links read only inside the model's tree and the folders in
+    ``allow`` (``graphs.policy``)."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
     if synapses not in SYNAPSE_MODES:
         raise ValueError(f"synapses must be one of {SYNAPSE_MODES}, not {synapses!r}")
-    return model_to_cg(read_model(path), granularity, synapses)
+    return model_to_cg(read_model(path, allow), granularity, synapses)
 
 
 def model_to_cg(model: Model, granularity: str = "section", synapses: str = "connection") -> CG:
@@ -85,12 +88,13 @@ def network_tables(model: Model) -> List[Network]:
     return list(model.h5_networks) + [from_xml(net, file) for net, file in networks(model)]
 
 
-def cell_segments(path, granularity: str = "section") -> Dict[str, np.ndarray]:
+def cell_segments(path, granularity: str = "section",
+                  allow: Sequence = ()) -> Dict[str, np.ndarray]:
     """The segments of a one-cell file, for drawing it: ``prox``/``dist`` [S, 3] um and
     ``node`` [S], the CG node (of ``convert_file(path, granularity)``) each lies in."""
     from graphs.morphology import segment_points
 
-    model = read_model(path)
+    model = read_model(path, allow)
     cells = [c for c in _cells(model.root_document, model) if c.tag in ("cell", "cell2CaPools")]
     if len(cells) != 1:
         raise NothingToConvert(path, f"expected one multi-compartment cell, found {len(cells)}")

@@ -54,6 +54,11 @@ class RemoteInclude(ConversionError):
     """An <include href> names a URL; remote files are never fetched."""
 
 
+class OutsideModelTree(ConversionError):
+    """An include, or an HDF5 link, leads outside the folders the model may read
+    (``graphs.policy``): refused before the target is opened."""
+
+
 class UnknownComponent(ConversionError):
     """A reference (component, synapse, cell, segment group...) names nothing."""
 

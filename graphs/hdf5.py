@@ -29,6 +29,7 @@ not integers).
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -36,6 +37,7 @@ import numpy as np
 
 from graphs.document import parse_xml
 from graphs.errors import DamagedHDF5, InvalidDataset, NotNeuroML
+from graphs.policy import ReadPolicy
 from graphs.network import (CONTINUOUS, ELECTRICAL, PROJECTION, ConnectionTable, InputTable,
                             Network, Population, Rows, check_weights)
 from graphs.units import unit_table
@@ -43,6 +45,71 @@ from graphs.units import unit_table
 _KINDS = {"projection": PROJECTION, "electricalProjection": ELECTRICAL,
           "continuousProjection": CONTINUOUS}
 _EMPTY_DOC = (b'<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="%s"/>')
+
+
+MAX_LINK_HOPS = 16  # a chain of soft/external links longer than this is a loop
+
+
+class _Links:
+    """Members of HDF5 groups with every link checked before it is followed: a soft link
+    must name an object of its file; an external link must name a file inside the
+    folders ``policy`` allows, and it is opened here (h5py never follows one itself, so
+    no search path of the HDF5 library decides which file is read)."""
+
+    def __init__(self, policy: ReadPolicy):
+        self.policy = policy
+        self.opened: List = []  # files opened through external links
+
+    def close(self) -> None:
+        for f in self.opened:
+            f.close()
+
+    def members(self, group) -> List[Tuple[str, object]]:
+        """(name, object) of every member, in name order."""
+        return [(name, self.get(group, name)) for name in sorted(group)]
+
+    def get(self, group, name: str, hops: int = 0):
+        """``group[name]`` with its link checked (None if there is no such member)."""
+        import h5py
+
+        link = group.get(name, getlink=True)
+        if link is None or isinstance(link, h5py.HardLink):
+            return None if link is None else group[name]
+        file = Path(group.file.filename)
+        where = posixpath.join(group.name, name)
+        if hops >= MAX_LINK_HOPS:
+            raise InvalidDataset(file, f"more than {MAX_LINK_HOPS} links in a chain "
+                                 "(a loop of links)", where)
+        if isinstance(link, h5py.SoftLink):
+            obj = self._walk(group.file, posixpath.join(group.name, link.path), hops + 1)
+            what, target_file = f"soft link to {link.path!r}", file
+        elif isinstance(link, h5py.ExternalLink):
+            target = Path(link.filename)
+            target = self.policy.check(target if target.is_absolute() else file.parent / target,
+                                       file, f"HDF5 external link to {link.filename!r}",
+                                       where)
+            other = _open(target)
+            self.opened.append(other)
+            obj = self._walk(other, link.path, hops + 1)
+            what, target_file = f"external link to {link.path!r} in {link.filename!r}", target
+        else:
+            raise InvalidDataset(file, f"link of an unknown kind ({type(link).__name__})", where)
+        if obj is None:
+            raise InvalidDataset(file, f"{what}, which names no object in {target_file}", where)
+        return obj
+
+    def _walk(self, f, path: str, hops: int):
+        """The object at absolute ``path`` of file ``f``, every link on the way checked."""
+        import h5py
+
+        obj = f["/"]
+        for part in [p for p in posixpath.normpath(path).split("/") if p]:
+            if not isinstance(obj, h5py.Group):
+                return None
+            obj = self.get(obj, part, hops)
+            if obj is None:
+                return None
+        return obj
 
 
 def is_hdf5(path) -> bool:
@@ -106,13 +173,13 @@ def _columns(path: Path, ds) -> Dict[str, int]:
     return cols
 
 
-def _dataset(path: Path, group, name: str):
+def _dataset(path: Path, links: "_Links", group, name: str):
     """The group's array named like the group's id (None if the group has none)."""
     import h5py
 
-    ds = group.get(name)
+    ds = links.get(group, name)
     if ds is None:
-        arrays = [v for v in group.values() if isinstance(v, h5py.Dataset)]
+        arrays = [v for _, v in links.members(group) if isinstance(v, h5py.Dataset)]
         if len(arrays) > 1:
             raise InvalidDataset(path, f"no dataset {name!r} and several others", group.name)
         ds = arrays[0] if arrays else None
@@ -136,10 +203,10 @@ def _ints(path: Path, ds, values: np.ndarray, column: str, start: int) -> np.nda
     return values.astype(np.int64)
 
 
-def _population(path: Path, group) -> Population:
+def _population(path: Path, links: "_Links", group) -> Population:
     pid = _required(path, group, "id")
     comp = _required(path, group, "component")
-    ds = _dataset(path, group, pid)
+    ds = _dataset(path, links, group, pid)
     if ds is None:
         size = group.attrs.get("size")
         if size is None:
@@ -198,7 +265,7 @@ def _needs(path: Path, ds, cols: Dict[str, int], names) -> None:
                              f"{', '.join(sorted(cols)) or 'none named'})", ds.name)
 
 
-def _projection(path: Path, group) -> ConnectionTable:
+def _projection(path: Path, links: "_Links", group) -> ConnectionTable:
     pid = _required(path, group, "id")
     kind = _KINDS.get(_text(group.attrs, "type") or "projection")
     if kind is None:
@@ -211,7 +278,7 @@ def _projection(path: Path, group) -> ConnectionTable:
             _required(path, group, "preComponent"),)
     else:
         synapse, pre_components = _required(path, group, "synapse"), ()
-    ds = _dataset(path, group, pid)
+    ds = _dataset(path, links, group, pid)
     cols, n = {}, 0
     if ds is not None:
         cols = _columns(path, ds)
@@ -243,11 +310,11 @@ def _checked(table):
     return dataclasses.replace(table, read=_CheckedRead(table))
 
 
-def _input_list(path: Path, group) -> InputTable:
+def _input_list(path: Path, links: "_Links", group) -> InputTable:
     iid = _required(path, group, "id")
     comp = _required(path, group, "component")
     pop = _required(path, group, "population")
-    ds = _dataset(path, group, iid)
+    ds = _dataset(path, links, group, iid)
     cols, n = {}, 0
     if ds is not None:
         cols = _columns(path, ds)
@@ -259,37 +326,40 @@ def _input_list(path: Path, group) -> InputTable:
                                ds.name if ds is not None else group.name))
 
 
-def _network(path: Path, group) -> Network:
+def _network(path: Path, links: "_Links", group) -> Network:
     import h5py
 
     pops: List[Population] = []
     conns: List[ConnectionTable] = []
     inputs: List[InputTable] = []
-    for name in sorted(group):  # HDF5 keeps no creation order: name order
-        child = group[name]
+    for name, child in links.members(group):  # HDF5 keeps no creation order: name order
         if not isinstance(child, h5py.Group):
             continue
         if name.startswith("population_"):
-            pops.append(_population(path, child))
+            pops.append(_population(path, links, child))
         elif name.startswith("projection_"):
-            conns.append(_projection(path, child))
+            conns.append(_projection(path, links, child))
         elif name.startswith("inputList_"):
-            inputs.append(_input_list(path, child))
+            inputs.append(_input_list(path, links, child))
     order = {PROJECTION: 0, ELECTRICAL: 1, CONTINUOUS: 2}  # as in an XML network
     conns.sort(key=lambda t: order[t.kind])
     return Network(_text(group.attrs, "id") or group.name, str(path), tuple(pops),
                    tuple(conns), tuple(inputs))
 
 
-def read_hdf5(path) -> Tuple[object, str, Dict, Tuple[Network, ...]]:
+def read_hdf5(path, policy: Optional[ReadPolicy] = None
+              ) -> Tuple[object, str, Dict, Tuple[Network, ...]]:
     """An ``.nml.h5`` file -> (libNeuroML document of its top-level XML, sha256 of the
-    file, custom elements, network tables). The file stays open while tables are read."""
+    file, custom elements, network tables). The file stays open while tables are read.
+    Links that leave the file must land where ``policy`` allows (default: the file's
+    tree, ``graphs.policy``)."""
     import h5py
 
     path = Path(path)
+    links = _Links(policy or ReadPolicy.for_model(path))
     f = _open(path)
     try:
-        root = f.get("neuroml")
+        root = links.get(f, "neuroml")
         if not isinstance(root, h5py.Group):
             raise NotNeuroML(path, "HDF5 file without a /neuroml group (not a NeuroML "
                              f"HDF5 network; top level holds {sorted(f)[:5]})", "/")
@@ -299,12 +369,14 @@ def read_hdf5(path) -> Tuple[object, str, Dict, Tuple[Network, ...]]:
         elif isinstance(xml, str):
             xml = xml.encode()
         doc, custom = parse_xml(bytes(xml), path)
-        nets = tuple(_network(path, g) for name, g in sorted(root.items())
+        nets = tuple(_network(path, links, g) for name, g in links.members(root)
                      if name.startswith("network") and isinstance(g, h5py.Group))
     except (KeyError, OSError, RuntimeError) as e:  # h5py on damaged metadata
         f.close()
+        links.close()
         raise DamagedHDF5(path, f"cannot read the HDF5 structure ({e})") from None
     except Exception:
         f.close()
+        links.close()
         raise
     return doc, _sha256(path), custom, nets

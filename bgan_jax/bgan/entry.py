@@ -64,15 +64,16 @@ def dataset_inputs(data_dir: Path, split: str, task: str):
     return ([e.cg for e in splits["train"]], [(e.name, e.cg) for e in splits[split]], outcomes)
 
 
-def nml_inputs(files: Sequence[str]) -> Tuple[List, List[dict]]:
-    """Convert each file; a bad one becomes an error outcome, never a stop."""
+def nml_inputs(files: Sequence[str], allow: Sequence[str] = ()) -> Tuple[List, List[dict]]:
+    """Convert each file (its includes read inside its tree and ``allow``,
+    ``graphs.policy``); a bad one becomes an error outcome, never a stop."""
     from graphs import convert_file
     from graphs.errors import ConversionError
 
     inputs, outcomes = [], []
     for f in files:
         try:
-            inputs.append((Path(f).name.split(".")[0], convert_file(f)))
+            inputs.append((Path(f).name.split(".")[0], convert_file(f, allow=allow)))
         except (ConversionError, OSError, ValueError) as err:
             outcomes.append({"name": str(f), "status": "error", "error": str(err)})
     return inputs, outcomes
@@ -90,7 +91,7 @@ def _analyze(workdir: Path, args: argparse.Namespace) -> List[str]:
     task_name = run.config.task
     outcomes: List[dict] = []
     if args.nml:
-        inputs, outcomes = nml_inputs(args.nml)
+        inputs, outcomes = nml_inputs(args.nml, getattr(args, "allow_path", ()))
         trained_on = run.data_dir if run.data_dir and run.data_dir.is_dir() else None
         reference = ([e.cg for e in data_lib.load_splits(trained_on, task_name,
                                                          ("train",))["train"]]

@@ -41,7 +41,8 @@ def run_remote(job: dict, timeout: float, run_job: Callable) -> dict:
         job = dict(job, out=str(out), cache=str(cache))
         if job.get("variant_of"):
             path = out / "variants" / f"{job['name']}.cell.nml"
-            variants.write_variant(job["source_file"], job["cell_id"], path, job["name"])
+            variants.write_variant(job["source_file"], job["cell_id"], path, job["name"],
+                                   job.get("allow", ()))
             job["file"] = str(path)
         row = run_job(job, timeout)
         files = {}

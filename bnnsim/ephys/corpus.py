@@ -16,9 +16,10 @@ import csv
 import hashlib
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from graphs.errors import ConversionError
+from graphs.policy import ReadPolicy
 from graphs.reader import parse_document, resolve_include
 from graphs.units import to_si
 
@@ -93,11 +94,12 @@ def _repository(file: Path, roots: List[Path]) -> str:
     return file.parent.name
 
 
-def _include_targets(doc, file: Path) -> List[Path]:
+def _include_targets(doc, file: Path, allow: Sequence = ()) -> List[Path]:
     out = []
+    policy = ReadPolicy.for_model(file, allow)
     for inc in doc.includes or []:
         try:
-            out.append(resolve_include(inc.href, file))
+            out.append(resolve_include(inc.href, file, policy=policy))
         except ConversionError:
             pass  # reported when the cell itself is converted
     return out
@@ -116,8 +118,10 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "cell"
 
 
-def discover(paths: Iterable) -> Tuple[List[CellSource], List[Unreadable]]:
-    """Every cell defined in ``paths`` (files, or folders searched for ``*.nml``)."""
+def discover(paths: Iterable, allow: Sequence = ()
+             ) -> Tuple[List[CellSource], List[Unreadable]]:
+    """Every cell defined in ``paths`` (files, or folders searched for ``*.nml``);
+    includes are followed inside each file's tree and ``allow`` (``graphs.policy``)."""
     roots = [Path(p).resolve() for p in paths]
     files = _nml_files(paths)
     docs: Dict[Path, object] = {}
@@ -133,7 +137,7 @@ def discover(paths: Iterable) -> Tuple[List[CellSource], List[Unreadable]]:
         if not doc.networks:
             continue
         temp, props = _network_facts(doc)
-        for target in _include_targets(doc, f) + [f]:
+        for target in _include_targets(doc, f, allow) + [f]:
             if target not in facts or facts[target][0] is None:
                 facts[target] = (temp, str(f), props)
     # a cell file no network includes takes the temperature of the networks in its

@@ -52,6 +52,7 @@ VARIANT_KINDS = MORPHOLOGICAL  # point cells have no channel densities
 
 
 def job_of(src: CellSource, out: Path, cache: Path, **extra) -> dict:
+    """One cell's job (``extra``: repair, granularity, family, allow, variant fields)."""
     return {"name": src.name, "file": src.file, "cell_id": src.cell_id, "kind": src.kind,
             "temperature_c": src.temperature_c, "temperature_from": src.temperature_from,
             "labels": author_labels(src), "out": str(out), "cache": str(cache),
@@ -193,7 +194,8 @@ def run_jobs(jobs: Sequence[dict], workers: int, desc: str, progress: bool = Tru
 
 
 def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, out: Path,
-                 cache: Path, repair: bool = False, granularity: str = "section") -> tuple:
+                 cache: Path, repair: bool = False, granularity: str = "section",
+                 allow: Sequence = ()) -> tuple:
     """(jobs, failed rows) for ``k`` variants of every characterised multi-compartment
     cell; a variant is in its source's family."""
     jobs, failed = [], []
@@ -204,13 +206,14 @@ def variant_jobs(sources: Sequence[CellSource], rows: Sequence[dict], k: int, ou
             name = f"{src.name}__v{i}"
             path = out / "variants" / f"{name}.cell.nml"
             base = job_of(src, out, cache, variant_of=src.name, repair=repair,
-                          granularity=granularity, family=row.get("family") or src.name)
+                          granularity=granularity, family=row.get("family") or src.name,
+                          allow=variants.variant_allow(src.file, allow))
             base.update(name=name, file=str(path), temperature_from=src.temperature_from,
                         source_file=src.file)
             try:
                 done = finished(out, name, base)
                 factors = done.get("factors") if done else \
-                    variants.write_variant(src.file, src.cell_id, path, name)
+                    variants.write_variant(src.file, src.cell_id, path, name, allow)
                 base["factors"] = factors
                 jobs.append(base)
             except Exception as e:  # noqa: BLE001 - this variant's outcome, batch goes on
@@ -278,26 +281,29 @@ def build_cells(paths: Sequence, out_dir, n_variants: int = 0, workers: int = 2,
                 dt_check_cells: int = 0, progress: bool = True,
                 timeout: float = CELL_TIMEOUT_S, repair: bool = False,
                 finished_only: bool = False, granularity: str = "section",
-                scheduler: Optional[str] = None) -> dict:
+                scheduler: Optional[str] = None, allow: Sequence = ()) -> dict:
     """Characterise every cell under ``paths`` (and ``n_variants`` variants of each);
     write the dataset to ``out_dir`` and return its report. ``finished_only``: simulate
     nothing, write the dataset of what earlier (interrupted) builds finished.
     ``granularity``: of the CGs written (``graphs.schema.GRANULARITIES``); the
     simulation does not depend on it, so a second build of the same cells at another
-    granularity reads every measurement from the cache and only converts."""
+    granularity reads every measurement from the cache and only converts. ``allow``:
+    folders outside each cell's tree its includes may read (``graphs.policy``)."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
     t0 = time.time()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir() / "ephys"
-    sources, unreadable = discover(paths)
+    allow = [str(Path(a).resolve()) for a in allow]
+    sources, unreadable = discover(paths, allow)
     family = corpus_families(sources)
     jobs = [job_of(s, out, cache, repair=repair, granularity=granularity,
-                   family=family[s.name]) for s in sources]
+                   family=family[s.name], allow=allow) for s in sources]
     rows = run_jobs(jobs, workers, "cells", progress, timeout, finished_only, scheduler)
     t_cells = time.time() - t0
-    vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair, granularity)
+    vjobs, vfailed = variant_jobs(sources, rows, n_variants, out, cache, repair, granularity,
+                                  allow)
     vrows = run_jobs(vjobs, workers, "variants", progress, timeout, finished_only,
                      scheduler) + vfailed
     t_variants = time.time() - t0 - t_cells

@@ -13,7 +13,7 @@ The repair applies only where the cell's own files define that ComponentType.
 
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Sequence
 
 from graphs.reader import read_model
 
@@ -27,9 +27,10 @@ class Missing(NamedTuple):
     ion: str
 
 
-def missing_concentration_models(cell_file, cell_id: str) -> List[Missing]:
+def missing_concentration_models(cell_file, cell_id: str, allow: Sequence = ()
+                                 ) -> List[Missing]:
     """Species of ``cell_id`` whose concentration model is defined nowhere in its files."""
-    model = read_model(cell_file)
+    model = read_model(cell_file, allow)
     comp = model.components.get(cell_id)
     if comp is None or comp.obj is None:
         return []
@@ -42,8 +43,8 @@ def missing_concentration_models(cell_file, cell_id: str) -> List[Missing]:
     return out
 
 
-def defines_hay_type(cell_file) -> bool:
-    model = read_model(cell_file)
+def defines_hay_type(cell_file, allow: Sequence = ()) -> bool:
+    model = read_model(cell_file, allow)
     return any(ct.name == HAY_TYPE for _, doc in model.documents
                for ct in getattr(doc, "ComponentType", None) or [])
 

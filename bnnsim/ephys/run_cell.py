@@ -110,7 +110,8 @@ def unsupported(job: dict) -> Optional[str]:
 def check_model(job: dict) -> tuple:
     """(NeuroML to define beside the cell, repairs made) or ExportFailed naming what is
     missing (see ``repairs``)."""
-    missing = repairs.missing_concentration_models(job["file"], job["cell_id"])
+    missing = repairs.missing_concentration_models(job["file"], job["cell_id"],
+                                                   job.get("allow", ()))
     if not missing:
         return "", []
     names = ", ".join(f"species {m.species!r} -> {m.model!r}" for m in missing)
@@ -118,7 +119,7 @@ def check_model(job: dict) -> tuple:
         raise ExportFailed(job["name"], f"the cell names concentration models no included "
                            f"file defines ({names}); --fill-missing-ca-dynamics defines "
                            f"them with Hay et al. 2011's defaults")
-    if not repairs.defines_hay_type(job["file"]):
+    if not repairs.defines_hay_type(job["file"], job.get("allow", ())):
         raise ExportFailed(job["name"], f"the cell names concentration models no included "
                            f"file defines ({names}), and its files do not define "
                            f"{repairs.HAY_TYPE} to fill them with")
@@ -164,7 +165,8 @@ def run(job: dict) -> dict:
     row["granularity"] = job.get("granularity", "section")
     try:
         try:
-            cg = convert_file(job["file"], job.get("granularity", "section"))
+            cg = convert_file(job["file"], job.get("granularity", "section"),
+                              allow=job.get("allow", ()))
         except ConversionError as e:
             raise ConversionFailed(name, str(e)) from None
         key = cache_key(job, cg.meta["files"])

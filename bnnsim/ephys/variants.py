@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import neuroml.writers
 import numpy as np
 
 from graphs.morphology import channel_species
+from graphs.policy import ReadPolicy, model_tree
 from graphs.reader import parse_document, resolve_include
 
 FACTOR_RANGE = (0.5, 2.0)  # log-uniform
@@ -86,8 +87,10 @@ def factor_columns(cell_file, cell_id: str) -> Dict[str, Tuple[str, str]]:
             for d in densities(cell)}
 
 
-def write_variant(cell_file, cell_id: str, out_file, seed_text: str) -> Dict[str, float]:
-    """Write a variant of ``cell_id`` (defined in ``cell_file``) to ``out_file`` -> factors."""
+def write_variant(cell_file, cell_id: str, out_file, seed_text: str,
+                  allow: Sequence = ()) -> Dict[str, float]:
+    """Write a variant of ``cell_id`` (defined in ``cell_file``) to ``out_file`` -> factors.
+    Its includes name the source's files; reading it needs ``variant_allow(cell_file)``."""
     cell_file = Path(cell_file).resolve()
     out_file = Path(out_file)
     doc = parse_document(cell_file)[0]
@@ -102,13 +105,20 @@ def write_variant(cell_file, cell_id: str, out_file, seed_text: str) -> Dict[str
         elif getattr(d, "perm_density", None) is not None:
             d.perm_density = _scaled(d.perm_density, factors[factor_key(d)])
     out_file.parent.mkdir(parents=True, exist_ok=True)
+    policy = ReadPolicy.for_model(cell_file, allow)
     for inc in doc.includes or []:
-        target = resolve_include(inc.href, cell_file)
+        target = resolve_include(inc.href, cell_file, policy=policy)
         inc.href = os.path.relpath(target, out_file.parent.resolve())
     tmp = out_file.with_name(out_file.name + ".partial")
     neuroml.writers.NeuroMLWriter.write(doc, str(tmp))
     tmp.replace(out_file)
     return factors
+
+
+def variant_allow(cell_file, allow: Sequence = ()) -> List[str]:
+    """The folders a variant written from ``cell_file`` reads: its source's tree (its
+    includes point there) and what the user allowed the source."""
+    return [str(model_tree(cell_file)), *map(str, allow)]
 
 
 def factor_table(factors: Dict[str, float]) -> Tuple[List[str], np.ndarray]:

@@ -52,10 +52,10 @@ def test_library_crash_and_sys_exit_do_not_end_the_batch(write_nml, tmp_path, mo
 
     good = write_nml("net.nml", two_population_network())
 
-    def exits(path, granularity, synapses):
+    def exits(path, granularity, synapses, allow):
         if "boom" in str(path):
             raise SystemExit(1)  # what libNeuroML's reader does on a missing file
-        return real(path, granularity, synapses)
+        return real(path, granularity, synapses, allow)
 
     real = graphs.convert.convert_file
     monkeypatch.setattr(graphs.convert, "convert_file", exits)
