@@ -64,3 +64,35 @@ def test_splits_by_source_cell_and_held_out_repository():
     inside = [splits[f"r{i}"] for i in range(40)]
     assert set(inside) == {"train", "val", "test"} and "bad" not in splits
     assert splits == dataset.assign(list(reversed(rows)), "B")  # order does not matter
+
+
+def test_a_cell_reads_only_inside_its_tree_or_what_the_user_allowed(tmp_path, monkeypatch):
+    """The read policy (graphs.policy) holds for `bnnsim cells` jobs, in their process."""
+    from bnnsim.ephys import run_cell, variants
+    from bnnsim.ephys.errors import ExportFailed
+    from graphs.policy import model_tree
+    from tests.conftest import nml
+    from tests.fixtures import BALL_AND_STICK
+
+    model = tmp_path / "a" / "b" / "c" / "model"
+    model.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "syn.nml").write_text(nml('<expOneSynapse id="ampa" gbase="1nS" erev="0mV" '
+                                         'tauDecay="2ms"/>'))
+    cell = model / "bs.cell.nml"
+    cell.write_text(nml(f'<include href="{outside / "syn.nml"}"/>\n' + BALL_AND_STICK))
+    job = {"name": "bs", "file": str(cell), "cell_id": "bs", "kind": "cells",
+           "temperature_c": 34.0, "out": str(tmp_path / "ds"), "cache": str(tmp_path / "cache")}
+    row = run_cell.run(job)
+    assert row["status"] == "conversion" and row["error"]["type"] == "ConversionFailed"
+    assert "outside the folders this model may read" in row["error"]["message"]
+
+    def stop(job, cache):  # conversion passed: stop before NEURON
+        raise ExportFailed(job["name"], "stopped by the test")
+
+    monkeypatch.setattr(run_cell, "simulate", stop)
+    row = run_cell.run(dict(job, allow=[str(outside)]))
+    assert row["status"] == "export" and "stopped by the test" in row["error"]["message"]
+    # a variant's includes point back at its source: it reads the source's tree
+    assert variants.variant_allow(cell, [outside]) == [str(model_tree(cell)), str(outside)]
