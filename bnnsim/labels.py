@@ -23,7 +23,7 @@ Network regime from all neurons' spikes and potentials:
 3. ``synchronous_regular``: voltage synchrony chi >= ``SYNCHRONY`` (0.35)
    (Golomb & Rinzel: chi^2 = Var_t(mean_i V_i) / mean_i Var_t(V_i)). Spike
    resets keep chi of small heterogeneous networks well below 1; 0.35 is the
-   upper fifth of the canonical generator's networks (24 seeds, 2026-11-23).
+   upper fifth of the canonical generator's networks (measured over 24 seeds).
 4. ``asynchronous_irregular``: otherwise.
 """
 

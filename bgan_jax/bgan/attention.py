@@ -148,7 +148,7 @@ def _edge_attention(q, k, v, ek, ev, s, r, ok, ok_self):
     """The sparse path with a hand-written backward pass: XLA's autodiff of the masked
     segment softmax keeps and re-reads several [P, H, D] intermediates; this backward
     keeps only the inputs and the weights and recomputes the gathers it needs, so it
-    holds less memory (BENCHMARKS.md: 5.8 -> 4.6 GB at 64k nodes with compaction)."""
+    holds less memory (docs/performance.md)."""
     return _attend(q, k, v, ek, ev, s, r, ok, ok_self)
 
 
@@ -170,7 +170,7 @@ def _backward(q, k, v, ek, ev, s, r, w_e, w_s, cotangents):
     # The barrier keeps XLA from merging this pass's gathers (q[r], k[s] + ek, v[s] + ev)
     # with the forward pass's identical ones: merged, each is written out as a [P, H, D]
     # tensor in the forward pass and kept for this one, where apart each is fused into
-    # the op that reads it (BENCHMARKS.md, seventh pass: 7-8 % of a block's time).
+    # the op that reads it, which is faster (docs/performance.md).
     q, k, v, ek, ev = jax.lax.optimization_barrier((q, k, v, ek, ev))
     n = q.shape[0]
     g_r = g_out[r]  # [P, H, D]

@@ -1,9 +1,8 @@
 """``attention='auto'``: per size bucket, the faster of the sparse and dense paths.
 
 Why: which path is faster depends on the device and on a bucket's graph sizes. On XLA
-CPU the sparse path was faster at every size measured (55 to 4k nodes, one block
-fwd+bwd, and a training batch of the default dataset; BENCHMARKS.md), so there 'auto'
-is the sparse path with no trial. On an accelerator the first batch of each bucket runs
+CPU the sparse path was faster at every size measured (one block and a training batch;
+docs/performance.md), so there 'auto' is the sparse path with no trial. On an accelerator the first batch of each bucket runs
 one training step in each path (on a copy of the state, after a compiling call) and
 the faster is kept for the rest of the run, unless the dense tensors of the bucket
 would exceed ``DENSE_TRIAL_BYTES``. Both paths compute the same function of the same

@@ -115,13 +115,13 @@ class BGANConfig:
     (``attention.chunked_sparse_attention``) when it has more; None = all at once. For
     the forward pass on graphs too large for [P, H, D] pair tensors (a 10^6-node,
     10^7-edge CG); same numbers up to summation order. Under ``jax.grad`` each chunk is
-    recomputed (``jax.checkpoint``): no pair tensor is kept per chunk, for 16-22 % less
-    memory and 13-19 % more time than unchunked at 1-2 x 10^5 nodes (BENCHMARKS.md)."""
+    recomputed (``jax.checkpoint``): no pair tensor is kept per chunk, for less memory
+    and some more time than unchunked (docs/performance.md)."""
     cpu_kernel: bool = True
     """Sparse path on a CPU backend: run each mechanism's attention in the C++ kernel
-    (``bgan_jax.bgan.pair_kernel``, built on first use; one block 10-23 % faster at 1k-64k
-    nodes, BENCHMARKS.md tenth pass; same numbers up to summation order) when it
-    builds; False: XLA's ops.
+    (``bgan_jax.bgan.pair_kernel``, built on first use; faster than XLA's ops there,
+    docs/performance.md; same numbers up to summation order) when it builds; False:
+    XLA's ops.
     GPU/TPU backends, the dense path and ``pair_chunk`` always use XLA's ops."""
 
     def __post_init__(self):

@@ -322,7 +322,7 @@ PADDING = {"bucket": (2.0, False), "tight": (2 ** 0.5, True)}
 'bucket': one shape per power-of-two size class, the fewest compilations (short runs).
 'tight': classes a factor sqrt(2) apart and a bucket's partial last step padded to its
 own graphs: less padding, so more graphs/s, for ~2.5x the compilations (long runs;
-BENCHMARKS.md)."""
+docs/performance.md)."""
 
 
 def size_buckets(examples: Sequence[Example], batch_size: int, devices: int = 1,

@@ -35,9 +35,9 @@ from graphs.schema import EdgeKind, NodeKind
 
 
 NODE_COMPACTION_MIN_SHARE = 0.2
-"""``compact_nodes`` leaves out at least this share of the nodes, or none: with MaskA/MaskB
-(80-94 % of the nodes) left uncompacted, a training epoch of the default dataset ran at
-99.0 graphs/s on average against 92.6 compacted (5 alternating pairs; BENCHMARKS.md)."""
+"""``compact_nodes`` leaves out at least this share of the nodes, or none: compacting
+MaskA/MaskB, which touch most nodes, cost more than it saved (measured:
+docs/performance.md)."""
 
 
 class Pairs(NamedTuple):

@@ -1,8 +1,8 @@
 """The sparse attention's CPU kernel (``pair_kernel.cc``): build it, load it, call it.
 
-Why (BENCHMARKS.md, tenth pass): on CPU, what is left of a BGAN block's time is XLA's
-code for the per-pair gathers, products and scatters, ~0.3 ns per element operation,
-and nine passes of rewriting the jax code did not move it. The kernel does one
+Why (docs/performance.md): on CPU, most of a BGAN block's time is XLA's code for the
+per-pair gathers, products and scatters, which rewriting the jax code did not move.
+The kernel does one
 mechanism's forward and backward pass receiver by receiver in C++, in the factored
 form that needs no [P, H, D] edge key or value (``pair_kernel.cc`` says how), with the
 same numbers as ``attention._projected`` up to float summation order.

@@ -1,6 +1,6 @@
 """glibc malloc settings that keep XLA's CPU scratch memory mapped between steps.
 
-Why (measured in BENCHMARKS.md, "Allocator"): XLA's CPU runtime takes each jitted
+Why (measured: docs/performance.md): XLA's CPU runtime takes each jitted
 call's scratch buffer (tens of MB for a BGAN block at 1k nodes, GBs at 64k) from
 malloc and frees it when the call ends. glibc serves any allocation above its mmap
 threshold (32 MiB at most unless set) with fresh pages from ``mmap`` and unmaps them

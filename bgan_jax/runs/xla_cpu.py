@@ -1,15 +1,13 @@
 """The XLA CPU compiler flag that train.py, analyze.py and the benchmarks set.
 
-Why (measured in BENCHMARKS.md, "Speed work, sixth pass" and "eighth pass"): jaxlib
+Why (measured: docs/performance.md): jaxlib
 0.10's CPU compiler hands dots *and* large reductions and elementwise ops to YNNPACK
 fusions by default. A reduction taken by YNNPACK cannot fuse with the gathers and adds
 that feed it, so every mechanism's per-pair logits first write a [P, H, D] tensor
 (k[s] + ek) and read it back, and each LayerNorm's reductions run apart from their
-inputs. The sixth pass kept YNNPACK for the dots only (``individual_dot``); once
-computations run on the calling thread (``allocator.keep_heap``), XLA's own fusions
-with its Eigen dots are faster still, so the flag turns YNNPACK fusions off
-(``--xla_cpu_experimental_ynn_fusion_type=``, empty): one block 4-8 % faster at 1k to
-16k nodes, a training epoch as fast or faster.
+inputs. With computations on the calling thread (``allocator.keep_heap``), XLA's own
+fusions with its Eigen dots are faster than YNNPACK even for the dots, so the flag
+turns YNNPACK fusions off (``--xla_cpu_experimental_ynn_fusion_type=``, empty).
 
 The flag is experimental, and XLA aborts at start on a flag it does not know, so it
 is set only for the jaxlib versions it was measured on (``MEASURED_ON``), only when
