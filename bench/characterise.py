@@ -38,15 +38,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "neuroml-cells"
-SHARES = (("bbp", 0.35), ("allen", 0.2), ("allen-fit", 0.15), ("other", 0.3))
+SHARES = (("bbp", 0.35), ("allen", 0.2), ("allen-fit", 0.15), ("other", 0.3))  # corpus.SOURCE_GROUPS
 
 
 def group(src) -> str:
-    if "/NeuroML-DB/bbp/" in src.file:
-        return "bbp"
-    if "/tuned_cells/" in src.file:
-        return "allen-fit"
-    return "allen" if "AllenInstituteNeuroML" in src.repository else "other"
+    from bnnsim.ephys.corpus import source_group
+
+    return source_group(src.file, src.repository)
 
 
 def sample(sources, n: int) -> list:

@@ -114,6 +114,21 @@ def _network_facts(doc) -> Tuple[Optional[float], Dict[str, str]]:
     return temp, props
 
 
+SOURCE_GROUPS = ("bbp", "allen", "allen-fit", "other")
+"""The parts of ../shared/neuroml-cells that results and benchmarks report apart: the
+Blue Brain cells NeuroML-DB exported, the Allen perisomatic models, the Allen
+single-compartment fits, and every other repository."""
+
+
+def source_group(file: str, repository: Optional[str]) -> str:
+    """Which of ``SOURCE_GROUPS`` a cell (its file and source repository) belongs to."""
+    if "/NeuroML-DB/bbp/" in file:
+        return "bbp"
+    if "/tuned_cells/" in file:
+        return "allen-fit"
+    return "allen" if "AllenInstituteNeuroML" in (repository or "") else "other"
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "cell"
 

@@ -142,3 +142,38 @@ def test_bbp_agreement_table():
     assert set(got) == {"cNAC", "dNAC"}
     assert (got["cNAC"]["cells"], got["cNAC"]["characterised"], got["cNAC"]["agree"]) == (3, 2, 1)
     assert got["dNAC"]["agree"] == 1 and got["dNAC"]["petilla"] == "delayed non-accommodating"
+
+
+def test_declared_types_and_per_source_tables():
+    from bnnsim.ephys.summary import declared_rows, render, source_rows
+
+    def row(name, file, repo, status, measured=None, seconds=None, cached=False):
+        return {"name": name, "file": file, "labels": {"repository": repo}, "status": status,
+                "characterised": measured is not None, "etype": measured,
+                "seconds": seconds, "cached": cached}
+
+    cells = [
+        row("ca1__pvbasketcell", "/c/ca1/pv.cell.nml", "mbezaire/ca1", "ok",
+            "continuous non-adapting", 20.0),
+        row("ca1__ngfcell", "/c/ca1/ngf.cell.nml", "mbezaire/ca1", "ok", "continuous adapting", 30.0),
+        row("ca1__ivycell", "/c/ca1/ivy.cell.nml", "mbezaire/ca1", "ok", "delayed", 1.0, cached=True),
+        row("bbp1", "/c/NeuroML-DB/bbp/NMLCL1.cell.nml", "NeuroML-DB", "ok", "bursting", 100.0),
+        row("bbp2", "/c/NeuroML-DB/bbp/NMLCL2.cell.nml", "NeuroML-DB", "simulation", None, 900.0),
+        row("fit", "/c/AllenInstituteNeuroML/tuned_cells/x.cell.nml",
+            "OpenSourceBrain/AllenInstituteNeuroML", "ok", "continuous adapting", 10.0),
+        row("peri", "/c/AllenInstituteNeuroML/Cell_1.cell.nml",
+            "OpenSourceBrain/AllenInstituteNeuroML", "spontaneous", "bursting", 40.0),
+    ]
+    declared = {r["cell"]: r for r in declared_rows({"cells": cells})}
+    assert declared["ca1__pvbasketcell"]["agrees"] is True
+    assert declared["ca1__ngfcell"]["agrees"] is False
+    assert declared["ca1__ivycell"]["agrees"] is None  # no claim made for ivy cells
+    by = {r["source"]: r for r in source_rows({"cells": cells})}
+    assert [by[g]["cells"] for g in ("bbp", "allen", "allen-fit", "other")] == [2, 1, 1, 3]
+    assert by["bbp"]["outcomes"] == {"ok": 1, "simulation": 1} and by["bbp"]["characterised"] == 1
+    assert by["bbp"]["median_s"] == 500.0 and by["bbp"]["simulated_s"] == 1000.0
+    assert by["other"]["simulated"] == 2  # the cached row has no simulation time
+    report = {"cells": cells, "characterised": {"cells": 6, "of": 7, "share": 6 / 7},
+              "outcomes": {}, "n_variants": 0, "variant_outcomes": {}, "etypes": {},
+              "failures": [], "timing": {}}
+    assert "| bbp | 2 | 1 |" in render(report)
