@@ -4,7 +4,7 @@ Two measures per analysed model (one CG, run alone as a batch of one):
 
 * **Attention.** ``apply(..., return_attention=True)`` gives, per block,
   mechanism (GANlow, GANup, MaskA, MaskB) and head, the weight of every pair the
-  mechanism attended over; ``model.mechanism_pairs`` (the model's own masks) says
+  mechanism attended over; ``masks.mechanism_pairs`` (the model's own masks) says
   which nodes each row joins. Every weight becomes one row of an attention table
   with its sender kind, receiver kind and edge kind (``self`` for a node
   attending to itself). The *share* of a (sender kind -> receiver kind) cell is the
@@ -40,14 +40,14 @@ from tqdm import tqdm
 
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.model import mechanism_pairs
+from bgan_jax.bgan.masks import mechanism_pairs
 from bgan_jax.runs.metrics import auroc
 from graphs.batching import batch_and_pad, bucket_size
 from graphs.cg import CG
 from graphs.schema import FEATURE_GROUPS, NODE_COLUMNS, NODE_GROUPS, EdgeKind, NodeKind
 
-KINDS = tuple(k.name.lower() for k in NodeKind)
-SENDER_KINDS = KINDS + ("self",)  # attention tables: a node attending to itself
+KIND_NAMES = tuple(k.name.lower() for k in NodeKind)
+SENDER_KIND_NAMES = KIND_NAMES + ("self",)  # attention tables: a node attending to itself
 EDGE_KINDS = tuple(k.name.lower() for k in EdgeKind) + ("self",)
 Columns = Dict[str, np.ndarray]  # a table: column name -> [rows] array
 
@@ -66,7 +66,7 @@ class ModelAnalysis(NamedTuple):
 
 def kind_baseline(cgs: Sequence[CG]) -> np.ndarray:
     """[num_kinds, F] mean feature vector of each node kind (present values only)."""
-    total = np.zeros((len(KINDS), len(NODE_COLUMNS)))
+    total = np.zeros((len(KIND_NAMES), len(NODE_COLUMNS)))
     count = np.zeros_like(total)
     for cg in cgs:
         np.add.at(total, cg.node_kind, cg.node_features * cg.node_feature_mask)
@@ -96,23 +96,15 @@ def output_target(task: data_lib.Task, out: Dict, graph, classes: Optional[jnp.n
 
 
 def target_nodes(cg: CG, task_name: str) -> np.ndarray:
-    """[N] bool nodes a node task predicts: labelled ones if the CG has labels, else the
-    task's node kind (neurons; plastic synapses for STDP)."""
-    labels = cg.meta.get("labels") or {}
-    if task_name in labels and isinstance(labels[task_name], list):
-        raw = labels[task_name]
-        return np.array([v is not None and (task_name != "firing_pattern" or v >= 0)
-                         for v in raw])
-    if task_name == "stdp_dw":
-        return (cg.node_kind == NodeKind.SYNAPSE) & (cg.feature("syn_plastic") > 0)
-    return cg.node_kind == NodeKind.NEURON
+    """[N] bool nodes a node task predicts (``data.Task.nodes``)."""
+    return data_lib.task_of(task_name).nodes(cg)
 
 
 def make_analyzer(apply_fn: Callable, task: data_lib.Task, steps: int = 32,
                   config: Optional[BGANConfig] = None, output: int = 0):
     """A jitted (params, graph, baseline [N, F]) -> (outputs, attention, attribution,
     F(x), F(baseline), pairs) function (one compilation per padded shape); ``pairs``
-    are the model's own mechanism pairs (``model.mechanism_pairs``; None without a
+    are the model's own mechanism pairs (``masks.mechanism_pairs``; None without a
     BGAN config), computed inside the same jit. ``output``: which regression output
     of a multi-target head is explained."""
 
@@ -263,7 +255,7 @@ def attention_rows(graph, attention: List[Dict], pairs: Dict, n_real: int) -> Co
                 cols["sender"].append(snd)
                 cols["receiver"].append(rcv)
                 cols["sender_kind"].append(np.concatenate(
-                    [kind[snd[:allowed.size]], np.full(selves.size, len(KINDS))]))
+                    [kind[snd[:allowed.size]], np.full(selves.size, len(KIND_NAMES))]))
                 cols["receiver_kind"].append(kind[rcv])
                 cols["edge_kind"].append(ek)
                 cols["edge"].append(edge)
@@ -348,7 +340,7 @@ def node_scores(analysis: ModelAnalysis) -> np.ndarray:
 def group_shares(analysis: ModelAnalysis) -> np.ndarray:
     """[num_kinds, num_groups] share of |attribution| per (node kind, feature group)."""
     a = np.abs(analysis.attribution)
-    out = np.zeros((len(KINDS), len(FEATURE_GROUPS)))
+    out = np.zeros((len(KIND_NAMES), len(FEATURE_GROUPS)))
     for g, name in enumerate(FEATURE_GROUPS):
         np.add.at(out[:, g], analysis.cg.node_kind, a[:, NODE_GROUPS[name]].sum(1))
     return out / max(out.sum(), 1e-30)
@@ -356,7 +348,7 @@ def group_shares(analysis: ModelAnalysis) -> np.ndarray:
 
 def column_shares(analysis: ModelAnalysis) -> np.ndarray:
     """[num_kinds, F] share of |attribution| per (node kind, feature column)."""
-    out = np.zeros((len(KINDS), len(NODE_COLUMNS)))
+    out = np.zeros((len(KIND_NAMES), len(NODE_COLUMNS)))
     np.add.at(out, analysis.cg.node_kind, np.abs(analysis.attribution))
     return out / max(out.sum(), 1e-30)
 
@@ -367,10 +359,10 @@ def attribution_table(analyses: Sequence[ModelAnalysis]) -> Columns:
     shares = np.stack([group_shares(a) for a in analyses])  # [M, K, G]
     flat = shares.reshape(len(analyses), -1)
     first = np.bincount(flat.argmax(1), minlength=flat.shape[1]) / len(analyses)
-    kinds, groups = np.meshgrid(np.arange(len(KINDS)), np.arange(len(FEATURE_GROUPS)),
+    kinds, groups = np.meshgrid(np.arange(len(KIND_NAMES)), np.arange(len(FEATURE_GROUPS)),
                                 indexing="ij")
     order = np.argsort(-flat.mean(0), kind="stable")
-    return {"node_kind": np.array(KINDS)[kinds.ravel()][order],
+    return {"node_kind": np.array(KIND_NAMES)[kinds.ravel()][order],
             "group": np.array(FEATURE_GROUPS)[groups.ravel()][order],
             "share_mean": flat.mean(0)[order], "share_std": flat.std(0)[order],
             "ranked_first": first[order]}
@@ -381,7 +373,7 @@ def column_table(analyses: Sequence[ModelAnalysis], top: int = 30) -> Columns:
     shares = np.stack([column_shares(a) for a in analyses]).mean(0)  # [K, F]
     order = np.argsort(-shares.ravel(), kind="stable")[:top]
     k, f = np.unravel_index(order, shares.shape)
-    return {"node_kind": np.array(KINDS)[k], "column": np.array([NODE_COLUMNS[j].name for j in f]),
+    return {"node_kind": np.array(KIND_NAMES)[k], "column": np.array([NODE_COLUMNS[j].name for j in f]),
             "group": np.array([NODE_COLUMNS[j].group for j in f]),
             "share_mean": shares.ravel()[order]}
 
@@ -398,7 +390,7 @@ def component_table(analyses: Sequence[ModelAnalysis], top: int = 10) -> Columns
         for by, key in (("attribution", score), ("attention", att)):
             for r, i in enumerate(np.argsort(-key, kind="stable")[:top]):
                 for c, v in zip(cols, (a.name, by, r + 1, int(i), str(a.cg.node_name[i]),
-                                       KINDS[a.cg.node_kind[i]], score[i], score[i] / total,
+                                       KIND_NAMES[a.cg.node_kind[i]], score[i], score[i] / total,
                                        att[i])):
                     rows[c].append(v)
     text = ("model", "ranked_by", "name", "node_kind")
@@ -418,7 +410,7 @@ def planted_metrics(analyses: Sequence[ModelAnalysis]) -> Optional[Dict]:
         if not truth:
             continue
         shares = group_shares(a).ravel()
-        target = KINDS.index(truth["kind"]) * len(FEATURE_GROUPS) + \
+        target = KIND_NAMES.index(truth["kind"]) * len(FEATURE_GROUPS) + \
             FEATURE_GROUPS.index(truth["group"])
         rank = int(np.sum(shares > shares[target])) + 1
         planted = np.zeros(a.cg.n_nodes, bool)

@@ -228,7 +228,7 @@ _projected.defvjp(_projected_fwd, _projected_bwd)
 
 def to_dense(x: jnp.ndarray, layout: DenseLayout) -> jnp.ndarray:
     """[N, ...] -> [B, M, ...]; nodes outside the blocks are dropped. (Each node has
-    its own cell, so an add is a set, with a linear derivative: see ``masks.expand``.)"""
+    its own cell, so an add is a set, with a linear derivative: see ``compaction.expand``.)"""
     out = jnp.zeros((layout.num_blocks, layout.size) + x.shape[1:], x.dtype)
     return out.at[layout.block, layout.pos].add(x, mode="drop")
 

@@ -54,18 +54,18 @@ def transformer_config(config: BGANConfig) -> BGANConfig:
     return config.replace(nsa=False, bmsa=True, plain_attention=True)
 
 
-MODELS = ("bgan", "mlp", "transformer")
+BGAN_MODELS = ("bgan", "mlp", "transformer")
 
 
 def variant_config(name: str, config: BGANConfig) -> BGANConfig:
-    """The config the model ``name`` (``MODELS``) is built from: what its attention
+    """The config the model ``name`` (``BGAN_MODELS``) is built from: what its attention
     pairs, and so the compaction measured for it, follow (the transformer's differ)."""
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+    if name not in BGAN_MODELS:
+        raise ValueError(f"model must be one of {BGAN_MODELS}, got {name!r}")
     return transformer_config(config) if name == "transformer" else config
 
 
 def create_variant(name: str, config: BGANConfig):
-    """BGAN or one of its baselines (``MODELS``), from the same config."""
+    """BGAN or one of its baselines (``BGAN_MODELS``), from the same config."""
     config = variant_config(name, config)
     return create_mlp(config) if name == "mlp" else create_model(config)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import jraph
 import numpy as np
@@ -46,14 +46,34 @@ from graphs import load_cg
 from graphs.errors import GraphFileError
 from graphs.batching import batch_graphs, bucket_size, pad_to_bucket
 from graphs.cg import CG
-from graphs.schema import NODE_COLUMNS, SCHEMA_VERSION
+from graphs.schema import NODE_COLUMNS, SCHEMA_VERSION, NodeKind
+
+
+def _neurons(cg: CG) -> np.ndarray:
+    return cg.node_kind == NodeKind.NEURON
+
+
+def _plastic_synapses(cg: CG) -> np.ndarray:
+    return (cg.node_kind == NodeKind.SYNAPSE) & (cg.feature("syn_plastic") > 0)
+
+
+def _efeatures(labels: dict) -> Tuple[np.ndarray, np.ndarray]:
+    return target_vector(labels.get("efeatures") or {})
 
 
 class Task(NamedTuple):
+    """A learning task: what it predicts, where, and how it reads a CG's labels."""
+
+    name: str  # the label it reads (``cg.meta["labels"][name]``)
     level: str  # "node" or "graph"
     kind: str  # "classification" or "regression"
-    classes: Tuple[str, ...]  # class names; () for regression
+    classes: Tuple[str, ...] = ()  # class names; () for regression
     targets: Tuple[str, ...] = ()  # names of a multi-output regression's targets
+    read: Optional[Callable[[dict], Tuple[np.ndarray, np.ndarray]]] = None
+    """A graph task's reader: labels -> ([T] values, [T] known); None: the label named
+    like the task, a class index, class name or value."""
+    carriers: Callable[[CG], np.ndarray] = _neurons
+    """A node task's nodes on a CG without labels: [N] bool (default: the neurons)."""
 
     @property
     def outputs(self) -> int:
@@ -64,16 +84,43 @@ class Task(NamedTuple):
         """T: target values per labelled item (1 for a class index)."""
         return len(self.targets) or 1
 
+    def graph_target(self, labels: dict) -> Tuple[np.ndarray, np.ndarray]:
+        """([T] values, [T] known) of a graph task from a CG's labels."""
+        if self.read is not None:
+            return self.read(labels)
+        raw = labels.get(self.name)
+        if isinstance(raw, str):  # a class name (the authors' dendrite type)
+            if raw not in self.classes:
+                raise Unlabelled(f"{self.name} {raw!r} is none of {self.classes}")
+            raw = self.classes.index(raw)
+        if raw is None:
+            raise Unlabelled(f"no {self.name!r} value")
+        return np.array([raw], np.float32), np.ones(1, bool)
 
-TASKS: Dict[str, Task] = {
-    "firing_pattern": Task("node", "classification", FIRING_PATTERNS),
-    "regime": Task("graph", "classification", REGIMES),
-    "stdp_dw": Task("node", "regression", ()),
-    "planted": Task("graph", "classification", PLANTED_LABELS),  # bnnsim.planted datasets
-    "etype": Task("graph", "classification", ETYPES),  # real-cell datasets (bnnsim.ephys)
-    "efeatures": Task("graph", "regression", (), TARGET_NAMES),
-    "dendrite_type": Task("graph", "classification", ("aspiny", "spiny")),
-}
+    def node_targets(self, raw: Sequence) -> Tuple[np.ndarray, np.ndarray]:
+        """([N] values, [N] labelled) of a node task from its per-node label list: None
+        (or a negative class index) marks a node without a label."""
+        mask = np.array([v is not None and (self.kind != "classification" or v >= 0)
+                         for v in raw], bool)
+        y = np.array([v if v is not None else 0.0 for v in raw], np.float32)
+        return np.where(mask, y, 0.0).astype(np.float32), mask
+
+    def nodes(self, cg: CG) -> np.ndarray:
+        """[N] bool: the nodes a node task predicts on ``cg``: its labelled ones if the CG
+        has labels for it, else ``carriers``."""
+        raw = (cg.meta.get("labels") or {}).get(self.name)
+        return self.node_targets(raw)[1] if isinstance(raw, list) else self.carriers(cg)
+
+
+TASKS: Dict[str, Task] = {t.name: t for t in (
+    Task("firing_pattern", "node", "classification", FIRING_PATTERNS),
+    Task("regime", "graph", "classification", REGIMES),
+    Task("stdp_dw", "node", "regression", carriers=_plastic_synapses),
+    Task("planted", "graph", "classification", PLANTED_LABELS),  # bnnsim.planted datasets
+    Task("etype", "graph", "classification", ETYPES),  # real-cell datasets (bnnsim.ephys)
+    Task("efeatures", "graph", "regression", targets=TARGET_NAMES, read=_efeatures),
+    Task("dendrite_type", "graph", "classification", ("aspiny", "spiny")),
+)}
 
 
 class DatasetError(ValueError):
@@ -119,17 +166,7 @@ class Unlabelled(DatasetError):
 
 def graph_target(labels: dict, task_name: str) -> Tuple[np.ndarray, np.ndarray]:
     """([T] values, [T] known) of a graph task from a CG's labels."""
-    task = task_of(task_name)
-    if task_name == "efeatures":
-        return target_vector(labels.get("efeatures") or {})
-    raw = labels.get(task_name)
-    if isinstance(raw, str):  # a class name (the authors' dendrite type)
-        if raw not in task.classes:
-            raise Unlabelled(f"{task_name} {raw!r} is none of {task.classes}")
-        raw = task.classes.index(raw)
-    if raw is None:
-        raise Unlabelled(f"no {task_name!r} value")
-    return np.array([raw], np.float32), np.ones(1, bool)
+    return task_of(task_name).graph_target(labels)
 
 
 def _example(cg: CG, task_name: str, name: str) -> Example:
@@ -139,19 +176,13 @@ def _example(cg: CG, task_name: str, name: str) -> Example:
         raise DatasetError(f"{name}: the CG has no {task_name!r} label")
     n = cg.n_nodes
     if task.level == "graph":
-        y, known = graph_target(labels, task_name)
+        y, known = task.graph_target(labels)
         if not known.any():
             raise Unlabelled(f"{name}: no {task_name!r} target is defined")
         return Example(cg, np.zeros(n, np.float32), np.zeros(n, bool), y, known, name)
-    raw = labels[task_name]
-    if task_name == "firing_pattern":
-        y = np.asarray(raw, np.float32)
-        mask = y >= 0
-    else:
-        mask = np.array([v is not None for v in raw], bool)
-        y = np.array([v if v is not None else 0.0 for v in raw], np.float32)
-    return Example(cg, np.where(mask, y, 0.0).astype(np.float32), mask,
-                   np.zeros(task.width, np.float32), np.zeros(task.width, bool), name)
+    y, mask = task.node_targets(labels[task_name])
+    return Example(cg, y, mask, np.zeros(task.width, np.float32), np.zeros(task.width, bool),
+                   name)
 
 
 def _rows(root: Path) -> List[dict]:

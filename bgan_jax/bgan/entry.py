@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from bgan_jax.runs.kind import Kind
 
-from bgan_jax.bgan.baselines import MODELS
+from bgan_jax.bgan.baselines import BGAN_MODELS
 
 
 def _config_class():
@@ -132,7 +132,7 @@ def _analyze(workdir: Path, args: argparse.Namespace) -> List[str]:
 
 
 ENTRY = Kind(
-    name="bgan", models=MODELS,
+    name="bgan", models=BGAN_MODELS,
     description="BGAN (or the mlp / transformer baseline) on a labelled CG dataset",
     config_class=_config_class, make_config=_make_config, train=_train, analyze=_analyze,
     errors=_errors, accepts=frozenset({"task", "data", "nml", "split"}),

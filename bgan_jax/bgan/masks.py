@@ -24,20 +24,15 @@ Allowed sets (j -> i), docs/DESIGN.md section 4:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np
 
+from bgan_jax.bgan.config import BGANConfig
 from graphs.schema import EdgeKind, NodeKind
-
-
-NODE_COMPACTION_MIN_SHARE = 0.2
-"""``compact_nodes`` leaves out at least this share of the nodes, or none: compacting
-MaskA/MaskB, which touch most nodes, cost more than it saved (measured:
-docs/performance.md)."""
 
 
 class Pairs(NamedTuple):
@@ -138,41 +133,13 @@ def neighbour_pairs(graph: jraph.GraphsTuple) -> Pairs:
                       graph.nodes["valid"])
 
 
-def capacity(n: int, fraction: float, counts: Sequence[int] = (), graphs: int = 0) -> int:
-    """Static capacity of a mechanism in a bucket of ``n`` edge rows (or nodes) and
-    ``graphs`` graph slots: ceil(fraction * n), or, when smaller, the sum of the
-    ``graphs`` largest single-graph ``counts`` (descending; graphs beyond the list
-    hold at most its last count)."""
-    size = min(n, max(1, int(np.ceil(fraction * n))))
-    if counts and graphs:
-        top = sum(counts[:graphs]) + max(graphs - len(counts), 0) * counts[-1]
-        size = min(size, max(1, int(top)))
-    return size
-
-
-def compact(pairs: Pairs, size: int) -> Pairs:
-    """The allowed rows, in edge order, in ``size`` pairs (the rest not allowed).
-
-    Each mechanism then touches only its own rows instead of all E with a mask.
-    ``size`` is static (``capacity`` of the bucket), so this stays one compilation
-    per bucket; allowed rows beyond it would be lost, which ``overflow`` reports.
-    (A prefix sum and one scatter: cheaper than sorting on CPU.) A ``size`` that holds
-    every row keeps the pairs as they are: the same pairs, without the gathers."""
-    e = pairs.allowed.shape[0]
-    if size >= e:
-        return pairs
-    slot = jnp.where(pairs.allowed, jnp.cumsum(pairs.allowed) - 1, size)  # [E]
-    order = jnp.zeros(size, jnp.int32).at[slot].set(jnp.arange(e, dtype=jnp.int32), mode="drop")
-    used = jnp.arange(size) < jnp.sum(pairs.allowed)  # [P]
-    take = lambda x: jnp.asarray(x)[order]  # noqa: E731 (the batch may hold numpy arrays)
-    return Pairs(senders=take(pairs.senders), receivers=take(pairs.receivers),
-                 allowed=used & take(pairs.allowed), self_allowed=pairs.self_allowed,
-                 rows=order if pairs.rows is None else take(pairs.rows))
-
-
-def overflow(pairs: Pairs, size: int) -> jnp.ndarray:
-    """[] bool: more rows are allowed than ``size`` pairs hold."""
-    return jnp.sum(pairs.allowed.astype(jnp.int32)) > size
+def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, Pairs]:
+    """The pairs each mechanism attends over, keyed like the returned attention weights;
+    the model and the analysis both read them from here."""
+    fwd = (neighbour_pairs(graph) if config.plain_attention
+           else forward_pairs(graph, config.signal_edge_kinds))
+    return {"ganlow": ganlow_pairs(graph), "ganup": ganup_pairs(graph),
+            "mask_a": fwd, "mask_b": transpose(fwd)}
 
 
 def touched(pairs: Pairs) -> jnp.ndarray:
@@ -181,39 +148,6 @@ def touched(pairs: Pairs) -> jnp.ndarray:
     ok = jnp.asarray(pairs.allowed, jnp.int32)
     hit = jnp.zeros(n, jnp.int32).at[pairs.senders].max(ok).at[pairs.receivers].max(ok)
     return jnp.asarray(pairs.self_allowed) | (hit > 0)
-
-
-def compact_nodes(pairs: Pairs, size: int) -> Tuple[Pairs, jnp.ndarray]:
-    """(the pairs on ``size`` node slots, [] bool: more nodes touched than slots).
-
-    A mechanism then projects and aggregates only the nodes it touches (GANup: the
-    neurons, about 4 % of a network's nodes); every other node's update is exactly 0,
-    so nothing is lost by leaving it out. ``size`` is static, as in ``compact``. When it
-    would leave out less than ``NODE_COMPACTION_MIN_SHARE`` of the nodes (MaskA/MaskB
-    touch every real node), the pairs stay as they are: the gather into slots and the
-    scatter back cost more than the smaller projections save."""
-    n = pairs.self_allowed.shape[0]
-    if size > (1.0 - NODE_COMPACTION_MIN_SHARE) * n:
-        return pairs, jnp.zeros((), bool)
-    hit = touched(pairs)
-    slot = jnp.cumsum(hit) - 1  # [N] slot of each touched node
-    nodes = jnp.full(size, n, jnp.int32).at[jnp.where(hit, slot, size)].set(
-        jnp.arange(n, dtype=jnp.int32), mode="drop")  # [C]
-    pos = jnp.minimum(slot, size - 1)  # untouched / overflowing nodes: any slot, unused
-    self_ok = (nodes < n) & jnp.asarray(pairs.self_allowed)[jnp.minimum(nodes, n - 1)]
-    return pairs._replace(senders=pos[pairs.senders], receivers=pos[pairs.receivers],
-                          self_allowed=self_ok, nodes=nodes), jnp.sum(hit) > size
-
-
-def expand(x: jnp.ndarray, pairs: Pairs, n: int) -> jnp.ndarray:
-    """[C, ...] values on ``pairs``' node slots -> [N, ...], 0 on untouched nodes.
-
-    A scatter-add: each node has at most one slot, so it is the same as a set, but
-    its derivative is linear (autodiff of a scatter-set tracks which of possibly
-    repeated indices won, with an integer scatter and gather as wide as the output)."""
-    if pairs.nodes is None:
-        return x
-    return jnp.zeros((n,) + x.shape[1:], x.dtype).at[pairs.nodes].add(x, mode="drop")
 
 
 def receives(pairs: Pairs) -> jnp.ndarray:

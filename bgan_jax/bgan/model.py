@@ -7,19 +7,17 @@ API. The batch is the padded ``jraph.GraphsTuple`` of ``graphs.batch_and_pad``.
 
 from __future__ import annotations
 
-import functools
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import jraph
-import numpy as np
 
-from bgan_jax.bgan import inputs, masks
+from bgan_jax.bgan import compaction, inputs, masks
 from bgan_jax.bgan.attention import (chunked_sparse_attention, dense_attention,
                                     projected_sparse_attention)
-from bgan_jax.bgan.config import COUNTS_KEPT, FEATURE_CLIP, MECHANISMS, BGANConfig
+from bgan_jax.bgan.config import FEATURE_CLIP, BGANConfig
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
 
 
@@ -52,12 +50,12 @@ class Context(NamedTuple):
     bwd: masks.Pairs
     neuron_id: jnp.ndarray  # [N] int32
     is_compartment: jnp.ndarray  # [N] bool
-    overflow: jnp.ndarray  # [] bool: pairs beyond a mechanism's capacity (see compact_pairs)
+    overflow: jnp.ndarray  # [] bool: pairs beyond a mechanism's capacity (see compaction.compact_pairs)
 
 
 class EdgeAttention(nn.Module):
     """Multi-head edge-aware attention over one pair set: -> ([C, H, D] on the pairs'
-    node slots (``masks.expand`` puts them back on the batch), weights on the batch)."""
+    node slots (``compaction.expand`` puts them back on the batch), weights on the batch)."""
 
     heads: int
     head_dim: int
@@ -92,7 +90,7 @@ class EdgeAttention(nn.Module):
             else:
                 out, w = projected_sparse_attention(q, k, v, emb, *kernels, pairs,
                                                     self.cpu_kernel)
-        w = w._replace(self=masks.expand(w.self, pairs, n))  # [N, H]
+        w = w._replace(self=compaction.expand(w.self, pairs, n))  # [N, H]
         if pairs.rows is not None:  # weights back onto the batch's edge rows: [E, H]
             per_edge = jnp.zeros((edge_emb.shape[0], self.heads), w.edges.dtype)
             w = w._replace(edges=per_edge.at[pairs.rows].add(w.edges))
@@ -112,7 +110,7 @@ class MaskedAttention(nn.Module):
         out, w = EdgeAttention(self.heads, self.hidden // self.heads, self.pair_chunk,
                                self.cpu_kernel, name="attention")(x, edge_emb, pairs, layout)
         y = nn.Dense(self.hidden, use_bias=False, name="out")(out.reshape(out.shape[0], -1))
-        return masks.expand(y, pairs, x.shape[0]), w
+        return compaction.expand(y, pairs, x.shape[0]), w
 
 
 class NSA(nn.Module):
@@ -132,7 +130,7 @@ class NSA(nn.Module):
         up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, cfg.cpu_kernel,
                                    name="ganup")(
             x, ctx.edge_emb, ctx.up, ctx.layout)
-        down = masks.expand(self.top_down(x, x + up, ctx), ctx.low, h.shape[0])
+        down = compaction.expand(self.top_down(x, x + up, ctx), ctx.low, h.shape[0])
         return (x - h) + up + down, {"ganlow": low, "ganup": w_up}
 
     def top_down(self, x, top, ctx: Context):  # x, top [N, d] -> [C, d] on GANlow's slots
@@ -173,7 +171,7 @@ class BMSA(nn.Module):
             if heads:
                 out, w = EdgeAttention(heads, head_dim, cfg.pair_chunk, cfg.cpu_kernel, name=name)(
                     h, ctx.edge_emb, pairs, ctx.layout)
-                parts.append(masks.expand(out.reshape(out.shape[0], -1), pairs, h.shape[0]))
+                parts.append(compaction.expand(out.reshape(out.shape[0], -1), pairs, h.shape[0]))
                 weights[name] = w
         return nn.Dense(cfg.hidden, use_bias=False, name="mix")(jnp.concatenate(parts, -1)), weights
 
@@ -209,128 +207,6 @@ def cls_index(graph: jraph.GraphsTuple) -> Tuple[jnp.ndarray, jnp.ndarray]:
     return jnp.where(found, first, 0), found
 
 
-def mechanism_pairs(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, masks.Pairs]:
-    """The pairs each mechanism attends over, keyed like the returned attention weights;
-    the model and the analysis both read them from here."""
-    fwd = (masks.neighbour_pairs(graph) if config.plain_attention
-           else masks.forward_pairs(graph, config.signal_edge_kinds))
-    return {"ganlow": masks.ganlow_pairs(graph), "ganup": masks.ganup_pairs(graph),
-            "mask_a": fwd, "mask_b": masks.transpose(fwd)}
-
-
-def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
-                  ) -> Tuple[Dict[str, masks.Pairs], jnp.ndarray]:
-    """(``mechanism_pairs`` compacted to each mechanism's capacity in this bucket,
-    [] bool: some mechanism has more allowed rows or touched nodes than its
-    capacity). Rows by ``config.pair_fractions`` / ``pair_counts``, then (sparse path)
-    nodes by ``node_fractions`` / ``node_counts``; unchanged, never overflowing, when
-    the fractions are (). The model turns an overflow into NaN outputs (a host
-    callback that raises would keep XLA's persistent compilation cache from storing
-    the step); ``pair_overflow`` checks batches on the host."""
-    pairs = mechanism_pairs(graph, config)
-    over = jnp.zeros((), bool)
-    e, n, g = graph.senders.shape[0], graph.nodes["kind"].shape[0], graph.n_node.shape[0]
-    listed_rows, listed_nodes = listed_capacities(config, n, e)
-    if config.pair_fractions:
-        counts = config.pair_counts or ((),) * len(MECHANISMS)
-        size = {m: min(masks.capacity(e, f, c, g), top)
-                for m, f, c, top in zip(MECHANISMS, config.pair_fractions, counts, listed_rows)}
-        over = jnp.any(jnp.stack([masks.overflow(pairs[m], size[m]) for m in MECHANISMS]))
-        pairs = {m: masks.compact(pairs[m], size[m]) for m in MECHANISMS}
-    if config.node_fractions and config.attention != "dense":
-        counts = config.node_counts or ((),) * len(MECHANISMS)
-        for m, f, c, top in zip(MECHANISMS, config.node_fractions, counts, listed_nodes):
-            pairs[m], lost = masks.compact_nodes(pairs[m], min(masks.capacity(n, f, c, g), top))
-            over = over | lost
-    return pairs, over
-
-
-def listed_capacities(config: BGANConfig, n_node: int, n_edge: int
-                      ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-    """(rows, nodes) per mechanism that ``config.shape_capacities`` lists for this batch
-    shape; n_edge and n_node each (no bound) for a shape it does not list."""
-    k = len(MECHANISMS)
-    for entry in config.shape_capacities:
-        if (entry[0], entry[1]) == (n_node, n_edge):
-            return tuple(entry[2:2 + k]), tuple(entry[2 + k:])
-    return (n_edge,) * k, (n_node,) * k
-
-
-def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> List[int]:
-    """Host check: indices of the batches in ``graphs`` with more pairs or touched nodes
-    than ``config``'s compaction fields leave room for (the model would give NaN)."""
-    check = _overflow_check(config)
-    return [i for i, g in enumerate(graphs) if bool(check(g))]
-
-
-@functools.lru_cache(maxsize=8)
-def _overflow_check(config: BGANConfig):  # one jitted function per config, not per call
-    return jax.jit(lambda g: compact_pairs(g, config)[1])
-
-
-@functools.lru_cache(maxsize=8)
-def _graph_counts(config: BGANConfig):
-    return jax.jit(lambda g: _per_graph(g, config))
-
-
-def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Dict[str, Tuple]:
-    """Host helper: ``BGANConfig`` fields ``pair_fractions``, ``pair_counts``,
-    ``node_fractions``, ``node_counts`` measured over ``graphs`` (padded batches; each
-    real graph counts on its own), for ``config.replace(**compaction(...))``. Per
-    mechanism: the largest share of a graph's edge rows it attends over (nodes it
-    touches), rounded up, and the largest single-graph counts. A batch's share is an
-    average of its graphs' shares and its count a sum of theirs, so no batch of these
-    graphs can exceed either bound."""
-    return compaction_fields(graph_counts(graphs, config))
-
-
-def graph_counts(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig
-                 ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """Host helper: per real graph of ``graphs`` (padded batches), in order, {"edges":
-    ([M, 4] allowed rows per mechanism, [M] real edge rows), "nodes": ([M, 4] touched
-    nodes, [M] real nodes)}."""
-    count = _graph_counts(config)
-    seen = {"edges": [], "nodes": []}
-    for graph in graphs:
-        real = np.asarray(graph.globals["valid"])
-        for of, (used, total) in count(graph).items():
-            seen[of].append((np.asarray(used)[real], np.asarray(total)[real]))  # [G', 4], [G']
-    return {of: (np.concatenate([u for u, _ in seen[of]] or [np.zeros((0, len(MECHANISMS)))]),
-                 np.concatenate([t for _, t in seen[of]] or [np.zeros(0)]))
-            for of in seen}
-
-
-def compaction_fields(counts: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Dict[str, Tuple]:
-    """``compaction``'s fields from ``graph_counts``."""
-    out = {}
-    for of, name in (("edges", "pair"), ("nodes", "node")):
-        used, total = counts[of][0], counts[of][1][:, None]
-        share = np.where(total > 0, used / np.maximum(total, 1), 0.0).max(axis=0, initial=0.0)
-        out[f"{name}_fractions"] = tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0))
-                                         for t in share)
-        out[f"{name}_counts"] = tuple(tuple(int(c) for c in np.sort(col)[::-1][:COUNTS_KEPT])
-                                      for col in used.T)
-    return out
-
-
-def _per_graph(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, Tuple]:
-    """{"edges": ([G, 4] allowed rows of each graph per mechanism, [G] its real edge
-    rows), "nodes": ([G, 4] touched nodes, [G] real nodes)}."""
-    g = graph.n_node.shape[0]
-    node_graph = masks.graph_index(graph)  # [N]
-    derived = mechanism_pairs(graph, config)
-    pairs = [derived[m] for m in MECHANISMS]
-
-    def per_graph(flags, where):  # [X] bool -> [G] counts
-        return jax.ops.segment_sum(jnp.asarray(flags, jnp.int32), where, g)
-
-    edge_graph = node_graph[graph.senders]  # [E]
-    return {"edges": (jnp.stack([per_graph(p.allowed, edge_graph) for p in pairs], -1),
-                      per_graph(graph.edges["valid"], edge_graph)),
-            "nodes": (jnp.stack([per_graph(masks.touched(p), node_graph) for p in pairs], -1),
-                      per_graph(graph.nodes["valid"], node_graph))}
-
-
 class BGAN(nn.Module):
     """Bio-inspired graph attention network over padded CG batches."""
 
@@ -339,7 +215,7 @@ class BGAN(nn.Module):
     def context(self, graph: jraph.GraphsTuple, edge_emb) -> Context:
         cfg, nodes = self.config, graph.nodes
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
-        pairs, over = compact_pairs(graph, cfg)
+        pairs, over = compaction.compact_pairs(graph, cfg)
         return Context(
             edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
             fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],

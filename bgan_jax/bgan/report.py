@@ -78,7 +78,7 @@ def plot_kind_attention(kinds: A.Columns, path: Path) -> None:
         sorted(set(t["mechanism"]) - set(MECHANISM_TITLES))
     rows = sorted(set(t["receiver_kind"].astype(int)))
     cols = sorted(set(t["sender_kind"].astype(int)))
-    row_names, col_names = [A.KINDS[k] for k in rows], [A.SENDER_KINDS[k] for k in cols]
+    row_names, col_names = [A.KIND_NAMES[k] for k in rows], [A.SENDER_KIND_NAMES[k] for k in cols]
     fig, axes = plt.subplots(len(blocks), len(mechs), squeeze=False,
                              figsize=(3.8 * len(mechs), 3.3 * len(blocks)))
     for bi, b in enumerate(blocks):
@@ -121,7 +121,7 @@ def plot_attribution(analyses: Sequence[A.ModelAnalysis], path: Path) -> None:
     shares = np.mean([A.group_shares(a) for a in analyses], 0)  # [K, G]
     keep = shares.sum(1) > 0
     fig, ax = plt.subplots(figsize=(8, 1.5 + 0.5 * keep.sum()))
-    _heatmap(ax, shares[keep], [k for k, u in zip(A.KINDS, keep) if u], list(FEATURE_GROUPS),
+    _heatmap(ax, shares[keep], [k for k, u in zip(A.KIND_NAMES, keep) if u], list(FEATURE_GROUPS),
              "Which features drive the output: share of |integrated gradients|",
              "share of attribution", fig)
     ax.set_xlabel("feature group")
@@ -168,7 +168,7 @@ def model_graph(a: A.ModelAnalysis) -> nx.MultiDiGraph:
     g = nx.MultiDiGraph(name=a.name)  # parallel edges (e.g. two synapses) stay apart
     score, received = A.node_scores(a), A.attention_received(a)
     for i in range(cg.n_nodes):
-        attrs = {"kind": A.KINDS[cg.node_kind[i]], "name": str(cg.node_name[i]),
+        attrs = {"kind": A.KIND_NAMES[cg.node_kind[i]], "name": str(cg.node_name[i]),
                  "neuron_id": int(cg.neuron_id[i]), "attribution": float(score[i]),
                  "attention_received": float(received[i])}
         for j in np.flatnonzero(cg.node_feature_mask[i]):
@@ -238,7 +238,7 @@ def write_all(analyses: Sequence[A.ModelAnalysis], out: Path, meta: Dict,
 
 def _decode_kinds(table: A.Columns) -> None:
     """Kind columns as names (in place) for the files a person reads."""
-    for col, names in (("sender_kind", A.SENDER_KINDS), ("receiver_kind", A.KINDS),
+    for col, names in (("sender_kind", A.SENDER_KIND_NAMES), ("receiver_kind", A.KIND_NAMES),
                        ("edge_kind", A.EDGE_KINDS)):
         if col in table and table[col].dtype.kind in "iuf":
             table[col] = np.array([names[int(k)] for k in table[col]], object)

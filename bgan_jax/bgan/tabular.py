@@ -20,14 +20,14 @@ import numpy as np
 from bgan_jax.bgan import data as data_lib
 from graphs.schema import NodeKind
 
-KINDS = tuple(NodeKind)
+NODE_KINDS = tuple(NodeKind)
 MIN_LEAF = 5
 
 
 def graph_row(cg) -> np.ndarray:
     """[K * (1 + 2F)] per node kind: log1p(count), column means, column sums."""
     parts = []
-    for kind in KINDS:
+    for kind in NODE_KINDS:
         sel = cg.node_kind == int(kind)
         x = cg.node_features[sel].astype(np.float64)  # [n, F]
         known = cg.node_feature_mask[sel] > 0

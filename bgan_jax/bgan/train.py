@@ -27,9 +27,9 @@ from flax.training import train_state
 from bgan_jax.bgan import autopath
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
-from bgan_jax.bgan.baselines import MODELS, create_variant, variant_config
+from bgan_jax.bgan.baselines import BGAN_MODELS, create_variant, variant_config
 from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.model import compaction_fields, graph_counts
+from bgan_jax.bgan.compaction import compaction_fields, graph_counts
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
@@ -42,7 +42,7 @@ from graphs.schema import EdgeKind, NodeKind
 
 KIND = "bgan"
 CLASS_WEIGHTING = ("none", "balanced")
-__all__ = ["TrainConfig", "TrainingDiverged", "train_and_evaluate", "load_run", "MODELS"]
+__all__ = ["TrainConfig", "TrainingDiverged", "train_and_evaluate", "load_run", "BGAN_MODELS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +92,8 @@ class TrainConfig(LoopConfig):
     def __post_init__(self):
         super().__post_init__()
         data_lib.task_of(self.task)
-        if self.model_name not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model_name!r}")
+        if self.model_name not in BGAN_MODELS:
+            raise ValueError(f"model must be one of {BGAN_MODELS}, got {self.model_name!r}")
         if self.class_weighting not in CLASS_WEIGHTING:
             raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTING}, got "
                              f"{self.class_weighting!r}")
@@ -160,7 +160,7 @@ def bucket_capacities(splits: Sequence[Sequence[data_lib.Example]], counts: Dict
     shapes, ``run_shapes``): per padded shape, each mechanism's rows and nodes summed
     over the k largest of its bucket's graphs (k the graphs a batch of that shape
     holds), the largest over buckets sharing the shape. ``splits[0]`` is the training
-    split; ``counts``: ``model.graph_counts`` of the splits' examples, in order."""
+    split; ``counts``: ``compaction.graph_counts`` of the splits' examples, in order."""
     rows, nodes = counts["edges"][0], counts["nodes"][0]  # [M, 4] each
     table: Dict[Tuple[int, int], np.ndarray] = {}
     ours = run_shapes(splits[0], batch_size, devices, padding) if splits else ()
@@ -397,6 +397,57 @@ def _epochs(train, config: TrainConfig, start: int, steps_per_epoch: int, scale,
                                      "buckets": n_buckets})
 
 
+class Stepper(NamedTuple):
+    """How a run takes its training steps."""
+
+    state: Any  # the train state placed for ``step`` (replicated under pmap)
+    step: Callable  # (state, one step's device batches) -> (state, stats)
+    host: Callable  # state -> the train state on the host, one copy
+
+
+def make_stepper(config: TrainConfig, task: data_lib.Task, state, train, counter,
+                 weights, rng, workdir: Path) -> Stepper:
+    """The step of a run: ``jax.pmap`` over all devices when there are several; else one
+    jitted step, or with ``attention='auto'`` the faster path per bucket (``autopath``)."""
+    devices = jax.device_count()
+    if devices > 1:
+        pmapped = jax.pmap(make_train_step(task, "devices", counter, weights,
+                                           pair_weight=config.variant_pairs),
+                           axis_name="devices", donate_argnums=(0,))
+        rngs = jax.random.split(rng, devices)[np.asarray(distributed.local_slots())]
+
+        def pmap_step(state, device_batches):
+            batch = jax.tree.map(lambda *xs: np.stack(xs), *device_batches)
+            state, s = pmapped(state, batch, rngs)
+            return state, jax.tree.map(lambda x: x[0], s)
+
+        return Stepper(flax.jax_utils.replicate(state), pmap_step, flax.jax_utils.unreplicate)
+
+    def step_for(model: Optional[BGANConfig] = None):
+        apply_fn = None if model is None else create_variant(config.model_name, model).apply
+        return jax.jit(make_train_step(task, None, counter, weights, apply_fn,
+                                       config.variant_pairs), donate_argnums=(0,))
+
+    if config.model.attention == "auto" and config.model_name != "mlp":
+        jitted = autopath.make_auto_step(
+            step_for, model_config(config),
+            data_lib.bucket_shapes(train, config.batch_size, 1, config.padding),
+            autopath.measures_here(), log=lambda e: log_jsonl(workdir / "metrics.jsonl", e))
+    else:
+        jitted = step_for()
+    return Stepper(state, lambda state, device_batches: jitted(state, device_batches[0], rng),
+                   lambda state: state)
+
+
+def describe_step(s: Dict) -> Dict[str, float]:
+    """The per-step numbers the progress bar and metrics.jsonl show."""
+    out = {"loss": float(s["loss"]) / max(float(s["count"]), 1.0),
+           "grad_norm": float(s["grad_norm"])}
+    if "pairs" in s:  # variant_pairs: the difference error per (pair, target), apart
+        out["pair_loss"] = float(s["pair_loss"]) / max(float(s["pairs"]), 1.0)
+    return out
+
+
 def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = False,
                        progress: bool = True) -> Dict:
     """Train on the train split, keep the best checkpoint by validation metric, and
@@ -429,47 +480,9 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     start = int(state.step)
 
     counter = TraceCounter()
-    rng = jax.random.PRNGKey(config.seed + 1)
+    state, step_fn, host_state = make_stepper(config, task, state, train, counter, weights,
+                                              jax.random.PRNGKey(config.seed + 1), workdir)
     eval_step = make_eval_step(task)
-    if devices > 1:
-        pmapped = jax.pmap(make_train_step(task, "devices", counter, weights,
-                                           pair_weight=config.variant_pairs),
-                           axis_name="devices", donate_argnums=(0,))
-        rngs = jax.random.split(rng, devices)[np.asarray(distributed.local_slots())]
-
-        def step_fn(state, device_batches):
-            batch = jax.tree.map(lambda *xs: np.stack(xs), *device_batches)
-            state, s = pmapped(state, batch, rngs)
-            return state, jax.tree.map(lambda x: x[0], s)
-
-        state = flax.jax_utils.replicate(state)
-        host_state = flax.jax_utils.unreplicate
-    else:
-        def step_for(model: Optional[BGANConfig] = None):
-            apply_fn = None if model is None else create_variant(config.model_name, model).apply
-            return jax.jit(make_train_step(task, None, counter, weights, apply_fn,
-                                           config.variant_pairs), donate_argnums=(0,))
-
-        if config.model.attention == "auto" and config.model_name != "mlp":
-            jitted = autopath.make_auto_step(
-                step_for, model_config(config),
-                data_lib.bucket_shapes(train, config.batch_size, 1, config.padding),
-                autopath.measures_here(), log=lambda e: log_jsonl(workdir / "metrics.jsonl", e))
-        else:
-            jitted = step_for()
-
-        def step_fn(state, device_batches):
-            return jitted(state, device_batches[0], rng)
-
-        def host_state(state):
-            return state
-
-    def describe(s):
-        out = {"loss": float(s["loss"]) / max(float(s["count"]), 1.0),
-               "grad_norm": float(s["grad_norm"])}
-        if "pairs" in s:  # variant_pairs: the difference error per (pair, target), apart
-            out["pair_loss"] = float(s["pair_loss"]) / max(float(s["pairs"]), 1.0)
-        return out
 
     metrics_path = workdir / "metrics.jsonl"
     batches = _epochs(train, config, start, steps_per_epoch, scale, counter, n_buckets,
@@ -480,7 +493,7 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
             savable=lambda s: _saved(host_state(s)), metrics_path=metrics_path,
             evaluate=lambda s: evaluate(eval_step, host_state(s), splits["val"], config, task,
                                         scale, shapes),
-            select=metric, describe=describe, rate_name="graphs_per_s",
+            select=metric, describe=describe_step, rate_name="graphs_per_s",
             items=lambda bs: sum(int(np.sum(b.globals["valid"])) for b in bs),
             progress=progress, desc="train")
     finally:

@@ -35,7 +35,7 @@ import numpy as np
 from bgan_jax.experiments.grid import (VARIANTS, add_set_argument, check_overrides, markdown,
                                        run_dir, run_grid, run_one, use_compilation_cache)
 
-TASKS = ("etype", "efeatures", "dendrite_type")
+CELL_TASKS = ("etype", "efeatures", "dendrite_type")
 CLASSIFICATION = ("etype", "dendrite_type")
 DEFAULT_VARIANTS = ("bgan", "transformer", "mlp", "bgan-no-nsa", "bgan-no-bmsa", "gbm")
 
@@ -263,7 +263,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", default="runs/cells")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--tasks", nargs="+", default=list(CELL_TASKS), choices=list(CELL_TASKS))
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
                    choices=list(VARIANTS) + ["gbm"])
     p.add_argument("--readout-steps", type=int, default=16, help="integrated-gradient steps")

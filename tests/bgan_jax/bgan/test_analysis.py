@@ -54,7 +54,7 @@ def test_attention_shares_sum_to_one_per_receiver_kind():
     assert set(table["mechanism"]) == {"ganlow", "ganup", "mask_a", "mask_b"}
     self_rows = table["edge"] < 0
     assert (table["sender"][self_rows] == table["receiver"][self_rows]).all()
-    assert (table["sender_kind"][self_rows] == A.SENDER_KINDS.index("self")).all()
+    assert (table["sender_kind"][self_rows] == A.SENDER_KIND_NAMES.index("self")).all()
 
 
 def test_integrated_gradients_are_complete_and_skip_baseline_features():

@@ -8,7 +8,7 @@ import pytest
 import bgan_jax
 from bgan_jax import BGANConfig, create_model
 from bgan_jax.bgan.config import FEATURE_CLIP
-from bgan_jax.bgan.masks import capacity
+from bgan_jax.bgan.compaction import capacity
 from graphs import batch_and_pad, convert_file
 from graphs.schema import NUM_NODE_FEATURES
 from tests.graph_factory import permute_cg, random_cg

@@ -584,9 +584,8 @@ def test_bucket_capacities_hold_every_batch_a_run_forms_and_change_no_numbers(da
     the bounds are tighter than the fractions' somewhere, and a training step with them
     equals one without."""
     import bgan_jax
-    from bgan_jax.bgan import masks
+    from bgan_jax.bgan.compaction import capacity, listed_capacities
     from bgan_jax.bgan.config import MECHANISMS
-    from bgan_jax.bgan.model import listed_capacities
     from bgan_jax.bgan.train import run_shapes, with_compaction
 
     cfg = tiny_config(padding=padding)
@@ -606,7 +605,7 @@ def test_bucket_capacities_hold_every_batch_a_run_forms_and_change_no_numbers(da
     tighter = False
     for n, e, *_ in model.shape_capacities:
         rows, nodes = listed_capacities(model, n, e)
-        general_rows = [masks.capacity(e, f, c, 5) for f, c in
+        general_rows = [capacity(e, f, c, 5) for f, c in
                         zip(model.pair_fractions, model.pair_counts)]
         tighter |= any(r < g for r, g in zip(rows, general_rows))
         assert len(rows) == len(nodes) == len(MECHANISMS)
