@@ -149,13 +149,13 @@ def _jax_peak():
 def mechanism_pairs(batch):
     """Allowed (senders, receivers, rows) of the four mechanisms as numpy, self pairs
     included (row E + n = node n attending to itself, which has no edge)."""
-    import bgan_jax
+    from bgan_jax.bgan import masks
     kinds = config("sparse").signal_edge_kinds
     e = batch.senders.shape[0]
     out = {}
-    for name, fn in (("ganlow", bgan_jax.ganlow_pairs), ("ganup", bgan_jax.ganup_pairs),
-                     ("mask_a", lambda g: bgan_jax.forward_pairs(g, kinds)),
-                     ("mask_b", lambda g: bgan_jax.backward_pairs(g, kinds))):
+    for name, fn in (("ganlow", masks.ganlow_pairs), ("ganup", masks.ganup_pairs),
+                     ("mask_a", lambda g: masks.forward_pairs(g, kinds)),
+                     ("mask_b", lambda g: masks.backward_pairs(g, kinds))):
         p = fn(batch)
         ok, me = np.flatnonzero(np.asarray(p.allowed)), np.flatnonzero(np.asarray(p.self_allowed))
         out[name] = (np.concatenate([np.asarray(p.senders)[ok], me]),

@@ -88,3 +88,20 @@ def test_public_names_load_on_first_use():
     assert set(dir(bgan_jax)) >= set(bgan_jax.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         bgan_jax.nope
+
+
+def test_the_public_api_is_one_list_that_type_checkers_see():
+    """``__all__``, the lazy ``_EXPORTS`` and the ``TYPE_CHECKING`` imports name the same
+    objects from the same modules, and no internal helper is public."""
+    import ast
+
+    import bgan_jax
+
+    assert bgan_jax.__all__ == list(bgan_jax._EXPORTS)
+    tree = ast.parse((REPO / "bgan_jax" / "__init__.py").read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If)
+                 and getattr(n.test, "id", None) == "TYPE_CHECKING")
+    seen = {a.name: node.module for node in block.body for a in node.names}
+    assert seen == bgan_jax._EXPORTS
+    for internal in ("compact_pairs", "ganlow_pairs", "touched", "NSA", "train_loop"):
+        assert internal not in bgan_jax.__all__

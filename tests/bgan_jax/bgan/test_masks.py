@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import bgan_jax
+from bgan_jax.bgan import masks
 from bgan_jax.bgan.masks import backward_pairs, forward_pairs, ganlow_pairs, ganup_pairs
+from bgan_jax.bgan.model import MaskedAttention
 from graphs import batch_and_pad, convert_file
 from graphs.schema import COMPARTMENT_KINDS, EdgeKind, NodeKind
 from tests.fixtures import two_population_network
@@ -132,8 +134,8 @@ def test_perturbing_outside_the_allowed_set_changes_nothing(batch, mechanism, pa
     pairs = MECHANISMS[mechanism](batch)
     n = batch.nodes["kind"].shape[0]
     m = allowed_matrix(pairs, n)
-    layout = bgan_jax.dense_layout(batch) if path == "dense" else None
-    module = bgan_jax.MaskedAttention(hidden=16, heads=2)
+    layout = masks.dense_layout(batch) if path == "dense" else None
+    module = MaskedAttention(hidden=16, heads=2)
     x = jax.random.normal(jax.random.key(1), (n, 16))
     edge_emb = jax.random.normal(jax.random.key(2), (batch.senders.shape[0], 8))
     params = module.init(jax.random.key(0), x, edge_emb, pairs, layout)
@@ -160,9 +162,9 @@ def test_perturbing_outside_the_allowed_set_changes_nothing(batch, mechanism, pa
 def test_node_without_allowed_pair_gets_exact_zero_update(batch, mechanism):
     pairs = MECHANISMS[mechanism](batch)
     n = batch.nodes["kind"].shape[0]
-    lonely = ~np.asarray(bgan_jax.receives(pairs))
+    lonely = ~np.asarray(masks.receives(pairs))
     assert lonely.any()  # at least the padding nodes
-    module = bgan_jax.MaskedAttention(hidden=16, heads=2)
+    module = MaskedAttention(hidden=16, heads=2)
     x = jax.random.normal(jax.random.key(1), (n, 16))
     edge_emb = jnp.ones((batch.senders.shape[0], 8))
     params = module.init(jax.random.key(0), x, edge_emb, pairs, None)

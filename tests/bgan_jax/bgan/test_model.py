@@ -7,6 +7,7 @@ import pytest
 
 import bgan_jax
 from bgan_jax import BGANConfig, create_model
+from bgan_jax.bgan import masks
 from bgan_jax.bgan.config import FEATURE_CLIP
 from bgan_jax.bgan.compaction import capacity
 from graphs import batch_and_pad, convert_file
@@ -284,15 +285,15 @@ def test_model_attention_sums_to_one_over_each_receivers_allowed_set(batch):
     model, params = init_apply(SMALL, batch)
     _, attention = model.apply(params, batch, return_attention=True)
     kinds = SMALL.signal_edge_kinds
-    pairs = {"ganup": bgan_jax.ganup_pairs(batch), "mask_a": bgan_jax.forward_pairs(batch, kinds),
-             "mask_b": bgan_jax.backward_pairs(batch, kinds)}
+    pairs = {"ganup": masks.ganup_pairs(batch), "mask_a": masks.forward_pairs(batch, kinds),
+             "mask_b": masks.backward_pairs(batch, kinds)}
     n = batch.nodes["kind"].shape[0]
     for block in attention:
-        checks = [(bgan_jax.ganlow_pairs(batch), w) for w in block["ganlow"]]
+        checks = [(masks.ganlow_pairs(batch), w) for w in block["ganlow"]]
         checks += [(pairs[name], block[name]) for name in pairs]
         for p, w in checks:
             total = jax.ops.segment_sum(w.edges, p.receivers, n) + w.self  # [N, H]
-            expected = np.asarray(bgan_jax.receives(p), np.float32)[:, None]
+            expected = np.asarray(masks.receives(p), np.float32)[:, None]
             np.testing.assert_allclose(total, np.broadcast_to(expected, total.shape), atol=1e-6)
 
 
@@ -327,7 +328,7 @@ def test_compaction_bounds_every_graph_and_batch():
         together.nodes["valid"]))
     e, n, g = together.senders.shape[0], together.nodes["kind"].shape[0], 8
     for i, m in enumerate(MECHANISMS):
-        rows, hit = int(np.sum(pairs[m].allowed)), int(np.sum(bgan_jax.touched(pairs[m])))
+        rows, hit = int(np.sum(pairs[m].allowed)), int(np.sum(masks.touched(pairs[m])))
         assert rows <= measured["pair_fractions"][i] * real_edges
         assert hit <= measured["node_fractions"][i] * real_nodes
         assert rows == sum(measured["pair_counts"][i])  # four graphs: each one's own count
