@@ -211,3 +211,15 @@ def test_soft_links_resolve_inside_the_file_or_are_typed(h5_pair):
     _link(inside, PROJ, h5py.SoftLink(PROJ))  # a link to itself
     with pytest.raises(InvalidDataset, match="loop"):
         convert_file(inside)
+
+
+def test_analyze_takes_allow_path_only_with_nml(tmp_path, capsys):
+    """analyze.py --allow-path widens the read policy of --nml files; alone it is refused
+    as a usage error, before anything is loaded."""
+    import analyze
+
+    work = tmp_path / "run"
+    work.mkdir()
+    (work / "config.json").write_text(json.dumps({"kind": "bgan"}))
+    assert analyze.main(["--workdir", str(work), "--allow-path", str(tmp_path)]) == 2
+    assert "--allow-path needs --nml" in capsys.readouterr().err
