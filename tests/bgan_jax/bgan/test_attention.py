@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bgan_jax import Pairs, dense_attention, dense_layout, pair_softmax, sparse_attention
+from bgan_jax.bgan.attention import dense_attention, pair_softmax, sparse_attention
+from bgan_jax.bgan.masks import Pairs, dense_layout
 from bgan_jax.bgan.masks import DenseLayout
 
 H, D = 2, 4
@@ -153,7 +154,7 @@ def test_projected_path_equals_projecting_outside(seed):
     == projecting the edge embeddings first and calling ``sparse_attention``: outputs,
     weights, and gradients for every input and both kernels, with a loss on the outputs
     and on the weights, parallel rows and receivers with nothing allowed."""
-    from bgan_jax import projected_sparse_attention
+    from bgan_jax.bgan.attention import projected_sparse_attention
     (q, k, v, _, _), pairs = random_problem(seed)
     e, de = pairs.senders.shape[0], 3
     keys = jax.random.split(jax.random.key(100 + seed), 3)
@@ -187,7 +188,7 @@ def test_projected_path_equals_projecting_outside(seed):
 
 def test_projected_path_with_no_pairs():
     """A mechanism with no pair rows (P = 0): self attention only, finite gradients."""
-    from bgan_jax import projected_sparse_attention
+    from bgan_jax.bgan.attention import projected_sparse_attention
     n, de = 5, 3
     q, k, v = (jax.random.normal(jax.random.key(i), (n, H, D)) for i in range(3))
     pairs = Pairs(jnp.zeros(0, jnp.int32), jnp.zeros(0, jnp.int32), jnp.zeros(0, bool),

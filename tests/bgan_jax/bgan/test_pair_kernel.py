@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bgan_jax import BGANConfig, Pairs, create_model
+from bgan_jax import BGANConfig, create_model
+from bgan_jax.bgan.masks import Pairs
 from bgan_jax.bgan import pair_kernel
 from bgan_jax.bgan.attention import _projected
 from graphs import batch_and_pad
