@@ -73,8 +73,10 @@ class _Links:
         import h5py
 
         link = group.get(name, getlink=True)
-        if link is None or isinstance(link, h5py.HardLink):
-            return None if link is None else group[name]
+        if link is None:
+            return None
+        if isinstance(link, h5py.HardLink):
+            return group[name]
         file = Path(group.file.filename)
         where = posixpath.join(group.name, name)
         if hops >= MAX_LINK_HOPS:

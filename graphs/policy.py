@@ -13,7 +13,7 @@ every name a model gives is resolved (symlinks included) and must land inside
 - a folder the user allowed on purpose (``--allow-path DIR``, ``allow=`` in Python).
 
 Anything else is refused with ``OutsideModelTree`` naming the file, the line and the
-path, before the target is opened or even stat-ed for content.
+path, before the target is opened.
 """
 
 from __future__ import annotations
@@ -57,20 +57,22 @@ class ReadPolicy:
         """The tree of the file the user named, widened by the folders in ``allow``."""
         return cls((model_tree(path), *(Path(a).resolve() for a in allow)))
 
+    def _contains(self, path: Path) -> bool:
+        return any(path == r or r in path.parents for r in self.roots)
+
     def allows(self, target: Path) -> bool:
-        real = Path(os.path.realpath(target))
-        return any(real == r or r in real.parents for r in self.roots)
+        return self._contains(Path(os.path.realpath(target)))
 
     def check(self, target: Path, file, what: str, element: Optional[str] = None,
               line: Optional[int] = None) -> Path:
         """``target`` resolved, or ``OutsideModelTree`` naming ``file`` (the file that
         names it) and ``what`` (the name as written there)."""
         real = Path(os.path.realpath(target))
-        if self.allows(real):
+        if self._contains(real):
             return real
         plain = Path(os.path.normpath(target))
-        how = (f"is a symlink to {real}, " if plain != real and
-               any(plain == r or r in plain.parents for r in self.roots) else f"is {real}, ")
+        how = (f"is a symlink to {real}, " if plain != real and self._contains(plain)
+               else f"is {real}, ")
         raise OutsideModelTree(
             file, f"{what} {how}outside the folders this model may read "
             f"({', '.join(map(str, self.roots))}); pass --allow-path DIR (allow=[DIR] "

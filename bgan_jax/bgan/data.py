@@ -164,11 +164,6 @@ class Unlabelled(DatasetError):
     ``dendrite_type``): left out of the task, not a damaged file."""
 
 
-def graph_target(labels: dict, task_name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """([T] values, [T] known) of a graph task from a CG's labels."""
-    return task_of(task_name).graph_target(labels)
-
-
 def _example(cg: CG, task_name: str, name: str) -> Example:
     labels = cg.meta.get("labels")
     task = task_of(task_name)
