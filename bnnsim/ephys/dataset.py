@@ -41,6 +41,7 @@ from bnnsim.dataset import default_cache_dir, stratified_split
 from bnnsim.ephys import etype, families, protocol, variants
 from bnnsim.ephys.corpus import CellSource, author_labels, discover
 from bnnsim.ephys.errors import NonFiniteVoltage
+from bnnsim.ephys import nrn
 from bnnsim.ephys.nrn import neuron_env
 from bnnsim.ephys.run_cell import MORPHOLOGICAL, unsupported
 from graphs.schema import GRANULARITIES
@@ -85,8 +86,8 @@ def finished(out: Path, name: str, job: Optional[dict] = None) -> Optional[dict]
         return None
     if job is not None and any(row.get(k) != job.get(k) for k in ("family", "labels")):
         return None
-    if _non_finite(row) and "dt_fallback" not in row:
-        return None  # written by a single try; the fallback step was not tried yet
+    if "dt_fallback" in row or (_non_finite(row) and "fallbacks" not in row):
+        return None  # the numerics fallbacks were not tried, or not these ones
     if row.get("characterised") and not Path(row.get("npz") or "").is_file():
         return None
     return row
@@ -100,16 +101,35 @@ def _failed_row(job: dict, stage: str, message: str) -> dict:
     return row
 
 
+def fallbacks(job: dict) -> List[dict]:
+    """The jobs to try, in order, when ``job``'s voltage goes non-finite: first the
+    same step with the gates integrated exactly (``nrn.exponential_gates``: the
+    export's forward Euler diverges on a gate faster than dt / 2), then also
+    ``protocol.DT_FALLBACK_MS`` (stiff calcium or other non-gate equations)."""
+    exact = dict(job, gates=nrn.GATES_EXPONENTIAL)
+    out = [] if job.get("gates") == nrn.GATES_EXPONENTIAL else [exact]
+    if float(job.get("dt_ms", protocol.DT_MS)) > protocol.DT_FALLBACK_MS:
+        out.append(dict(exact, dt_ms=protocol.DT_FALLBACK_MS))
+    return out
+
+
+def _numerics(job: dict) -> str:
+    return (f"dt {float(job.get('dt_ms', protocol.DT_MS))} ms, gates "
+            f"{job.get('gates') or nrn.GATES_AS_EXPORTED}")
+
+
 def run_job(job: dict, timeout: float = CELL_TIMEOUT_S) -> dict:
     """Run one cell in a fresh process; a crash or timeout is that cell's outcome. A cell
-    whose voltage goes non-finite (a step too large for its fastest kinetics, e.g. a
-    Q10-scaled channel at 34 degC) is run again at protocol.DT_FALLBACK_MS."""
-    row = _run_once(job, timeout)
-    dt = float(job.get("dt_ms", protocol.DT_MS))
-    if _non_finite(row) and dt > protocol.DT_FALLBACK_MS:
-        first = row["error"]["message"]
-        row = _run_once(dict(job, dt_ms=protocol.DT_FALLBACK_MS), timeout)
-        row["dt_fallback"] = f"at dt {dt} ms: {first}"
+    whose voltage goes non-finite is run again with each of ``fallbacks`` until one
+    is finite; the row lists what was tried (``fallbacks``)."""
+    row, tried, current = _run_once(job, timeout), [], job
+    for retry in fallbacks(job):
+        if not _non_finite(row):
+            break
+        tried.append(f"{_numerics(current)}: {row['error']['message']}")
+        current, row = retry, _run_once(retry, timeout)
+    if tried:
+        row["fallbacks"] = tried
         _write_row(Path(job["out"]), row)
     return row
 
@@ -251,7 +271,7 @@ def dt_check(sources, rows, out: Path, cache: Path, n: int, workers: int, progre
              timeout: float, repair: bool = False, scheduler: Optional[str] = None) -> List[dict]:
     """Re-run ``n`` characterised cells at half dt: how much do the results move?"""
     # cells at the default step only: halving a fallback step is another comparison
-    ok = [s for s, r in zip(sources, rows) if r.get("status") == "ok" and not r.get("dt_fallback")]
+    ok = [s for s, r in zip(sources, rows) if r.get("status") == "ok" and not r.get("fallbacks")]
     ok.sort(key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
     sample = ok[:n]
     if not sample:

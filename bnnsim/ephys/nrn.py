@@ -6,6 +6,8 @@
 2. ``compile_mechanisms``: the .mod files are compiled once per distinct set
    (content hash) with the ``nrnivmodl`` of the NEURON wheel, and cached;
    variants of a cell share their original's mechanisms.
+   A cell whose voltage goes non-finite is run again with its gates written in
+   the form NEURON's ``cnexp`` integrates exactly (``exponential_gates``).
 3. ``NeuronCell``: loads the mechanisms and template into this process,
    settles the cell once, saves the state (``SaveState``) and restores it
    for every sweep of the protocol, so no sweep pays the settling again.
@@ -28,7 +30,7 @@ import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
-from typing import Dict, NamedTuple, Optional, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,6 +40,8 @@ from bnnsim.ephys.errors import CompileFailed, ExportFailed, NonFiniteVoltage, S
 JNML_TIMEOUT_S = 900
 COMPILE_TIMEOUT_S = 900
 CHUNK_MS = 50.0  # a sweep that may stop at its first spike looks for one this often
+GATES_AS_EXPORTED = "as exported"
+GATES_EXPONENTIAL = "exponential"
 
 
 class Exported(NamedTuple):
@@ -151,6 +155,54 @@ def export(cell_file, cell_id: str, temperature_c: float, workdir,
         raise ExportFailed(cell_id, f"exported template {hoc} is unusable: {e}") from None
     sections = tuple(s["name"] for s in header.get("sections", []))
     return Exported(work, hoc, cell_id, tuple(sorted(work.glob("*.mod"))), soma, sections)
+
+
+_GATE_ODE = re.compile(r"^(?P<indent>[ \t]*)(?P<q>\w+)' = rate_(?P=q)[ \t]*$", re.M)
+
+
+def exponential_gates(mod_text: str) -> Tuple[str, int]:
+    """A jNeuroML .mod with every gate in the form ``cnexp`` solves -> (text, gates changed).
+
+    jNeuroML writes a gate as ``q' = rate_q``, with ``rate_q = (inf - q) / tau``
+    computed in a PROCEDURE. ``cnexp`` sees no equation linear in ``q`` there
+    and takes a forward Euler step, which diverges where ``dt > 2 tau`` (the
+    Golgi cell's sodium inactivation below -75 mV: tau about 1 us). Written
+    ``q' = (inf - q) / tau``, NEURON's Hodgkin-Huxley form, ``cnexp``
+    integrates the gate exactly at the step's voltage. Other equations are left.
+    """
+    def rewrite(m: "re.Match") -> str:
+        q = m.group("q")
+        rate = re.search(rf"^[ \t]*rate_{q} = \(\s*(\w+)_inf\s+-\s+{q}\s*\)\s*/\s*\1_tau\b",
+                         mod_text, re.M)
+        if rate is None:
+            return m.group(0)
+        gate = rate.group(1)
+        return f"{m.group('indent')}{q}' = ({gate}_inf - {q}) / {gate}_tau"
+
+    out, n = mod_text, 0
+    for m in reversed(list(_GATE_ODE.finditer(mod_text))):
+        new = rewrite(m)
+        if new != m.group(0):
+            out, n = out[:m.start()] + new + out[m.end():], n + 1
+    return out, n
+
+
+def with_exponential_gates(exported: Exported) -> Tuple[Exported, int]:
+    """A copy of an export (beside it) whose .mod files have ``exponential_gates``
+    -> (that export, gates changed)."""
+    target = exported.directory.with_name(exported.directory.name + "-exponential-gates")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(exported.directory, tmp)
+    n = 0
+    for mod in sorted(tmp.glob("*.mod")):
+        text, k = exponential_gates(mod.read_text())
+        mod.write_text(text)
+        n += k
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return exported._replace(directory=target, hoc=target / exported.hoc.name,
+                             mods=tuple(sorted(target.glob("*.mod")))), n
 
 
 def mechanisms_key(mods: Sequence[Path]) -> str:

@@ -94,9 +94,15 @@ def cache_key(job: dict, files: Dict[str, str], tag: str = "measure") -> str:
                  repr(bool(job.get("repair"))),
                  repr(float(job["temperature_c"])), repr(float(job.get("dt_ms", protocol.DT_MS)))):
         h.update(part.encode() + b"\0")
+    if _gates(job) != nrn.GATES_AS_EXPORTED:  # absent from the keys of earlier builds
+        h.update(f"gates={_gates(job)}".encode() + b"\0")
     for digest in sorted(files.values()):
         h.update(digest.encode())
     return h.hexdigest()[:24]
+
+
+def _gates(job: dict) -> str:
+    return job.get("gates") or nrn.GATES_AS_EXPORTED
 
 
 def unsupported(job: dict) -> Optional[str]:
@@ -136,6 +142,8 @@ def simulate(job: dict, cache: Path):
         raise ExportFailed(job["name"], unsupported(job))
     extra, repaired = check_model(job)
     exported = nrn.export(job["file"], job["cell_id"], job["temperature_c"], work, extra)
+    if _gates(job) == nrn.GATES_EXPONENTIAL:
+        exported, _ = nrn.with_exponential_gates(exported)
     lib = nrn.compile_mechanisms(exported.mods, cache, job["name"])
     dt = float(job.get("dt_ms", protocol.DT_MS))
     cell = nrn.NeuronCell(exported, lib, job["temperature_c"], dt)
@@ -146,7 +154,7 @@ def simulate(job: dict, cache: Path):
     except Exception as e:  # eFEL or NEURON failing on odd voltages: this cell only
         raise SimulationFailed(job["name"], f"{type(e).__name__}: {e}") from None
     measured = {"outcome": ch.outcome, "efeatures": summary_features(ch),
-                "fi": ch.fi, "search": ch.search, "dt_ms": dt,
+                "fi": ch.fi, "search": ch.search, "dt_ms": dt, "gates": _gates(job),
                 "n_sections": len(exported.sections), "soma_section": exported.soma,
                 "repairs": repaired}
     return measured, ch

@@ -2,26 +2,48 @@
 
 import json
 
-from bnnsim.ephys import dataset, protocol
+from bnnsim.ephys import dataset, nrn, protocol
 
 
-def test_non_finite_voltage_is_retried_at_the_fallback_step(tmp_path, monkeypatch):
+def _non_finite_row(job):
+    return {"name": job["name"], "status": "simulation", "characterised": False,
+            "error": {"type": "NonFiniteVoltage",
+                      "message": "c: simulation: voltage is not finite in the 0.0 nA sweep"}}
+
+
+def test_non_finite_voltage_is_retried_with_exact_gates_then_the_fallback_step(
+        tmp_path, monkeypatch):
     calls = []
 
     def once(job, timeout):
-        calls.append(job.get("dt_ms", protocol.DT_MS))
-        if len(calls) == 1:
-            return {"name": job["name"], "status": "simulation", "characterised": False,
-                    "error": {"type": "NonFiniteVoltage",
-                              "message": "c: simulation: voltage is not finite in the 0.0 nA sweep"}}
+        calls.append((job.get("dt_ms", protocol.DT_MS), job.get("gates")))
+        if len(calls) < 3:
+            return _non_finite_row(job)
         return {"name": job["name"], "status": "ok", "characterised": True, "npz": None}
 
     monkeypatch.setattr(dataset, "_run_once", once)
     row = dataset.run_job({"name": "c", "out": str(tmp_path)})
-    assert calls == [protocol.DT_MS, protocol.DT_FALLBACK_MS]
-    assert row["status"] == "ok" and "not finite" in row["dt_fallback"]
+    assert calls == [(protocol.DT_MS, None), (protocol.DT_MS, nrn.GATES_EXPONENTIAL),
+                     (protocol.DT_FALLBACK_MS, nrn.GATES_EXPONENTIAL)]
+    assert row["status"] == "ok" and len(row["fallbacks"]) == 2
+    assert row["fallbacks"][0].startswith(f"dt {protocol.DT_MS} ms, gates as exported: ")
+    assert row["fallbacks"][1].startswith(f"dt {protocol.DT_MS} ms, gates exponential: ")
     saved = json.loads((tmp_path / "rows" / "c.json").read_text())
-    assert saved["dt_fallback"] == row["dt_fallback"]
+    assert saved["fallbacks"] == row["fallbacks"]
+
+
+def test_a_finite_first_try_is_not_retried(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(dataset, "_run_once", lambda job, timeout: calls.append(job) or
+                        {"name": job["name"], "status": "ok", "characterised": True})
+    row = dataset.run_job({"name": "c", "out": str(tmp_path)})
+    assert len(calls) == 1 and "fallbacks" not in row
+
+
+def test_exact_gate_cell_falls_back_only_to_the_smaller_step():
+    job = {"name": "c", "gates": nrn.GATES_EXPONENTIAL}
+    assert dataset.fallbacks(job) == [dict(job, dt_ms=protocol.DT_FALLBACK_MS)]
+    assert dataset.fallbacks(dict(job, dt_ms=protocol.DT_FALLBACK_MS)) == []
 
 
 def test_resume_redoes_unmarked_and_untried_cells(tmp_path):
@@ -32,12 +54,22 @@ def test_resume_redoes_unmarked_and_untried_cells(tmp_path):
     (rows / "c.json").write_text(json.dumps({"status": "simulation", "characterised": False,
                                              "error": {"type": "NonFiniteVoltage",
                                                        "message": "voltage is not finite"}}))
+    (rows / "e.json").write_text(json.dumps({"status": "ok", "characterised": True,  # old scheme
+                                             "npz": str(tmp_path / "x.npz"),
+                                             "dt_fallback": "at dt 0.025 ms: not finite"}))
+    (tmp_path / "x.npz").write_bytes(b"")
+    (rows / "f.json").write_text(json.dumps({"status": "simulation", "characterised": False,
+                                             "error": {"type": "NonFiniteVoltage",
+                                                       "message": "voltage is not finite"},
+                                             "fallbacks": ["dt 0.025 ms, ...", "..."]}))
     (rows / "d.json").write_text(json.dumps({"status": "ok", "characterised": True,
                                              "npz": str(tmp_path / "gone.npz")}))
     assert dataset.finished(tmp_path, "a")["status"] == "export"
     assert dataset.finished(tmp_path, "b") is None
     assert dataset.finished(tmp_path, "c") is None
     assert dataset.finished(tmp_path, "d") is None
+    assert dataset.finished(tmp_path, "e") is None  # tried only the step, not the gates
+    assert dataset.finished(tmp_path, "f")["status"] == "simulation"  # every fallback tried
     assert dataset.finished(tmp_path, "e") is None
 
 

@@ -43,3 +43,29 @@ def test_a_mod_compiled_before_is_reused_and_the_set_runs(tmp_path, monkeypatch)
                          env=nrn.neuron_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["0.001", "0.003"]
+
+
+_JNML_GATES = """DERIVATIVE states {
+    rates()
+    m_q' = rate_m_q 
+    h_q' = rate_h_q 
+    concentration' = rate_concentration
+}
+
+PROCEDURE rates() {
+    h_tau = 1/(( h_alpha + h_beta ) *  h_rateScale ) ? evaluable
+    rate_m_q = ( m_inf  -  m_q ) /  m_tau ? Note units of all quantities used here need to be consistent!
+    rate_h_q = ( h_inf  -  h_q ) /  h_tau ? Note units of all quantities used here need to be consistent!
+    rate_concentration = iCa / (2 * Faraday * shellVolume) - ((concentration - restingConc) / decayConstant)
+}
+"""
+
+
+def test_exponential_gates_rewrites_each_gate_and_nothing_else():
+    text, n = nrn.exponential_gates(_JNML_GATES)
+    assert n == 2
+    assert "    m_q' = (m_inf - m_q) / m_tau\n" in text
+    assert "    h_q' = (h_inf - h_q) / h_tau\n" in text
+    assert "    concentration' = rate_concentration\n" in text  # not a gate: left alone
+    assert text.count("rate_h_q = ( h_inf  -  h_q ) /  h_tau") == 1  # the PROCEDURE stays
+    assert nrn.exponential_gates(text) == (text, 0)  # idempotent

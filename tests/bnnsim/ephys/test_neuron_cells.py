@@ -1,5 +1,6 @@
 """Cells end to end through jNeuroML and NEURON: the bundled HH example and the
-fixture cells (never fires, fires at rest, cannot be exported)."""
+fixture cells (never fires, fires at rest, cannot be exported, a gate too fast for
+the exported forward Euler step)."""
 
 import json
 import subprocess
@@ -40,8 +41,17 @@ def test_every_cell_has_its_typed_outcome(built):
     odd = rows["oddcell"]
     assert odd["status"] == "export" and not odd["characterised"]
     assert "noSuchRateType" in odd["error"]["message"] and "oddcell" in odd["error"]["message"]
-    assert report["characterised"] == {"cells": 3, "of": 4, "share": 0.75}
+    assert report["characterised"] == {"cells": 4, "of": 5, "share": 0.8}
     assert [f["name"] for f in report["failures"]] == [odd["name"]]
+
+
+def test_a_gate_too_fast_for_the_step_is_integrated_exactly(built):
+    stiff = rows_by_cell(built[1])["stiffcell"]
+    assert stiff["status"] == "ok" and stiff["gates"] == "exponential"
+    assert stiff["dt_ms"] == protocol.DT_MS  # the exact gates were enough
+    assert len(stiff["fallbacks"]) == 1 and "gates as exported" in stiff["fallbacks"][0]
+    assert "not finite" in stiff["fallbacks"][0]
+    assert "fallbacks" not in rows_by_cell(built[1])["hhcell"]
 
 
 def test_hh_cell_measurements(built):
