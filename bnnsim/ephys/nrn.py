@@ -336,6 +336,7 @@ class NeuronCell:
         self.stim.amp = 0.0
         self._v = h.Vector().record(self.soma(0.5)._ref_v)
         self._t = h.Vector().record(h._ref_t)
+        h.CVode().cache_efficient(1)  # memory layout only: the same voltages, to the bit
         h.celsius = float(temperature_c)
         h.dt = float(dt_ms)
         h.steps_per_ms = 1.0 / h.dt
