@@ -99,6 +99,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from bgan_jax.runs.allocator import tune
+    from bgan_jax.runtime.allocator import tune
     tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     sys.exit(main())

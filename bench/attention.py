@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 HIDDEN, HEADS, EDGE_HIDDEN = 128, 4, 32
 IMPLS = ("bgan_sparse", "bgan_masked", "bgan_chunked", "bgan_dense", "pyg", "sdpa")
-PAIR_CHUNK = 1 << 16  # bgan_chunked: BGANConfig.pair_chunk
+PAIR_CHUNK = 1 << 16  # bgan_chunked: Backend.pair_chunk
 
 
 def synthetic_graph(n_nodes: int, edges_per_node: float = 10.0, seed: int = 0):
@@ -121,11 +121,11 @@ def run_ours(batch, path: str, reps: int, compact: bool = True, chunk=None) -> d
     import jax.numpy as jnp
 
     import bgan_jax
-    cfg = config(path).replace(pair_chunk=chunk)
-    if compact:  # each mechanism on its own rows and nodes, as training sets them
-        cfg = cfg.replace(**bgan_jax.compaction([batch], cfg))
+    cfg = config(path).replace(backend=bgan_jax.Backend(pair_chunk=chunk))
+    stats = bgan_jax.DatasetStats(  # each mechanism on its own rows and nodes, as training sets them
+        compaction=bgan_jax.compaction([batch], cfg) if compact else None)
     batch = jax.device_put(batch)
-    model = bgan_jax.create_model(cfg)
+    model = bgan_jax.create_model(cfg, stats)
     params = jax.jit(model.init)(jax.random.key(0), batch)
 
     @jax.jit
@@ -284,7 +284,7 @@ def time_it(once, reps: int, device_peak) -> dict:
 
 def child(impl: str, n_nodes: int, reps: int) -> dict:
     """One measurement in this (fresh) process: time, RSS growth, device peak."""
-    from bgan_jax.runs import allocator, xla_cpu
+    from bgan_jax.runtime import allocator, xla_cpu
     allocator.keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
     xla_cpu.set_flags()  # likewise; not under BGAN_JAX_XLA_FLAGS=system
     batch = synthetic_graph(n_nodes)
@@ -310,7 +310,7 @@ def _current_rss_mb() -> float:
 def in_child(impl: str, n_nodes: int, reps: int, timeout: float, malloc: str = "tuned") -> dict:
     """One measurement in a fresh process; ``malloc`` as ``allocator.child_env`` (ours
     and the peers' alike)."""
-    from bgan_jax.runs.allocator import child_env
+    from bgan_jax.runtime.allocator import child_env
     try:
         out = subprocess.run([sys.executable, __file__, "--child", impl, str(n_nodes), str(reps)],
                              capture_output=True, text=True, timeout=timeout,
@@ -370,7 +370,7 @@ def main(argv=None) -> None:
     ap.add_argument("--json", help="also write every measurement to this JSON file")
     ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
                     help="glibc malloc in every child (ours and peers): as train.py sets it "
-                    "(bgan_jax.runs.allocator) or the system's")
+                    "(bgan_jax.runtime.allocator) or the system's")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:

@@ -24,14 +24,15 @@ def measure(data_dir, task_name: str = "efeatures", batch_size: int = 8) -> dict
 
     from bgan_jax.bgan import data as data_lib
     from bgan_jax.bgan.train import (TrainConfig, create_train_state, make_train_step,
-                                     with_compaction)
+                                     measure_stats)
 
     train = data_lib.load_splits(data_dir, task_name, ("train",))["train"]
     nodes = np.array([e.cg.n_nodes for e in train])  # [cells]
     edges = np.array([e.cg.n_edges for e in train])
-    cfg = with_compaction(TrainConfig(task=task_name, batch_size=batch_size), [train])
+    cfg = TrainConfig(task=task_name, batch_size=batch_size)
+    stats = measure_stats(cfg, [train])
     steps = [s[0] for s in data_lib.batches(train, batch_size, seed=0, epoch=0)]
-    state = create_train_state(cfg, steps[0])
+    state = create_train_state(cfg, steps[0], stats)
     step = jax.jit(make_train_step(data_lib.task_of(task_name)))
     rng = jax.random.PRNGKey(0)
 
@@ -55,7 +56,7 @@ def main(argv=None) -> None:
     ap.add_argument("section", help="real-cell dataset built at section granularity")
     ap.add_argument("segment", help="the same cells built at segment granularity")
     args = ap.parse_args(argv)
-    from bgan_jax.runs.allocator import tune
+    from bgan_jax.runtime.allocator import tune
     tune()  # malloc and the XLA CPU flag as train.py sets them
     print(f"{'granularity':>12}{'cells':>7}{'nodes med':>10}{'max':>7}{'edges med':>10}"
           f"{'max':>7}{'steps':>7}{'1st epoch s':>12}{'epoch s':>9}")

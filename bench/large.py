@@ -135,10 +135,10 @@ def child_model(graph: str, impl: str, backward: bool, chunk=None) -> dict:
         import bgan_jax
         from attention import config, time_it
 
-        cfg = config("sparse")
-        cfg = cfg.replace(**bgan_jax.compaction([batch], cfg), pair_chunk=chunk)
+        cfg = config("sparse").replace(backend=bgan_jax.Backend(pair_chunk=chunk))
+        stats = bgan_jax.DatasetStats(compaction=bgan_jax.compaction([batch], cfg))
         batch = jax.device_put(batch)
-        model = bgan_jax.create_model(cfg)
+        model = bgan_jax.create_model(cfg, stats)
         params = jax.jit(model.init)(jax.random.key(0), batch)
 
         def loss(p, b):
@@ -152,7 +152,7 @@ def child_model(graph: str, impl: str, backward: bool, chunk=None) -> dict:
 
 
 def in_child(args, timeout: float) -> dict:
-    from bgan_jax.runs.allocator import child_env
+    from bgan_jax.runtime.allocator import child_env
     env = child_env() if args["kind"] == "model" else None  # malloc as train.py sets it
     try:
         out = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)],
@@ -255,7 +255,7 @@ def main(argv=None) -> None:
     ap.add_argument("--max-gb", type=float, default=20.0,
                     help="skip runs estimated to need more (from the previous size)")
     ap.add_argument("--pair-chunk", type=int, default=1 << 19,
-                    help="pairs per chunk of the chunked forward run (BGANConfig.pair_chunk)")
+                    help="pairs per chunk of the chunked forward run (Backend.pair_chunk)")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--json", help="also write every measurement to this JSON file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -263,8 +263,8 @@ def main(argv=None) -> None:
     if args.child:
         c = json.loads(args.child)
         if c["kind"] == "model":
-            from bgan_jax.runs.allocator import keep_heap
-            from bgan_jax.runs.xla_cpu import set_flags
+            from bgan_jax.runtime.allocator import keep_heap
+            from bgan_jax.runtime.xla_cpu import set_flags
             keep_heap()  # malloc and the XLA CPU flag as train.py sets them
             set_flags()
         out = (child_convert(c["path"], c["mode"]) if c["kind"] == "convert" else

@@ -58,7 +58,7 @@ def child_ours(data_dir, batch_size: int, limit: int, padding: str, repeats: int
     import attention as att
     from bgan_jax.bgan import data as data_lib
     from bgan_jax.bgan.train import (TrainConfig, create_train_state, make_train_step,
-                                     with_compaction)
+                                     measure_stats)
     from graphs.batching import padding_efficiency
 
     devices = jax.local_device_count()
@@ -66,9 +66,9 @@ def child_ours(data_dir, batch_size: int, limit: int, padding: str, repeats: int
     cfg = TrainConfig(model=model, batch_size=batch_size)
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(data_dir, cfg.task, ("train",))["train"]
-    cfg = with_compaction(cfg, [train], devices)  # as train.py sets it from the dataset
+    stats = measure_stats(cfg, [train], devices)  # as train.py measures it on the dataset
     steps = _epoch(train, batch_size, devices, limit, padding)
-    state = create_train_state(cfg, steps[0][0])
+    state = create_train_state(cfg, steps[0][0], stats)
     rng = jax.random.PRNGKey(0)
     if devices > 1:
         fn = jax.pmap(make_train_step(task, "d"), axis_name="d")
@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data")
     ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned",
                     help="glibc malloc in every child (ours and the peer): as train.py sets it "
-                    "(bgan_jax.runs.allocator) or the system's")
+                    "(bgan_jax.runtime.allocator) or the system's")
     from bgan_jax.bgan.data import PADDING
     ap.add_argument("--padding", choices=sorted(PADDING), default="bucket",
                     help="batch padding (TrainConfig.padding), the same batches for both")
@@ -145,8 +145,8 @@ def main(argv=None) -> None:
     limit = 4 if args.quick else 0
     data_dir = _data(args.data)
     if args.child:
-        from bgan_jax.runs.allocator import keep_heap
-        from bgan_jax.runs.xla_cpu import set_flags
+        from bgan_jax.runtime.allocator import keep_heap
+        from bgan_jax.runtime.xla_cpu import set_flags
         keep_heap()  # as train.py does; a no-op under BGAN_JAX_MALLOC=system
         set_flags()  # likewise; not under BGAN_JAX_XLA_FLAGS=system
     if args.child == "ours":
@@ -165,7 +165,7 @@ def main(argv=None) -> None:
     common = ["--batch-size", str(args.batch_size), "--data", str(data_dir),
               "--padding", args.padding, "--repeats", str(args.repeats)] + \
         (["--quick"] if args.quick else [])
-    from bgan_jax.runs.allocator import child_env
+    from bgan_jax.runtime.allocator import child_env
     base_env = child_env(args.malloc, {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
     import jax
     from attention import fastest, rounds_text

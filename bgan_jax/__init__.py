@@ -28,7 +28,7 @@ The names below (``__all__``) are the public API: models, configs, training and
 loading runs, analysis, the data and loss helpers a researcher needs, and the errors.
 Everything else (the mechanisms' modules, attention kernels, the run scaffold's
 internals) is internal: import it from its module, knowing it may change. Names are
-loaded on first use (PEP 562), so ``import bgan_jax.runs.allocator`` or a command
+loaded on first use (PEP 562), so ``import bgan_jax.runtime.allocator`` or a command
 line's ``--help`` does not pay for jax and flax; type checkers and IDEs see them
 through the ``TYPE_CHECKING`` imports.
 """
@@ -55,6 +55,10 @@ _EXPORTS: Dict[str, str] = {  # public name -> the module that defines it
     "WindowConfig": "bgan_jax.tavrnn.spikes",
     "SNNConfig": "bgan_jax.snn.model",
     "SNNTrainConfig": "bgan_jax.snn.train",
+    "Backend": "bgan_jax.bgan.config",
+    "DatasetStats": "bgan_jax.bgan.config",
+    "Compaction": "bgan_jax.bgan.config",
+    "MechanismBounds": "bgan_jax.bgan.config",
     "LoopConfig": "bgan_jax.runs.config",
     "apply_overrides": "bgan_jax.runs.config",
     "from_dict": "bgan_jax.runs.config",
@@ -92,7 +96,8 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; the same names as _EXPORTS
     from bgan_jax.bgan.attention import AttentionWeights
     from bgan_jax.bgan.baselines import create_mlp, create_variant
     from bgan_jax.bgan.compaction import compaction, pair_overflow
-    from bgan_jax.bgan.config import BGANConfig
+    from bgan_jax.bgan.config import (Backend, BGANConfig, Compaction, DatasetStats,
+                                      MechanismBounds)
     from bgan_jax.bgan.losses import (accuracy, classification_loss, mask_node_features,
                                       reconstruction_loss, regression_loss)
     from bgan_jax.bgan.masks import dense_block_size, mechanism_pairs
@@ -111,7 +116,8 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; the same names as _EXPORTS
 __all__ = [  # literal, for type checkers; tests/test_layout.py checks it is _EXPORTS
     "BGAN", "create_model", "create_variant", "create_mlp", "TAVRNN", "create_tavrnn",
     "create_snn", "BGANConfig", "TrainConfig", "TAVRNNConfig", "TemporalConfig",
-    "WindowConfig", "SNNConfig", "SNNTrainConfig", "LoopConfig", "apply_overrides",
+    "WindowConfig", "SNNConfig", "SNNTrainConfig", "Backend", "DatasetStats", "Compaction",
+    "MechanismBounds", "LoopConfig", "apply_overrides",
     "from_dict", "train_and_evaluate", "train_temporal", "train_snn", "load_run",
     "Checkpoints", "analyze_all", "AttentionWeights", "mechanism_pairs", "dynamic_graphs",
     "read_spikes", "dense_block_size", "compaction", "pair_overflow", "accuracy",

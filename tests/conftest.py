@@ -3,8 +3,8 @@
 The suite shares one persistent XLA compilation cache (a fresh temporary folder
 per session, inherited by the train.py subprocesses), so the many runs that
 compile the same small models (resume, two processes) compile them once. glibc malloc
-and the XLA CPU flag are set as train.py sets them (``bgan_jax.runs.allocator.keep_heap``,
-``bgan_jax.runs.xla_cpu.set_flags``; the train.py subprocesses inherit the flag).
+and the XLA CPU flag are set as train.py sets them (``bgan_jax.runtime.allocator.keep_heap``,
+``bgan_jax.runtime.xla_cpu.set_flags``; the train.py subprocesses inherit the flag).
 """
 
 import atexit
@@ -19,8 +19,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
 import pytest
 
-from bgan_jax.runs.allocator import keep_heap
-from bgan_jax.runs.xla_cpu import set_flags
+from bgan_jax.runtime.allocator import keep_heap
+from bgan_jax.runtime.xla_cpu import set_flags
 
 keep_heap()  # the suite's jitted steps keep their scratch memory mapped, as train.py's do
 set_flags()  # and are compiled as train.py's are (before any jax computation)

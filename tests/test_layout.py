@@ -6,8 +6,9 @@ import pytest
 
 from tests.conftest import REPO
 
-PACKAGES = ("graphs", "bnnsim", "bgan_jax")
-NEVER = {"graphs": {"bnnsim", "bgan_jax"}, "bnnsim": {"bgan_jax"}}
+PACKAGES = ("graphs", "bnnsim", "bgan_jax", "experiments")
+NEVER = {"graphs": {"bnnsim", "bgan_jax", "experiments"}, "bnnsim": {"bgan_jax", "experiments"},
+         "bgan_jax": {"experiments"}}
 
 
 def module_imports():
@@ -31,6 +32,14 @@ def module_imports():
 def test_no_upward_imports():
     bad = [(m, i) for m, deps in module_imports().items() for i in deps
            if i.split(".")[0] in NEVER.get(m.split(".")[0], ())]
+    assert not bad, bad
+
+
+def test_the_library_never_imports_the_process_tuning():
+    """``bgan_jax.runtime`` is for entry points (train.py, analyze.py, drivers, benches)."""
+    bad = [(m, i) for m, deps in module_imports().items() for i in deps
+           if i.startswith("bgan_jax.runtime") and not m.startswith(("bgan_jax.runtime",
+                                                                     "experiments"))]
     assert not bad, bad
 
 

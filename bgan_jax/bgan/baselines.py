@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from bgan_jax.bgan.config import BGANConfig
+from bgan_jax.bgan.config import BGANConfig, DatasetStats
 from bgan_jax.bgan.masks import graph_index
 from bgan_jax.bgan.model import create_model, node_inputs
 
@@ -20,13 +20,14 @@ class NodeMLP(nn.Module):
     Graph outputs come from the mean of the graph's node states."""
 
     config: BGANConfig
+    stats: DatasetStats = DatasetStats()
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, *, return_attention: bool = False,
                  train: bool = False) -> Dict[str, jnp.ndarray]:
         cfg, nodes = self.config, graph.nodes
         valid = nodes["valid"][:, None]  # [N, 1]
-        h = node_inputs(nodes, cfg)  # [N, 2F]
+        h = node_inputs(nodes, cfg, self.stats)  # [N, 2F]
         for i in range(cfg.num_blocks):
             h = nn.gelu(nn.Dense(cfg.hidden, name=f"dense_{i}")(h))
             h = nn.Dropout(cfg.dropout, deterministic=not train)(h)
@@ -44,8 +45,8 @@ class NodeMLP(nn.Module):
         return (out, []) if return_attention else out
 
 
-def create_mlp(config: BGANConfig) -> NodeMLP:
-    return NodeMLP(config)
+def create_mlp(config: BGANConfig, stats: DatasetStats = DatasetStats()) -> NodeMLP:
+    return NodeMLP(config, stats)
 
 
 def transformer_config(config: BGANConfig) -> BGANConfig:
@@ -65,7 +66,7 @@ def variant_config(name: str, config: BGANConfig) -> BGANConfig:
     return transformer_config(config) if name == "transformer" else config
 
 
-def create_variant(name: str, config: BGANConfig):
-    """BGAN or one of its baselines (``BGAN_MODELS``), from the same config."""
+def create_variant(name: str, config: BGANConfig, stats: DatasetStats = DatasetStats()):
+    """BGAN or one of its baselines (``BGAN_MODELS``), from the same config and stats."""
     config = variant_config(name, config)
-    return create_mlp(config) if name == "mlp" else create_model(config)
+    return create_mlp(config, stats) if name == "mlp" else create_model(config, stats)

@@ -6,24 +6,24 @@ rows, lifted to neurons) and touches few of its nodes, so the model gathers the
 allowed rows into ``capacity`` slots (``compact``) and, on the sparse path, the
 touched nodes into node slots (``compact_nodes``), computes there, and scatters back
 (``expand``). Capacities are static per bucket shape, so there is still one
-compilation per bucket; ``BGANConfig``'s ``pair_fractions`` / ``pair_counts`` /
-``node_fractions`` / ``node_counts`` / ``shape_capacities`` set them, and a batch
-that would not fit is an overflow (the model's outputs become NaN; ``pair_overflow``
-finds such batches on the host). ``compaction`` measures the fields over a dataset's
-graphs; ``bgan_jax.bgan.train`` does so at the start of a run.
+compilation per bucket; each mechanism's ``MechanismBounds`` (in ``DatasetStats``'
+``Compaction``, by name) set them, and a batch that would not fit is an overflow
+(the model's outputs become NaN; ``pair_overflow`` finds such batches on the host).
+``compaction`` measures the bounds over a dataset's graphs; ``bgan_jax.bgan.train``
+does so at the start of a run.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np
 
-from bgan_jax.bgan.config import COUNTS_KEPT, MECHANISMS, BGANConfig
+from bgan_jax.bgan.config import COUNTS_KEPT, MECHANISMS, BGANConfig, Compaction, MechanismBounds
 from bgan_jax.bgan.masks import Pairs, graph_index, mechanism_pairs, touched
 
 NODE_COMPACTION_MIN_SHARE = 0.2
@@ -103,54 +103,54 @@ def expand(x: jnp.ndarray, pairs: Pairs, n: int) -> jnp.ndarray:
     return jnp.zeros((n,) + x.shape[1:], x.dtype).at[pairs.nodes].add(x, mode="drop")
 
 
-def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig
+def compact_pairs(graph: jraph.GraphsTuple, config: BGANConfig,
+                  bounds: Optional[Compaction] = None
                   ) -> Tuple[Dict[str, Pairs], jnp.ndarray]:
     """(``mechanism_pairs`` compacted to each mechanism's capacity in this bucket,
     [] bool: some mechanism has more allowed rows or touched nodes than its
-    capacity). Rows by ``config.pair_fractions`` / ``pair_counts``, then (sparse path)
-    nodes by ``node_fractions`` / ``node_counts``; unchanged, never overflowing, when
-    the fractions are (). The model turns an overflow into NaN outputs (a host
-    callback that raises would keep XLA's persistent compilation cache from storing
-    the step); ``pair_overflow`` checks batches on the host."""
+    capacity). Rows by each mechanism's ``bounds``, then (sparse path) nodes;
+    unchanged, never overflowing, when ``bounds`` is None. The model turns an
+    overflow into NaN outputs (a host callback that raises would keep XLA's
+    persistent compilation cache from storing the step); ``pair_overflow`` checks
+    batches on the host."""
     pairs = mechanism_pairs(graph, config)
     over = jnp.zeros((), bool)
+    if bounds is None:
+        return pairs, over
     e, n, g = graph.senders.shape[0], graph.nodes["kind"].shape[0], graph.n_node.shape[0]
-    listed_rows, listed_nodes = listed_capacities(config, n, e)
-    if config.pair_fractions:
-        counts = config.pair_counts or ((),) * len(MECHANISMS)
-        size = {m: min(capacity(e, f, c, g), top)
-                for m, f, c, top in zip(MECHANISMS, config.pair_fractions, counts, listed_rows)}
-        over = jnp.any(jnp.stack([overflow(pairs[m], size[m]) for m in MECHANISMS]))
-        pairs = {m: compact(pairs[m], size[m]) for m in MECHANISMS}
-    if config.node_fractions and config.attention != "dense":
-        counts = config.node_counts or ((),) * len(MECHANISMS)
-        for m, f, c, top in zip(MECHANISMS, config.node_fractions, counts, listed_nodes):
-            pairs[m], lost = compact_nodes(pairs[m], min(capacity(n, f, c, g), top))
+    for m in MECHANISMS:
+        b = bounds[m]
+        top_rows, top_nodes = listed_capacity(b, n, e)
+        size = min(capacity(e, b.pair_fraction, b.pair_counts, g), top_rows)
+        over = over | overflow(pairs[m], size)
+        pairs[m] = compact(pairs[m], size)
+        if config.attention != "dense":
+            pairs[m], lost = compact_nodes(
+                pairs[m], min(capacity(n, b.node_fraction, b.node_counts, g), top_nodes))
             over = over | lost
     return pairs, over
 
 
-def listed_capacities(config: BGANConfig, n_node: int, n_edge: int
-                      ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-    """(rows, nodes) per mechanism that ``config.shape_capacities`` lists for this batch
-    shape; n_edge and n_node each (no bound) for a shape it does not list."""
-    k = len(MECHANISMS)
-    for entry in config.shape_capacities:
-        if (entry[0], entry[1]) == (n_node, n_edge):
-            return tuple(entry[2:2 + k]), tuple(entry[2 + k:])
-    return (n_edge,) * k, (n_node,) * k
+def listed_capacity(bounds: MechanismBounds, n_node: int, n_edge: int) -> Tuple[int, int]:
+    """(rows, nodes) ``bounds.shapes`` lists for this batch shape; (n_edge, n_node), no
+    bound, for a shape it does not list."""
+    for n, e, rows, nodes in bounds.shapes:
+        if (n, e) == (n_node, n_edge):
+            return rows, nodes
+    return n_edge, n_node
 
 
-def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig) -> List[int]:
+def pair_overflow(graphs: Sequence[jraph.GraphsTuple], config: BGANConfig,
+                  bounds: Compaction) -> List[int]:
     """Host check: indices of the batches in ``graphs`` with more pairs or touched nodes
-    than ``config``'s compaction fields leave room for (the model would give NaN)."""
-    check = _overflow_check(config)
+    than ``bounds`` leave room for (the model would give NaN)."""
+    check = _overflow_check(config, bounds)
     return [i for i, g in enumerate(graphs) if bool(check(g))]
 
 
 @functools.lru_cache(maxsize=8)
-def _overflow_check(config: BGANConfig):  # one jitted function per config, not per call
-    return jax.jit(lambda g: compact_pairs(g, config)[1])
+def _overflow_check(config: BGANConfig, bounds: Compaction):  # one jitted function each
+    return jax.jit(lambda g: compact_pairs(g, config, bounds)[1])
 
 
 @functools.lru_cache(maxsize=8)
@@ -158,15 +158,14 @@ def _graph_counts(config: BGANConfig):
     return jax.jit(lambda g: _per_graph(g, config))
 
 
-def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Dict[str, Tuple]:
-    """Host helper: ``BGANConfig`` fields ``pair_fractions``, ``pair_counts``,
-    ``node_fractions``, ``node_counts`` measured over ``graphs`` (padded batches; each
-    real graph counts on its own), for ``config.replace(**compaction(...))``. Per
-    mechanism: the largest share of a graph's edge rows it attends over (nodes it
-    touches), rounded up, and the largest single-graph counts. A batch's share is an
-    average of its graphs' shares and its count a sum of theirs, so no batch of these
-    graphs can exceed either bound."""
-    return compaction_fields(graph_counts(graphs, config))
+def compaction(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig) -> Compaction:
+    """Host helper: each mechanism's ``MechanismBounds`` measured over ``graphs`` (padded
+    batches; each real graph counts on its own), for ``DatasetStats(compaction=...)``:
+    the largest share of a graph's edge rows it attends over (nodes it touches),
+    rounded up, and the largest single-graph counts. A batch's share is an average of
+    its graphs' shares and its count a sum of theirs, so no batch of these graphs can
+    exceed either bound."""
+    return bounds_of(graph_counts(graphs, config))
 
 
 def graph_counts(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig
@@ -185,17 +184,19 @@ def graph_counts(graphs: Iterable[jraph.GraphsTuple], config: BGANConfig
             for of in seen}
 
 
-def compaction_fields(counts: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Dict[str, Tuple]:
-    """``compaction``'s fields from ``graph_counts``."""
-    out = {}
+def bounds_of(counts: Dict[str, Tuple[np.ndarray, np.ndarray]],
+              shapes: Dict[str, Tuple[Tuple[int, int, int, int], ...]] = None) -> Compaction:
+    """``compaction``'s bounds from ``graph_counts`` (and, per mechanism, ``shapes``:
+    ``MechanismBounds.shapes``)."""
+    fields: Dict[str, Dict] = {m: {} for m in MECHANISMS}
     for of, name in (("edges", "pair"), ("nodes", "node")):
-        used, total = counts[of][0], counts[of][1][:, None]
+        used, total = counts[of][0], counts[of][1][:, None]  # [M, 4], [M, 1]
         share = np.where(total > 0, used / np.maximum(total, 1), 0.0).max(axis=0, initial=0.0)
-        out[f"{name}_fractions"] = tuple(float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0))
-                                         for t in share)
-        out[f"{name}_counts"] = tuple(tuple(int(c) for c in np.sort(col)[::-1][:COUNTS_KEPT])
-                                      for col in used.T)
-    return out
+        for m, t, col in zip(MECHANISMS, share, used.T):
+            fields[m][f"{name}_fraction"] = float(np.clip(np.ceil(t * 1e4) / 1e4, 1e-4, 1.0))
+            fields[m][f"{name}_counts"] = tuple(int(c) for c in np.sort(col)[::-1][:COUNTS_KEPT])
+    return Compaction(**{m: MechanismBounds(**f, shapes=(shapes or {}).get(m, ()))
+                         for m, f in fields.items()})
 
 
 def _per_graph(graph: jraph.GraphsTuple, config: BGANConfig) -> Dict[str, Tuple]:

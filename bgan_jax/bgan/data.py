@@ -265,7 +265,7 @@ MIN_FEATURE_STD = 1e-3  # below this a column's spread is float noise of a const
 def feature_stats(examples: Sequence[Example], min_std: float = MIN_FEATURE_STD,
                   log_densities: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Per-column (mean, std) of the known node features of ``examples`` ([F] each),
-    for ``BGANConfig.feature_shift`` / ``feature_scale``.
+    for ``DatasetStats.feature_shift`` / ``feature_scale``.
 
     Only physical quantities (schema transform ``slog``) are standardised: their
     encoded spread can be tiny (Izhikevich ``a``: 0.01). One-hots, [0, 1] indices and

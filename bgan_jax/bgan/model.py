@@ -1,6 +1,6 @@
 """BGAN as Flax Linen modules: NSA (GANlow, GANup, top-down gate), BMSA, blocks, heads.
 
-``create_model(config)`` returns the module; ``model.init(rng, batch)`` and
+``create_model(config, stats)`` returns the module; ``model.init(rng, batch)`` and
 ``model.apply(params, batch, return_attention=True)`` are the pure functional
 API. The batch is the padded ``jraph.GraphsTuple`` of ``graphs.batch_and_pad``.
 """
@@ -17,24 +17,25 @@ import jraph
 from bgan_jax.bgan import compaction, inputs, masks
 from bgan_jax.bgan.attention import (chunked_sparse_attention, dense_attention,
                                     projected_sparse_attention)
-from bgan_jax.bgan.config import FEATURE_CLIP, BGANConfig
+from bgan_jax.bgan.config import FEATURE_CLIP, BGANConfig, DatasetStats
 from graphs.schema import COMPARTMENT_KINDS, NodeKind
 
 
-def node_inputs(nodes: Dict, config: BGANConfig) -> jnp.ndarray:
-    """[N, 2F] model input: the known node features, standardised with the config's
-    per-column shift and scale (when set), next to their known-mask. Unknown values
-    and padding are 0 whatever the shift, so they carry only the mask."""
+def node_inputs(nodes: Dict, config: BGANConfig, stats: DatasetStats = DatasetStats()
+                ) -> jnp.ndarray:
+    """[N, 2F] model input: the known node features, standardised with the run's
+    per-column shift and scale (when measured), next to their known-mask. Unknown
+    values and padding are 0 whatever the shift, so they carry only the mask."""
     x, known = nodes["features"], nodes["feature_mask"]  # [N, F] each
     if config.log_densities:
         x = inputs.log_densities(x, jnp)
-    if config.feature_shift:
-        if len(config.feature_shift) != x.shape[-1]:
-            raise ValueError(f"feature_shift has {len(config.feature_shift)} columns but the "
+    if stats.feature_shift:
+        if len(stats.feature_shift) != x.shape[-1]:
+            raise ValueError(f"feature_shift has {len(stats.feature_shift)} columns but the "
                              f"graph has {x.shape[-1]} node features: a run trained on another "
                              "feature schema")
-        shift = jnp.asarray(config.feature_shift, x.dtype)
-        scale = jnp.asarray(config.feature_scale, x.dtype)
+        shift = jnp.asarray(stats.feature_shift, x.dtype)
+        scale = jnp.asarray(stats.feature_scale, x.dtype)
         x = jnp.clip((x - shift) / scale, -FEATURE_CLIP, FEATURE_CLIP)
     return jnp.concatenate([jnp.where(known > 0, x, 0.0), known], -1)
 
@@ -123,12 +124,13 @@ class NSA(nn.Module):
         cfg = self.config
         x, low = h, []
         for r in range(cfg.low_hops):
-            u, w = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, cfg.cpu_kernel,
+            u, w = MaskedAttention(cfg.hidden, cfg.heads, cfg.backend.pair_chunk,
+                                   cfg.backend.cpu_kernel,
                                    name=f"ganlow_{r}")(
                 x, ctx.edge_emb, ctx.low, ctx.layout)
             x, low = x + u, low + [w]
-        up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.pair_chunk, cfg.cpu_kernel,
-                                   name="ganup")(
+        up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.backend.pair_chunk,
+                                   cfg.backend.cpu_kernel, name="ganup")(
             x, ctx.edge_emb, ctx.up, ctx.layout)
         down = compaction.expand(self.top_down(x, x + up, ctx), ctx.low, h.shape[0])
         return (x - h) + up + down, {"ganlow": low, "ganup": w_up}
@@ -169,7 +171,8 @@ class BMSA(nn.Module):
         parts, weights = [], {}
         for name, heads, pairs in zip(("mask_a", "mask_b"), bmsa_heads(cfg), (ctx.fwd, ctx.bwd)):
             if heads:
-                out, w = EdgeAttention(heads, head_dim, cfg.pair_chunk, cfg.cpu_kernel, name=name)(
+                out, w = EdgeAttention(heads, head_dim, cfg.backend.pair_chunk,
+                                       cfg.backend.cpu_kernel, name=name)(
                     h, ctx.edge_emb, pairs, ctx.layout)
                 parts.append(compaction.expand(out.reshape(out.shape[0], -1), pairs, h.shape[0]))
                 weights[name] = w
@@ -211,11 +214,13 @@ class BGAN(nn.Module):
     """Bio-inspired graph attention network over padded CG batches."""
 
     config: BGANConfig
+    stats: DatasetStats = DatasetStats()
+    """What the run measured on its data (standardisation, compaction bounds)."""
 
     def context(self, graph: jraph.GraphsTuple, edge_emb) -> Context:
         cfg, nodes = self.config, graph.nodes
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
-        pairs, over = compaction.compact_pairs(graph, cfg)
+        pairs, over = compaction.compact_pairs(graph, cfg, self.stats.compaction)
         return Context(
             edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
             fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],
@@ -228,7 +233,7 @@ class BGAN(nn.Module):
         cfg = self.config
         nodes, edges = graph.nodes, graph.edges
         valid, edge_valid = nodes["valid"], edges["valid"]
-        x = node_inputs(nodes, cfg)  # [N, 2F]
+        x = node_inputs(nodes, cfg, self.stats)  # [N, 2F]
         h = jnp.where(valid[:, None], nn.Dense(cfg.hidden, name="node_embed")(x), 0.0)  # [N, d]
         ex = jnp.concatenate([edges["features"] * edges["feature_mask"], edges["feature_mask"]], -1)
         edge_emb = nn.gelu(nn.Dense(cfg.edge_hidden, name="edge_embed")(ex))
@@ -276,6 +281,8 @@ class BGAN(nn.Module):
         return out
 
 
-def create_model(config: BGANConfig = BGANConfig()) -> BGAN:
-    """The BGAN module for ``config``; use its pure ``init`` / ``apply``."""
-    return BGAN(config)
+def create_model(config: BGANConfig = BGANConfig(), stats: DatasetStats = DatasetStats()
+                 ) -> BGAN:
+    """The BGAN module for ``config`` (and a run's measured ``stats``); use its pure
+    ``init`` / ``apply``."""
+    return BGAN(config, stats)

@@ -13,7 +13,7 @@ It is compiled on first use with the system's C++ compiler for this CPU
 flags, compiler, jaxlib and CPU, so a build is reused and never shared between
 different machines. Where it cannot be built or loaded (no compiler, another OS),
 ``available()`` says so once in a warning and the model runs XLA's ops instead;
-``BGAN_JAX_CPU_KERNEL=0`` (or ``BGANConfig.cpu_kernel=False``) never builds it.
+``BGAN_JAX_CPU_KERNEL=0`` (or ``Backend(cpu_kernel=False)``) never builds it.
 """
 
 from __future__ import annotations

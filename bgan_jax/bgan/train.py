@@ -28,20 +28,24 @@ from bgan_jax.bgan import autopath
 from bgan_jax.bgan import data as data_lib
 from bgan_jax.bgan import losses
 from bgan_jax.bgan.baselines import BGAN_MODELS, create_variant, variant_config
-from bgan_jax.bgan.config import BGANConfig
-from bgan_jax.bgan.compaction import compaction_fields, graph_counts
+from bgan_jax.bgan.config import MECHANISMS, BGANConfig, DatasetStats
+from bgan_jax.bgan.compaction import bounds_of, graph_counts
 from bgan_jax.runs import distributed
 from bgan_jax.runs.checkpoints import Checkpoints
 from bgan_jax.runs.config import LoopConfig
 from bgan_jax.runs.distributed import is_primary
 from bgan_jax.runs.loop import TrainingDiverged, log_jsonl, open_run, train_loop
-from bgan_jax.runs.workdir import read_config, read_data_path
+from bgan_jax.runs.config import ConfigError, from_dict
+from bgan_jax.runs.workdir import CONFIG_FILE, RunDirError, read_config, read_data_path, read_json
 from graphs.batching import batch_and_pad
 from graphs.cg import GraphBuilder
 from graphs.schema import EdgeKind, NodeKind
 
 KIND = "bgan"
 CLASS_WEIGHTING = ("none", "balanced")
+STATS_FILE = "stats.json"  # the run's DatasetStats, beside config.json
+LEGACY_STATS = ("feature_shift", "feature_scale", "pair_fractions", "pair_counts",
+                "node_fractions", "node_counts", "shape_capacities")  # model fields until 2026-12
 __all__ = ["TrainConfig", "TrainingDiverged", "train_and_evaluate", "load_run", "BGAN_MODELS"]
 
 
@@ -57,9 +61,8 @@ class TrainConfig(LoopConfig):
     model_name: str = "bgan"
     """bgan, mlp (node features only) or transformer (BGAN blocks, plain neighbourhood
     attention instead of the NSA/BMSA masks)."""
-    model: BGANConfig = BGANConfig(hidden=64, num_blocks=3, reconstruct=False)
-    """Model hyper-parameters; the output head is set from the task. 3 blocks: the
-    drive of a spike source needs BMSA, BMSA, NSA hops to reach its neuron node."""
+    model: BGANConfig = BGANConfig()
+    """Model hyper-parameters (``config.PRESETS``); the output head is set from the task."""
     batch_size: int = 8
     """Graphs per device per step."""
     padding: str = "bucket"
@@ -73,13 +76,13 @@ class TrainConfig(LoopConfig):
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
     normalize_features: bool = True
-    """Standardise node features per column with the train split's statistics, stored
-    in ``model.feature_shift`` / ``feature_scale`` (so in config.json) at the start."""
+    """Standardise node features per column with the train split's statistics
+    (``DatasetStats``, measured at the start and saved as the run's stats.json)."""
     class_weighting: str = "none"
     """'none' or 'balanced' (classification): each item's loss is weighted by the
     train split's n / (C * n_c) for its class, and the best checkpoint is chosen by
     balanced accuracy: for skewed labels (the regime task is 75% one class)."""
-    variant_pairs: float = 0.0
+    variant_pair_weight: float = 0.0
     """Weight of the within-family difference loss (``losses.family_pair_terms``, graph
     regression on a real-cell dataset with variants): > 0 also batches each cell with
     its variants, and adds weight * the squared error of (variant - cell) differences
@@ -88,6 +91,22 @@ class TrainConfig(LoopConfig):
     skip_damaged: bool = False
     """Train without the dataset's damaged graph files (each named on stderr and listed in
     eval.json) instead of refusing the dataset."""
+
+    @staticmethod
+    def upgrade(saved: Dict) -> Dict:
+        """A config.json of an earlier version in today's fields: the measured fields
+        leave the model (``read_stats`` reads them), the backend switches go to
+        ``model.backend``, ``variant_pairs`` is ``variant_pair_weight``."""
+        d = dict(saved)
+        if "variant_pairs" in d:
+            d["variant_pair_weight"] = d.pop("variant_pairs")
+        if isinstance(d.get("model"), dict):
+            model = {k: v for k, v in d["model"].items() if k not in LEGACY_STATS}
+            backend = {k: model.pop(k) for k in ("pair_chunk", "cpu_kernel") if k in model}
+            if backend:
+                model["backend"] = {**model.get("backend", {}), **backend}
+            d["model"] = model
+        return d
 
     def __post_init__(self):
         super().__post_init__()
@@ -102,11 +121,11 @@ class TrainConfig(LoopConfig):
                              f"task; {self.task!r} is a regression")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.variant_pairs < 0:
-            raise ValueError(f"variant_pairs must be >= 0, got {self.variant_pairs}")
-        if self.variant_pairs and not (data_lib.task_of(self.task).kind == "regression"
+        if self.variant_pair_weight < 0:
+            raise ValueError(f"variant_pair_weight must be >= 0, got {self.variant_pair_weight}")
+        if self.variant_pair_weight and not (data_lib.task_of(self.task).kind == "regression"
                                        and data_lib.task_of(self.task).level == "graph"):
-            raise ValueError(f"variant_pairs needs a graph regression task; {self.task!r} "
+            raise ValueError(f"variant_pair_weight needs a graph regression task; {self.task!r} "
                              "is not one")
         if self.padding not in data_lib.PADDING:
             raise ValueError(f"padding must be one of {sorted(data_lib.PADDING)}, got "
@@ -122,40 +141,32 @@ def model_config(config: TrainConfig) -> BGANConfig:
                                 num_graph_outputs=task.outputs if task.level == "graph" else 0)
 
 
-def with_feature_stats(config: TrainConfig, train: Sequence[data_lib.Example]) -> TrainConfig:
-    """The config with the model's feature standardisation set from the train split
-    (when ``normalize_features`` and not set already, e.g. by a resumed config)."""
-    if not config.normalize_features or config.model.feature_shift:
-        return config
-    shift, scale = data_lib.feature_stats(train, log_densities=config.model.log_densities)
-    model = config.model.replace(feature_shift=tuple(float(v) for v in shift),
-                                 feature_scale=tuple(float(v) for v in scale))
-    return dataclasses.replace(config, model=model)
-
-
-def with_compaction(config: TrainConfig, splits: Sequence[Sequence[data_lib.Example]],
-                    devices: int = 1, chunk: int = 64) -> TrainConfig:
-    """The config with ``bgan_jax.compaction`` measured over every graph the run will
-    see (``splits``: each list of examples the run batches on its own, the training
-    split first: train, val, ...),
-    so each mechanism runs on its own rows and nodes only, and ``shape_capacities`` for
-    the batch shapes of those splits' size buckets (``bucket_capacities``). Not set again
-    when a resumed config has it; the numbers do not depend on it."""
+def measure_stats(config: TrainConfig, splits: Sequence[Sequence[data_lib.Example]],
+                  devices: int = 1, chunk: int = 64) -> DatasetStats:
+    """What the run measures on its data (``splits``: each list of examples it batches
+    on its own, the training split first): the feature standardisation from the train
+    split (with ``normalize_features``), and each mechanism's compaction bounds over
+    every graph the run will see, with per-shape capacities for those splits' size
+    buckets (``bucket_capacities``), so each mechanism runs on its own rows and nodes."""
+    stats, train = DatasetStats(), splits[0] if splits else []
+    if config.normalize_features and train:
+        shift, scale = data_lib.feature_stats(train, log_densities=config.model.log_densities)
+        stats = stats.replace(feature_shift=tuple(float(v) for v in shift),
+                              feature_scale=tuple(float(v) for v in scale))
     examples = [e for split in splits for e in split]
-    if not examples or config.model.pair_fractions:
-        return config
+    if not examples:
+        return stats
     graphs = (batch_and_pad([e.cg for e in examples[i:i + chunk]])
               for i in range(0, len(examples), chunk))
     counts = graph_counts(graphs, variant_config(config.model_name, model_config(config)))
-    fields = dict(compaction_fields(counts), shape_capacities=bucket_capacities(
-        splits, counts, config.batch_size, config.padding, devices))
-    return dataclasses.replace(config, model=config.model.replace(**fields))
+    shapes = bucket_capacities(splits, counts, config.batch_size, config.padding, devices)
+    return stats.replace(compaction=bounds_of(counts, shapes))
 
 
 def bucket_capacities(splits: Sequence[Sequence[data_lib.Example]], counts: Dict,
                       batch_size: int, padding: str, devices: int = 1
-                      ) -> Tuple[Tuple[int, ...], ...]:
-    """``BGANConfig.shape_capacities`` for the batches ``data.batches`` forms from each
+                      ) -> Dict[str, Tuple[Tuple[int, int, int, int], ...]]:
+    """Per mechanism, ``MechanismBounds.shapes`` for the batches ``data.batches`` forms from each
     split (training on ``devices`` devices, evaluation on one onto the training split's
     shapes, ``run_shapes``): per padded shape, each mechanism's rows and nodes summed
     over the k largest of its bucket's graphs (k the graphs a batch of that shape
@@ -180,7 +191,9 @@ def bucket_capacities(splits: Sequence[Sequence[data_lib.Example]], counts: Dict
                     caps = np.maximum(np.concatenate(top), 1).astype(int)
                     table[shape] = np.maximum(table.get(shape, caps), caps)
         start += len(split)
-    return tuple((n, e) + tuple(int(c) for c in caps) for (n, e), caps in sorted(table.items()))
+    k = len(MECHANISMS)  # caps: [rows of each mechanism..., nodes of each...]
+    return {m: tuple((n, e, int(caps[i]), int(caps[k + i])) for (n, e), caps in sorted(table.items()))
+            for i, m in enumerate(MECHANISMS)}
 
 
 def run_shapes(train: Sequence[data_lib.Example], batch_size: int, devices: int,
@@ -190,9 +203,9 @@ def run_shapes(train: Sequence[data_lib.Example], batch_size: int, devices: int,
     return tuple(sorted(data_lib.bucket_shapes(train, batch_size, devices, padding)))
 
 
-def build_model(config: TrainConfig):
+def build_model(config: TrainConfig, stats: DatasetStats = DatasetStats()):
     """BGAN or the baseline ``model_name`` names (``baselines.create_variant``)."""
-    return create_variant(config.model_name, model_config(config))
+    return create_variant(config.model_name, model_config(config), stats)
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -203,8 +216,9 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
                        optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
-def create_train_state(config: TrainConfig, example_batch) -> train_state.TrainState:
-    model = build_model(config)
+def create_train_state(config: TrainConfig, example_batch,
+                       stats: DatasetStats = DatasetStats()) -> train_state.TrainState:
+    model = build_model(config, stats)
     # one compiled init instead of hundreds of eager ops (20 s -> 2 s on CPU)
     params = jax.jit(model.init)(jax.random.PRNGKey(config.seed), example_batch)["params"]
     return train_state.TrainState.create(apply_fn=model.apply, params=params,
@@ -255,7 +269,7 @@ def make_train_step(task: data_lib.Task, axis_name: Optional[str] = None,
                     apply_fn: Optional[Callable] = None, pair_weight: float = 0.0) -> Callable:
     """(state, batch, rng) -> (state, stats). With ``axis_name`` it runs under pmap;
     ``apply_fn`` (same parameters) replaces ``state.apply_fn``: another attention path;
-    ``pair_weight``: ``TrainConfig.variant_pairs``."""
+    ``pair_weight``: ``TrainConfig.variant_pair_weight``."""
 
     def step(state, batch, rng):
         if counter is not None:
@@ -351,30 +365,70 @@ def _shape_batch():
 
 
 class Run(NamedTuple):
-    """A trained run loaded back: its config, model, parameters and data directory."""
+    """A trained run loaded back: its config, measured stats, model, parameters and data."""
 
     config: TrainConfig
+    stats: DatasetStats  # what the run measured on its data (stats.json)
     model: Any  # the Flax module (BGAN or a baseline)
     params: Any
     step: int
     data_dir: Optional[Path]  # where it was trained (None when data.json is missing)
 
 
+def write_stats(workdir, stats: DatasetStats) -> None:
+    """The run's ``DatasetStats`` as stats.json (process 0)."""
+    if is_primary():
+        (Path(workdir) / STATS_FILE).write_text(json.dumps(dataclasses.asdict(stats), indent=1))
+
+
+def read_stats(workdir) -> Optional[DatasetStats]:
+    """The ``DatasetStats`` a run saved (stats.json, or the model fields of an earlier
+    version's config.json), None when it has none; a damaged file is a ``RunDirError``."""
+    workdir = Path(workdir)
+    if (workdir / STATS_FILE).is_file():
+        try:
+            return from_dict(DatasetStats, read_json(workdir / STATS_FILE), "stats")
+        except ConfigError as err:
+            raise RunDirError(f"{workdir / STATS_FILE}: {err}") from None
+    saved = read_json(workdir / CONFIG_FILE) if (workdir / CONFIG_FILE).is_file() else {}
+    model = saved.get("model") if isinstance(saved, dict) else None
+    if not isinstance(model, dict) or not model.get("feature_shift") and not model.get(
+            "pair_fractions"):
+        return None
+    return legacy_stats(model)
+
+
+def legacy_stats(model: Dict) -> DatasetStats:
+    """``DatasetStats`` from an earlier version's model fields (positional per mechanism,
+    in ``MECHANISMS`` order; shape capacities as (n_node, n_edge, rows..., nodes...))."""
+    k, fields = len(MECHANISMS), {}
+    if model.get("pair_fractions"):
+        caps = model.get("shape_capacities") or []
+        fields["compaction"] = {m: {
+            "pair_fraction": model["pair_fractions"][i],
+            "pair_counts": (model.get("pair_counts") or [[]] * k)[i],
+            "node_fraction": (model.get("node_fractions") or [1.0] * k)[i],
+            "node_counts": (model.get("node_counts") or [[]] * k)[i],
+            "shapes": [[c[0], c[1], c[2 + i], c[2 + k + i]] for c in caps]}
+            for i, m in enumerate(MECHANISMS)}
+    return from_dict(DatasetStats, dict(fields, feature_shift=model.get("feature_shift") or [],
+                                        feature_scale=model.get("feature_scale") or []),
+                     "stats")
+
+
 def load_run(workdir) -> Run:
     """The best checkpoint of a ``train.py`` workdir (the latest if none was kept as
     best); raises ``RunDirError`` / ``CheckpointError`` naming what is missing or damaged."""
     config = read_config(workdir, TrainConfig)
-    state = create_train_state(config, _shape_batch())  # the structure to restore into
+    stats = read_stats(workdir) or DatasetStats()
+    state = create_train_state(config, _shape_batch(), stats)  # the structure to restore into
     ckpts = Checkpoints(workdir, config.keep_checkpoints, selection_metric(config))
     _, tree = ckpts.restore_best(_saved(state))
     state = _restored(state, tree)
     # The read-out model runs over all edge rows and nodes: it may be given graphs the
-    # run never saw, which its measured fractions need not hold (same numbers).
-    any_graph = dataclasses.replace(config, model=config.model.replace(
-        pair_fractions=(), pair_counts=(), node_fractions=(), node_counts=(),
-        shape_capacities=()))
-    return Run(config, build_model(any_graph), state.params, int(state.step),
-               read_data_path(workdir, must_exist=False))
+    # run never saw, which its measured bounds need not hold (same numbers).
+    return Run(config, stats, build_model(config, stats.replace(compaction=None)),
+               state.params, int(state.step), read_data_path(workdir, must_exist=False))
 
 
 def _epochs(train, config: TrainConfig, start: int, steps_per_epoch: int, scale,
@@ -391,7 +445,7 @@ def _epochs(train, config: TrainConfig, start: int, steps_per_epoch: int, scale,
                                         devices=jax.device_count(), scale=scale, skip=skip,
                                         slots=distributed.local_slots(),
                                         padding=config.padding,
-                                        families=config.variant_pairs > 0)
+                                        families=config.variant_pair_weight > 0)
         finally:  # also when the run stops inside the epoch (the generator is closed)
             log_jsonl(metrics_path, {"epoch": epoch, "compilations": counter.count - traces,
                                      "buckets": n_buckets})
@@ -405,14 +459,14 @@ class Stepper(NamedTuple):
     host: Callable  # state -> the train state on the host, one copy
 
 
-def make_stepper(config: TrainConfig, task: data_lib.Task, state, train, counter,
-                 weights, rng, workdir: Path) -> Stepper:
+def make_stepper(config: TrainConfig, stats: DatasetStats, task: data_lib.Task, state, train,
+                 counter, weights, rng, workdir: Path) -> Stepper:
     """The step of a run: ``jax.pmap`` over all devices when there are several; else one
     jitted step, or with ``attention='auto'`` the faster path per bucket (``autopath``)."""
     devices = jax.device_count()
     if devices > 1:
         pmapped = jax.pmap(make_train_step(task, "devices", counter, weights,
-                                           pair_weight=config.variant_pairs),
+                                           pair_weight=config.variant_pair_weight),
                            axis_name="devices", donate_argnums=(0,))
         rngs = jax.random.split(rng, devices)[np.asarray(distributed.local_slots())]
 
@@ -424,9 +478,10 @@ def make_stepper(config: TrainConfig, task: data_lib.Task, state, train, counter
         return Stepper(flax.jax_utils.replicate(state), pmap_step, flax.jax_utils.unreplicate)
 
     def step_for(model: Optional[BGANConfig] = None):
-        apply_fn = None if model is None else create_variant(config.model_name, model).apply
+        apply_fn = (None if model is None
+                    else create_variant(config.model_name, model, stats).apply)
         return jax.jit(make_train_step(task, None, counter, weights, apply_fn,
-                                       config.variant_pairs), donate_argnums=(0,))
+                                       config.variant_pair_weight), donate_argnums=(0,))
 
     if config.model.attention == "auto" and config.model_name != "mlp":
         jitted = autopath.make_auto_step(
@@ -443,7 +498,7 @@ def describe_step(s: Dict) -> Dict[str, float]:
     """The per-step numbers the progress bar and metrics.jsonl show."""
     out = {"loss": float(s["loss"]) / max(float(s["count"]), 1.0),
            "grad_norm": float(s["grad_norm"])}
-    if "pairs" in s:  # variant_pairs: the difference error per (pair, target), apart
+    if "pairs" in s:  # variant_pair_weight: the difference error per (pair, target), apart
         out["pair_loss"] = float(s["pair_loss"]) / max(float(s["pairs"]), 1.0)
     return out
 
@@ -460,8 +515,8 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
         print(f"skipping {len(damaged)} damaged graph file(s): " + "; ".join(
             f"{f} ({why})" for f, why in damaged), file=sys.stderr, flush=True)
     train = splits["train"]
-    config = with_feature_stats(config, train)
-    config = with_compaction(config, list(splits.values()), jax.device_count())
+    saved = read_stats(workdir) if resume else None  # a resumed run reads as it did
+    stats = saved or measure_stats(config, list(splits.values()), jax.device_count())
     scale = data_lib.target_scale(train, task)
     devices = jax.device_count()  # all processes' devices: the global batch
     steps_per_epoch = len(data_lib.epoch_plan(train, config.batch_size, devices=devices,
@@ -470,18 +525,20 @@ def train_and_evaluate(config: TrainConfig, data_dir, workdir, resume: bool = Fa
     n_buckets = len(shapes)
 
     first = next(data_lib.batches(train[:1], config.batch_size, scale=scale))[0]
-    state = create_train_state(config, first)
+    state = create_train_state(config, first, stats)
     metric = selection_metric(config)
     ckpts = Checkpoints(workdir, config.keep_checkpoints, metric)
-    _, saved = open_run(workdir, KIND, config, data_dir, ckpts, _saved(state), resume)
-    state = _restored(state, saved)
+    _, restored = open_run(workdir, KIND, config, data_dir, ckpts, _saved(state), resume)
+    write_stats(workdir, stats)
+    state = _restored(state, restored)
     weights = (data_lib.class_weights(train, task) if config.class_weighting == "balanced"
                else None)
     start = int(state.step)
 
     counter = TraceCounter()
-    state, step_fn, host_state = make_stepper(config, task, state, train, counter, weights,
-                                              jax.random.PRNGKey(config.seed + 1), workdir)
+    state, step_fn, host_state = make_stepper(config, stats, task, state, train, counter,
+                                              weights, jax.random.PRNGKey(config.seed + 1),
+                                              workdir)
     eval_step = make_eval_step(task)
 
     metrics_path = workdir / "metrics.jsonl"

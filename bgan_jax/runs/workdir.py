@@ -65,10 +65,14 @@ def read_kind(workdir) -> str:
 
 
 def read_config(workdir, cls: Type[T]) -> T:
-    """The run config saved in the workdir, type-checked field by field."""
+    """The run config saved in the workdir, type-checked field by field (an earlier
+    version's fields first renamed by ``cls.upgrade`` where the class has one)."""
     path = Path(workdir) / CONFIG_FILE
     d = read_json(path)
+    if not isinstance(d, dict):
+        raise RunDirError(f"{path}: expected a JSON object of config fields")
     d = {k: v for k, v in d.items() if k != "kind"}
+    d = getattr(cls, "upgrade", lambda saved: saved)(d)
     try:
         return from_dict(cls, d)
     except ConfigError as err:

@@ -150,7 +150,7 @@ def test_outputs_tables_figures_graphml_and_report(tmp_path):
 def planted_run(tmp_path_factory):
     """One small planted case, trained and analysed (the fast planted-truth check: a
     smaller model and budget than the slow test; soma -> neuron -> CLS is one NSA)."""
-    from bgan_jax.experiments.planted import run_case
+    from experiments.planted import run_case
     from bgan_jax.bgan.train import TrainConfig
     out = tmp_path_factory.mktemp("planted")
     config = TrainConfig(model=BGANConfig(hidden=32, num_blocks=2, reconstruct=False))
@@ -187,7 +187,7 @@ def test_analyze_cli_reports_bad_files_and_keeps_going(planted_run, tmp_path, ca
 
 @pytest.mark.slow
 def test_read_out_finds_every_planted_truth(tmp_path):
-    from bgan_jax.experiments.planted import passed, run_case
+    from experiments.planted import passed, run_case
     rows = [run_case(case, tmp_path, networks=160, steps=300) for case in CASES]
     assert all(passed(r) for r in rows), [(r["case"], r["ranked_first"], r["auroc_attribution"])
                                           for r in rows]

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bgan_jax import BGANConfig, create_model
+from bgan_jax import BGANConfig, DatasetStats, create_model
 from bgan_jax.bgan import inputs
 from bgan_jax.bgan.data import Example, feature_stats
 from bgan_jax.bgan.model import node_inputs
@@ -47,15 +47,16 @@ def test_statistics_are_of_what_the_model_sees_and_the_model_runs():
     seen = inputs.log_densities(x)
     j = int(np.flatnonzero(inputs.DENSITY_COLUMNS & (known.sum(0) > 1))[0])
     np.testing.assert_allclose(mean[j], seen[known[:, j], j].mean(), rtol=1e-5, atol=1e-6)
-    config = BGANConfig(hidden=16, heads=2, num_blocks=1, log_densities=True,
-                        feature_shift=tuple(map(float, mean)), feature_scale=tuple(map(float, std)))
+    config = BGANConfig(hidden=16, heads=2, num_blocks=1, log_densities=True)
+    stats = DatasetStats(feature_shift=tuple(map(float, mean)),
+                         feature_scale=tuple(map(float, std)))
     batch = batch_and_pad(cgs)
-    standardised = np.asarray(node_inputs(batch.nodes, config))[:, :len(NODE_COLUMNS)]
+    standardised = np.asarray(node_inputs(batch.nodes, config, stats))[:, :len(NODE_COLUMNS)]
     real = np.asarray(batch.nodes["valid"])
     assert np.isfinite(standardised).all()
     assert abs(standardised[real][np.asarray(batch.nodes["feature_mask"])[real][:, j] > 0,
                                   j].mean()) < 1e-4  # standardised on the same inputs
-    model = create_model(config)
+    model = create_model(config, stats)
     params = jax.jit(model.init)(jax.random.key(0), batch)
     out = jax.jit(model.apply)(params, batch)
     assert all(np.isfinite(np.asarray(v)).all() for v in jax.tree.leaves(out))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import bgan_jax
-from bgan_jax import BGANConfig, create_model
+from bgan_jax import Backend, BGANConfig, Compaction, DatasetStats, MechanismBounds, create_model
 from bgan_jax.bgan import masks
 from bgan_jax.bgan.config import FEATURE_CLIP
 from bgan_jax.bgan.compaction import capacity
@@ -15,11 +15,12 @@ from graphs.schema import NUM_NODE_FEATURES
 from tests.graph_factory import permute_cg, random_cg
 
 SMALL = BGANConfig(hidden=16, heads=4, num_blocks=2, edge_hidden=8, low_hops=2,
-                   num_node_outputs=3, num_edge_outputs=2, num_graph_outputs=4, graph_totals=3)
+                   num_node_outputs=3, num_edge_outputs=2, num_graph_outputs=4, graph_totals=3,
+                   reconstruct=True)
 
 
-def init_apply(config, batch, seed=0):
-    model = create_model(config)
+def init_apply(config, batch, seed=0, stats=DatasetStats()):
+    model = create_model(config, stats)
     params = model.init(jax.random.key(seed), batch)
     return model, params
 
@@ -224,19 +225,38 @@ def test_dropout_needs_train_flag_and_rng(batch):
     (dict(hidden=30, heads=4), "multiple of heads"),
     (dict(heads=1), "heads >= 2"),
     (dict(signal_edge_kinds=(9,)), "EdgeKind values"),
-    (dict(feature_shift=(0.0,), feature_scale=()), "same length"),
-    (dict(feature_shift=(0.0,), feature_scale=(0.0,)), "scale > 0"),
-    (dict(pair_fractions=(0.5, 0.5)), "pair_fractions must be"),
-    (dict(pair_fractions=(0.5, 0.5, 0.0, 1.0)), "pair_fractions must be"),
-    (dict(node_fractions=(0.5, 0.5, 1.5, 1.0)), "node_fractions must be"),
-    (dict(pair_counts=((3, 4), (), (), ())), "pair_counts must be"),
-    (dict(node_counts=((1,),)), "node_counts must be"),
-    (dict(pair_chunk=0), "pair_chunk must be"),
     (dict(graph_totals=-1), "graph_totals must be"),
 ])
 def test_bad_config_is_a_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
         BGANConfig(**bad)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: DatasetStats(feature_shift=(0.0,), feature_scale=()), "same length"),
+    (lambda: DatasetStats(feature_shift=(0.0,), feature_scale=(0.0,)), "scale > 0"),
+    (lambda: MechanismBounds(pair_fraction=0.0), "pair_fraction must be"),
+    (lambda: MechanismBounds(node_fraction=1.5), "node_fraction must be"),
+    (lambda: MechanismBounds(pair_counts=(3, 4)), "pair_counts must be"),
+    (lambda: MechanismBounds(node_counts=(-1,)), "node_counts must be"),
+    (lambda: MechanismBounds(shapes=((8, 16, 4),)), "shapes entries"),
+    (lambda: Backend(pair_chunk=0), "pair_chunk must be"),
+    (lambda: Compaction()["gan_low"], "no mechanism 'gan_low'"),
+])
+def test_bad_stats_or_backend_is_a_clear_error(make, message):
+    with pytest.raises((ValueError, KeyError), match=message):
+        make()
+
+
+def _stats(graphs, config) -> DatasetStats:
+    return DatasetStats(compaction=bgan_jax.compaction(graphs, config))
+
+
+def _bounds(compaction: Compaction, **per_mechanism) -> Compaction:
+    """``compaction`` with some mechanisms' bounds changed: name -> field changes."""
+    import dataclasses
+    return dataclasses.replace(compaction, **{
+        m: dataclasses.replace(compaction[m], **changes) for m, changes in per_mechanism.items()})
 
 
 def test_graph_totals_add_up_over_compartments():
@@ -301,8 +321,8 @@ def test_feature_standardisation_is_the_same_as_feeding_standardised_features(ba
     f = batch.nodes["features"].shape[-1]
     rng = np.random.default_rng(0)
     shift, scale = rng.normal(size=f), rng.uniform(0.5, 2.0, size=f)
-    cfg = SMALL.replace(feature_shift=tuple(shift), feature_scale=tuple(scale))
-    model, params = init_apply(cfg, batch)
+    stats = DatasetStats(feature_shift=tuple(shift), feature_scale=tuple(scale))
+    model, params = init_apply(SMALL, batch, stats=stats)
     known = np.asarray(batch.nodes["feature_mask"]) > 0
     z = np.clip((np.asarray(batch.nodes["features"]) - shift) / scale, -FEATURE_CLIP, FEATURE_CLIP)
     pre = batch._replace(nodes=dict(batch.nodes, features=np.where(known, z, 0.0).astype(np.float32)))
@@ -310,7 +330,8 @@ def test_feature_standardisation_is_the_same_as_feeding_standardised_features(ba
     out = model.apply(params, batch)
     assert all(np.isfinite(np.asarray(v)).all() for v in out.values())  # padding: no NaN
     with pytest.raises(ValueError, match="another feature schema"):
-        create_model(SMALL.replace(feature_shift=(0.0,), feature_scale=(1.0,))).apply(params, batch)
+        create_model(SMALL, DatasetStats(feature_shift=(0.0,), feature_scale=(1.0,))).apply(
+            params, batch)
 
 
 def test_compaction_bounds_every_graph_and_batch():
@@ -320,25 +341,24 @@ def test_compaction_bounds_every_graph_and_batch():
     cgs = [random_cg(s, n_neurons=2 + s) for s in range(4)]
     singles = [batch_and_pad([cg]) for cg in cgs]
     measured = bgan_jax.compaction(singles, SMALL)
-    for name in ("pair_fractions", "node_fractions"):
-        assert len(measured[name]) == len(MECHANISMS) and all(0 < f <= 1 for f in measured[name])
     together = batch_and_pad(cgs, n_node=1024, n_edge=4096, n_graph=8)  # mostly padding
     pairs = bgan_jax.mechanism_pairs(together, SMALL)
     real_edges, real_nodes = int(np.sum(together.edges["valid"])), len(np.flatnonzero(
         together.nodes["valid"]))
     e, n, g = together.senders.shape[0], together.nodes["kind"].shape[0], 8
-    for i, m in enumerate(MECHANISMS):
+    for m in MECHANISMS:
+        b = measured[m]
         rows, hit = int(np.sum(pairs[m].allowed)), int(np.sum(masks.touched(pairs[m])))
-        assert rows <= measured["pair_fractions"][i] * real_edges
-        assert hit <= measured["node_fractions"][i] * real_nodes
-        assert rows == sum(measured["pair_counts"][i])  # four graphs: each one's own count
-        assert hit == sum(measured["node_counts"][i])
-        pair_cap = capacity(e, measured["pair_fractions"][i], measured["pair_counts"][i], g)
-        node_cap = capacity(n, measured["node_fractions"][i], measured["node_counts"][i], g)
-        assert rows <= pair_cap < capacity(e, measured["pair_fractions"][i])
-        assert hit <= node_cap < capacity(n, measured["node_fractions"][i])
-    assert measured["pair_fractions"][0] < 1.0  # GANlow never uses synapse rows
-    assert measured["node_fractions"][1] < 0.5  # GANup touches the neurons only
+        assert rows <= b.pair_fraction * real_edges
+        assert hit <= b.node_fraction * real_nodes
+        assert rows == sum(b.pair_counts)  # four graphs: each one's own count
+        assert hit == sum(b.node_counts)
+        pair_cap = capacity(e, b.pair_fraction, b.pair_counts, g)
+        node_cap = capacity(n, b.node_fraction, b.node_counts, g)
+        assert rows <= pair_cap < capacity(e, b.pair_fraction)
+        assert hit <= node_cap < capacity(n, b.node_fraction)
+    assert measured["ganlow"].pair_fraction < 1.0  # GANlow never uses synapse rows
+    assert measured["ganup"].node_fraction < 0.5  # GANup touches the neurons only
 
 
 def test_capacity_from_counts():
@@ -351,7 +371,7 @@ def test_capacity_from_counts():
 
 @pytest.mark.parametrize("path", ["sparse", "dense"])
 def test_compacted_pairs_change_nothing(path):
-    """Each mechanism on its own rows and nodes (pair_fractions, node_fractions set) ==
+    """Each mechanism on its own rows and nodes (measured ``Compaction`` bounds) ==
     all rows and nodes with a mask: outputs and attention on the batch's edge rows and
     nodes (both paths; dense compacts rows only), gradients (sparse; dense == sparse
     gradients are tested above), in a heavily padded batch."""
@@ -359,11 +379,12 @@ def test_compacted_pairs_change_nothing(path):
                       num_edge_outputs=2, num_graph_outputs=2, attention=path)
     cgs = [random_cg(s, n_neurons=2 + s) for s in range(3)]
     singles = [batch_and_pad([cg]) for cg in cgs]  # measured per graph, used per batch
-    compact = full.replace(**bgan_jax.compaction(singles, full))
-    assert min(compact.pair_fractions) < 1.0 and min(compact.node_fractions) < 1.0
+    compact = _stats(singles, full)
+    bounds = [compact.compaction[m] for m in bgan_jax.bgan.config.MECHANISMS]
+    assert min(b.pair_fraction for b in bounds) < 1.0 and min(b.node_fraction for b in bounds) < 1.0
     b = batch_and_pad(cgs, n_node=512, n_edge=2048, n_graph=6)
     model_f, params = init_apply(full, b)
-    model_c = create_model(compact)
+    model_c = create_model(full, compact)
     assert_tree_close(forward(model_f)(params, b), forward(model_c)(params, b))
     if path == "sparse":
         assert_tree_close(loss_fn(model_f, b)(params, b.nodes["features"]),
@@ -372,25 +393,27 @@ def test_compacted_pairs_change_nothing(path):
 
 def test_more_pairs_than_the_fractions_allow_is_nan_not_a_drop(batch):
     model, params = init_apply(SMALL, batch)
-    tight = SMALL.replace(pair_fractions=(0.01,) * 4)
-    out = jax.jit(create_model(tight).apply)(params, batch)
+    tight = Compaction(**{m: MechanismBounds(pair_fraction=0.01)
+                          for m in bgan_jax.bgan.config.MECHANISMS})
+    out = jax.jit(create_model(SMALL, DatasetStats(compaction=tight)).apply)(params, batch)
     assert all(np.any(np.isnan(v)) for v in out.values())
     real = np.asarray(batch.nodes["valid"])
     assert np.all(np.isnan(out["node_embedding"][real]))
-    assert bgan_jax.pair_overflow([batch], tight) == [0]
-    assert bgan_jax.pair_overflow([batch], SMALL.replace(**bgan_jax.compaction([batch], SMALL))) == []
+    assert bgan_jax.pair_overflow([batch], SMALL, tight) == [0]
+    assert bgan_jax.pair_overflow([batch], SMALL, bgan_jax.compaction([batch], SMALL)) == []
 
 
 def test_more_touched_nodes_than_the_fractions_allow_is_nan_not_a_drop(batch):
     model, params = init_apply(SMALL, batch)
-    measured = bgan_jax.compaction([batch], SMALL)["node_fractions"]
-    tight = SMALL.replace(node_fractions=(measured[0], measured[1] / 2) + measured[2:])
-    out = jax.jit(create_model(tight).apply)(params, batch)
+    measured = bgan_jax.compaction([batch], SMALL)
+    tight = _bounds(measured, ganup={"node_fraction": measured["ganup"].node_fraction / 2,
+                                     "node_counts": ()})
+    out = jax.jit(create_model(SMALL, DatasetStats(compaction=tight)).apply)(params, batch)
     assert np.all(np.isnan(out["node_embedding"][np.asarray(batch.nodes["valid"])]))
-    assert bgan_jax.pair_overflow([batch], tight) == [0]
-    ok = SMALL.replace(node_fractions=measured)
-    assert bgan_jax.pair_overflow([batch], ok) == []
-    assert_tree_close(model.apply(params, batch), create_model(ok).apply(params, batch))
+    assert bgan_jax.pair_overflow([batch], SMALL, tight) == [0]
+    assert bgan_jax.pair_overflow([batch], SMALL, measured) == []
+    assert_tree_close(model.apply(params, batch),
+                      create_model(SMALL, DatasetStats(compaction=measured)).apply(params, batch))
 
 
 def test_both_synapse_modes_run_unchanged(tmp_path):
@@ -417,15 +440,14 @@ def test_both_synapse_modes_run_unchanged(tmp_path):
 
 
 def test_pair_chunks_change_nothing(batch):
-    """The sparse path in chunks of pairs (pair_chunk) == all pairs at once: outputs,
+    """The sparse path in chunks of pairs (Backend.pair_chunk) == all pairs at once: outputs,
     attention and gradients, without and with compaction, with chunk sizes that do not
     divide the pair count."""
     for compact, chunk in ((False, 5), (True, 7)):
         full = SMALL.replace(attention="sparse", num_blocks=1)
-        if compact:
-            full = full.replace(**bgan_jax.compaction([batch], full))
-        model, params = init_apply(full, batch)
-        chunked = create_model(full.replace(pair_chunk=chunk))
+        stats = _stats([batch], full) if compact else DatasetStats()
+        model, params = init_apply(full, batch, stats=stats)
+        chunked = create_model(full.replace(backend=Backend(pair_chunk=chunk)), stats)
         assert jax.tree.structure(chunked.init(jax.random.key(0), batch)) == \
             jax.tree.structure(params)
         assert_tree_close(forward(model)(params, batch), forward(chunked)(params, batch))

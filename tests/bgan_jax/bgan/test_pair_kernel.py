@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bgan_jax import BGANConfig, create_model
+from bgan_jax import Backend, BGANConfig, create_model
 from bgan_jax.bgan.masks import Pairs
 from bgan_jax.bgan import pair_kernel
 from bgan_jax.bgan.attention import _projected
@@ -107,7 +107,7 @@ def test_model_with_kernel_equals_model_without():
     config = BGANConfig(hidden=16, heads=4, num_blocks=2, edge_hidden=8, num_node_outputs=3,
                         num_edge_outputs=2, num_graph_outputs=4)
     with_kernel = create_model(config)
-    without = create_model(config.replace(cpu_kernel=False))
+    without = create_model(config.replace(backend=Backend(cpu_kernel=False)))
     params = with_kernel.init(jax.random.key(0), batch)
     run = lambda m: jax.jit(lambda p, b: m.apply(p, b, return_attention=True))  # noqa: E731
     assert_tree_close(run(without)(params, batch), run(with_kernel)(params, batch))

@@ -103,7 +103,7 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     table = train_and_evaluate(config, dataset, run_dir, progress=False)
     for split in ("val", "test"):
         assert table["splits"][split]["r2/log_rheobase"] >= 0.6, table["splits"][split]
-    from bgan_jax.experiments.cells import with_parts
+    from experiments.cells import with_parts
     row = {"task": "efeatures", "variant": "bgan", "seed": 0, "splits": dict(table["splits"])}
     with_parts([row], tmp_path, dataset)  # OUT/efeatures-bgan-s0 is the run below
     parts, test = row["splits"], table["splits"]["test"]  # the held-out cell, its variants
@@ -125,14 +125,14 @@ def test_efeatures_bgan_learns_and_reads_out_the_known_sensitivity(dataset, tmp_
     assert summary["perturbation_median_spearman"] >= 0.7, [r["perturbation"] for r in rows]
     assert summary["perturbation_top_match"] >= 0.75
     assert summary["ig_vs_doubling_median_spearman"] >= 0.7  # both read the same model
-    from bgan_jax.experiments.cells import readout_markdown, readout_report
+    from experiments.cells import readout_markdown, readout_report
     md, report = readout_markdown(rows, skipped), readout_report(rows)
     assert f"| log_rheobase | 4/4 | {summary['median_spearman']:.3f} / " \
            f"{summary['perturbation_median_spearman']:.3f} |" in md
     assert f"| {summary['ig_vs_doubling_median_spearman']:.3f} |" in md
     assert md.count("| gen__cell") == 4 and "soma_group/na" in md
     assert report.count("Doubling each density of the source cell") == 4
-    from bgan_jax.experiments.cell_figures import readout_figure
+    from experiments.cell_figures import readout_figure
     png = readout_figure(rows[0], dataset, tmp_path / "fig.png")
     assert png.stat().st_size > 10_000
     assert all(len(r["model_change"]) == r["variants"] for r in rows)
@@ -151,7 +151,7 @@ def test_tabular_baseline_scores_like_the_models(dataset):
 
 
 def test_held_out_parts_split_test_into_source_cells_and_variants(dataset, tmp_path, capsys):
-    from bgan_jax.experiments.cells import held_out_parts, run_tabular, with_parts
+    from experiments.cells import held_out_parts, run_tabular, with_parts
 
     splits = data_lib.load_splits(dataset, "efeatures")
     parts = held_out_parts(dataset, splits)
@@ -195,7 +195,7 @@ def test_spearman_and_score_edge_cases():
 
 
 def test_run_grid_runs_only_what_is_missing(tmp_path):
-    from bgan_jax.experiments.grid import run_grid
+    from experiments.grid import run_grid
 
     calls = []
 
@@ -212,7 +212,7 @@ def test_run_grid_runs_only_what_is_missing(tmp_path):
 
 
 def test_run_grid_reports_a_failed_run_and_goes_on(tmp_path):
-    from bgan_jax.experiments.grid import run_grid
+    from experiments.grid import run_grid
 
     def run(task, variant, seed):
         if variant == "bgan" and seed == 0:
@@ -292,7 +292,7 @@ def test_doubling_read_out_doubles_one_density_and_measures_the_change(dataset):
 def test_compilation_cache_option_sets_jax_config(tmp_path):
     import jax
 
-    from bgan_jax.experiments.grid import use_compilation_cache
+    from experiments.grid import use_compilation_cache
     before = (jax.config.jax_compilation_cache_dir,
               jax.config.jax_persistent_cache_min_compile_time_secs)
     try:
@@ -307,7 +307,7 @@ def test_compilation_cache_option_sets_jax_config(tmp_path):
 
 
 def test_train_subset_keeps_a_fraction_of_the_train_cells_with_their_variants(dataset, tmp_path):
-    from bgan_jax.experiments.cells import train_subset
+    from experiments.cells import train_subset
 
     full = data_lib.load_splits(dataset, "efeatures")
     half = data_lib.load_splits(train_subset(dataset, tmp_path / "half", 0.5), "efeatures")
@@ -324,7 +324,7 @@ def test_train_subset_keeps_a_fraction_of_the_train_cells_with_their_variants(da
         train_subset(dataset, tmp_path / "none", 0.0)
 
 
-# -- the within-family difference loss (TrainConfig.variant_pairs) ---------------------
+# -- the within-family difference loss (TrainConfig.variant_pair_weight) ---------------------
 
 def test_family_pair_terms_score_differences_within_a_family_only():
     from bgan_jax.bgan.losses import family_pair_terms
@@ -374,16 +374,16 @@ def test_family_batches_keep_a_cell_with_its_variants(dataset):
                                              for b, g in zip(ids, fams))
 
 
-def test_training_with_variant_pairs_adds_the_difference_loss(dataset, tmp_path):
+def test_training_with_variant_pair_weight_adds_the_difference_loss(dataset, tmp_path):
     from bgan_jax.bgan.train import TrainConfig, train_and_evaluate
 
     base = TrainConfig()
     with pytest.raises(ValueError, match="graph regression"):
-        TrainConfig(task="etype", variant_pairs=1.0)
+        TrainConfig(task="etype", variant_pair_weight=1.0)
     with pytest.raises(ValueError, match=">= 0"):
-        TrainConfig(task="efeatures", variant_pairs=-1.0)
+        TrainConfig(task="efeatures", variant_pair_weight=-1.0)
     config = dataclasses.replace(base, task="efeatures", num_steps=60, eval_every=60,
-                                 checkpoint_every=60, batch_size=8, variant_pairs=1.0,
+                                 checkpoint_every=60, batch_size=8, variant_pair_weight=1.0,
                                  model=base.model.replace(hidden=16, num_blocks=1))
     table = train_and_evaluate(config, dataset, tmp_path / "run", progress=False)
     assert np.isfinite(table["splits"]["test"]["loss"])
@@ -396,8 +396,8 @@ def test_training_with_variant_pairs_adds_the_difference_loss(dataset, tmp_path)
 
 
 def test_grid_overrides_reach_every_run_and_bad_ones_stop_before_any(dataset, tmp_path):
-    from bgan_jax.experiments import cells
-    from bgan_jax.experiments.grid import run_dir, run_one
+    from experiments import cells
+    from experiments.grid import run_dir, run_one
     from bgan_jax.runs.config import ConfigError
 
     run_one(dataset, tmp_path, "efeatures", "mlp", 0, steps=4,
@@ -406,5 +406,5 @@ def test_grid_overrides_reach_every_run_and_bad_ones_stop_before_any(dataset, tm
     assert saved["batch_size"] == 4 and saved["model"]["hidden"] == 8
     with pytest.raises(ConfigError, match="graph regression"):
         cells.main(["--data", str(dataset), "--out", str(tmp_path / "bad"), "--tasks", "etype",
-                    "--variants", "bgan", "--set", "variant_pairs=1.0"])
+                    "--variants", "bgan", "--set", "variant_pair_weight=1.0"])
     assert not (tmp_path / "bad" / "results.json").exists()

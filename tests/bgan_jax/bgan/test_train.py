@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bgan_jax.bgan import data as data_lib
-from bgan_jax.bgan.config import BGANConfig
+from bgan_jax.bgan.config import BGANConfig, preset
 from bgan_jax.bgan.train import (TrainConfig, TrainingDiverged, create_train_state,
                                make_train_step, train_and_evaluate)
 from graphs.schema import NODE_COLUMNS
@@ -32,8 +32,7 @@ def dataset(tmp_path_factory):
 
 
 def tiny_config(**changes) -> TrainConfig:
-    model = BGANConfig(hidden=16, num_blocks=1, heads=2, reconstruct=False)
-    return TrainConfig(model=model, batch_size=4, **changes)
+    return TrainConfig(model=preset("tiny"), batch_size=4, **changes)
 
 
 def test_overrides_reach_nested_fields_and_bad_keys_are_clear():
@@ -207,12 +206,15 @@ def test_feature_stats_are_masked_floored_and_saved_with_the_run(dataset, tmp_pa
         data_lib.feature_stats([])
 
     cfg = tiny_config(num_steps=2, checkpoint_every=1, eval_every=2)
-    assert cfg.normalize_features and not cfg.model.feature_shift
+    assert cfg.normalize_features
     train_and_evaluate(cfg, dataset, tmp_path, progress=False)
-    from bgan_jax.bgan.train import load_run
-    saved = load_run(tmp_path).config.model
-    np.testing.assert_allclose(saved.feature_shift, mean, rtol=1e-6)
-    np.testing.assert_allclose(saved.feature_scale, std, rtol=1e-6)
+    from bgan_jax.bgan.train import STATS_FILE, load_run
+    assert (tmp_path / STATS_FILE).is_file()
+    run = load_run(tmp_path)
+    np.testing.assert_allclose(run.stats.feature_shift, mean, rtol=1e-6)
+    np.testing.assert_allclose(run.stats.feature_scale, std, rtol=1e-6)
+    assert run.stats.compaction is not None and run.model.stats.compaction is None
+    assert run.model.stats.feature_shift == run.stats.feature_shift
 
 
 def test_existing_run_needs_resume(dataset, tmp_path):
@@ -295,13 +297,13 @@ def test_tight_padding_trades_compilations_for_padding(dataset):
 
 def test_evaluation_is_the_same_under_either_padding(dataset):
     """Same parameters, same examples: the metrics do not depend on how batches are padded."""
-    from bgan_jax.bgan.train import evaluate, make_eval_step, with_compaction
+    from bgan_jax.bgan.train import evaluate, make_eval_step, measure_stats
 
     cfg = tiny_config()
     task = data_lib.task_of(cfg.task)
     train = data_lib.load_splits(dataset, cfg.task)["train"]
-    cfg = with_compaction(cfg, [train])
-    state = create_train_state(cfg, next(data_lib.batches(train, 4))[0])
+    stats = measure_stats(cfg, [train])
+    state = create_train_state(cfg, next(data_lib.batches(train, 4))[0], stats)
     eval_step = jax.jit(make_eval_step(task))
     loose = evaluate(eval_step, state, train, cfg, task, (0.0, 1.0))
     tight = evaluate(eval_step, state, train, dataclasses.replace(cfg, padding="tight"), task,
@@ -326,19 +328,19 @@ def test_reuse_shape_takes_the_smallest_fitting_shape_within_one_size_class():
 def test_evaluation_takes_the_training_shapes_with_the_same_numbers(dataset):
     """Evaluation batches padded onto the run's training shapes (``run_shapes``): fewer
     shapes to compile than the splits' own, and the same metrics."""
-    from bgan_jax.bgan.train import evaluate, make_eval_step, run_shapes, with_compaction
+    from bgan_jax.bgan.train import evaluate, make_eval_step, measure_stats, run_shapes
 
     cfg = tiny_config()
     task = data_lib.task_of(cfg.task)
     splits = data_lib.load_splits(dataset, cfg.task)
-    cfg = with_compaction(cfg, list(splits.values()))
+    stats = measure_stats(cfg, list(splits.values()))
     ours = run_shapes(splits["train"], 4, 1, cfg.padding)
     own = {b.senders.shape for split in splits.values()
            for (b,) in data_lib.batches(split, 4, shuffle=False)}
     placed = {b.senders.shape for split in splits.values()
               for (b,) in data_lib.batches(split, 4, shuffle=False, shapes=ours)}
     assert len(placed) < len(own), (own, placed)
-    state = create_train_state(cfg, next(data_lib.batches(splits["train"], 4))[0])
+    state = create_train_state(cfg, next(data_lib.batches(splits["train"], 4))[0], stats)
     eval_step = jax.jit(make_eval_step(task))
     for split in filter(None, splits.values()):
         a = evaluate(eval_step, state, split, cfg, task, (0.0, 1.0))
@@ -349,7 +351,7 @@ def test_evaluation_takes_the_training_shapes_with_the_same_numbers(dataset):
 
 
 def test_results_table_averages_over_seeds():
-    from bgan_jax.experiments.grid import markdown
+    from experiments.grid import markdown
 
     def row(v, s, a):
         split = {"accuracy": a, "balanced_accuracy": a / 2}
@@ -517,7 +519,7 @@ def test_compaction_is_measured_for_the_model_built(model_name, tmp_path):
     next to a multi-neuron graph, as in the real-cell corpus."""
     import bgan_jax
     from bgan_jax.bgan.baselines import variant_config
-    from bgan_jax.bgan.train import model_config, with_compaction
+    from bgan_jax.bgan.train import measure_stats, model_config
     from graphs import batch_and_pad, convert_file
     from tests.bnnsim.ephys.cells import write_cells
     from tests.graph_factory import random_cg
@@ -527,11 +529,12 @@ def test_compaction_is_measured_for_the_model_built(model_name, tmp_path):
     examples = [data_lib.Example(cg, np.zeros(cg.n_nodes, np.float32),
                                  np.zeros(cg.n_nodes, bool), np.zeros(1, np.float32),
                                  np.ones(1, bool), str(i)) for i, cg in enumerate(cgs)]
-    cfg = with_compaction(tiny_config(model_name=model_name), [examples])
+    cfg = tiny_config(model_name=model_name)
+    bounds = measure_stats(cfg, [examples]).compaction
     built = variant_config(model_name, model_config(cfg))
-    assert built.pair_fractions
+    assert bounds is not None
     small = batch_and_pad([cells[0]] * 8, n_graph=9)  # only one-compartment cells
-    assert bgan_jax.pair_overflow([small], built) == []
+    assert bgan_jax.pair_overflow([small], built, bounds) == []
 
 
 def test_auto_attention_keeps_the_faster_path_per_bucket_and_changes_no_numbers(dataset):
@@ -579,20 +582,20 @@ def test_auto_attention_keeps_the_faster_path_per_bucket_and_changes_no_numbers(
 
 @pytest.mark.parametrize("padding", ["bucket", "tight"])
 def test_bucket_capacities_hold_every_batch_a_run_forms_and_change_no_numbers(dataset, padding):
-    """``shape_capacities`` bound each batch shape by its own bucket's largest graphs: no
+    """``MechanismBounds.shapes`` bound each batch shape by its own bucket's largest graphs: no
     batch of any epoch (train on 1 or 2 devices, every split for evaluation) overflows,
     the bounds are tighter than the fractions' somewhere, and a training step with them
     equals one without."""
     import bgan_jax
-    from bgan_jax.bgan.compaction import capacity, listed_capacities
+    from bgan_jax.bgan.compaction import capacity, listed_capacity
     from bgan_jax.bgan.config import MECHANISMS
-    from bgan_jax.bgan.train import run_shapes, with_compaction
+    from bgan_jax.bgan.train import model_config, measure_stats, run_shapes
 
     cfg = tiny_config(padding=padding)
     splits = data_lib.load_splits(dataset, cfg.task)
-    cfg = with_compaction(cfg, list(splits.values()), devices=2)
-    model = cfg.model
-    assert model.shape_capacities
+    stats = measure_stats(cfg, list(splits.values()), devices=2)
+    bounds, model = stats.compaction, model_config(cfg)
+    assert all(bounds[m].shapes for m in MECHANISMS)
     ours = run_shapes(splits["train"], 4, 2, padding)
     formed = [b for split in splits.values() for (b,) in data_lib.batches(
         split, 4, shuffle=False, padding=padding, shapes=ours)]  # evaluation
@@ -601,24 +604,58 @@ def test_bucket_capacities_hold_every_batch_a_run_forms_and_change_no_numbers(da
             formed += [b for step in data_lib.batches(splits["train"], 4, seed=0, epoch=epoch,
                                                       devices=devices, padding=padding)
                        for b in step]
-    assert bgan_jax.pair_overflow(formed, model) == []
+    assert bgan_jax.pair_overflow(formed, model, bounds) == []
     tighter = False
-    for n, e, *_ in model.shape_capacities:
-        rows, nodes = listed_capacities(model, n, e)
-        general_rows = [capacity(e, f, c, 5) for f, c in
-                        zip(model.pair_fractions, model.pair_counts)]
-        tighter |= any(r < g for r, g in zip(rows, general_rows))
-        assert len(rows) == len(nodes) == len(MECHANISMS)
+    for m in MECHANISMS:
+        b = bounds[m]
+        for n, e, rows, _ in b.shapes:
+            assert listed_capacity(b, n, e)[0] == rows
+            tighter |= rows < capacity(e, b.pair_fraction, b.pair_counts, 5)
+        assert listed_capacity(b, 3, 5) == (5, 3)  # a shape not listed
     assert tighter
-    assert listed_capacities(model, 3, 5) == ((5,) * 4, (3,) * 4)  # a shape not listed
 
     batch = formed[0]
-    plain = dataclasses.replace(cfg, model=model.replace(shape_capacities=()))
+    plain = stats.replace(compaction=dataclasses.replace(bounds, **{
+        m: dataclasses.replace(bounds[m], shapes=()) for m in MECHANISMS}))
     task = data_lib.task_of(cfg.task)
     rng = jax.random.PRNGKey(0)
     outs = []
-    for c in (cfg, plain):
-        state = create_train_state(c, batch)
+    for st in (stats, plain):
+        state = create_train_state(cfg, batch, st)
         outs.append(jax.jit(make_train_step(task))(state, batch, rng))
     for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6)
+
+
+def test_a_config_json_of_an_earlier_version_still_loads(tmp_path):
+    """Before ``DatasetStats``, a run kept its measured numbers in ``model`` (positional
+    per mechanism) and named the pair loss weight ``variant_pairs``: read_config and
+    read_stats give today's config and stats, each mechanism's bounds by name."""
+    import json
+
+    from bgan_jax.bgan.config import MECHANISMS
+    from bgan_jax.bgan.train import read_stats
+    from bgan_jax.runs.workdir import read_config
+
+    model = dict(dataclasses.asdict(preset("tiny")))
+    model.pop("backend")
+    model.update(feature_shift=[0.5, 1.0], feature_scale=[2.0, 4.0], pair_chunk=7,
+                 cpu_kernel=False, pair_fractions=[0.1, 0.2, 0.3, 0.4],
+                 pair_counts=[[5, 3], [4], [], [9]], node_fractions=[0.5, 0.6, 0.7, 0.8],
+                 node_counts=[[2], [], [], []],
+                 shape_capacities=[[64, 128, 11, 12, 13, 14, 21, 22, 23, 24]])
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"kind": "bgan", "task": "efeatures", "variant_pairs": 0.5, "model": model}))
+    config = read_config(tmp_path, TrainConfig)
+    assert config.variant_pair_weight == 0.5
+    assert config.model.backend.pair_chunk == 7 and not config.model.backend.cpu_kernel
+    assert config.model.hidden == 16
+    stats = read_stats(tmp_path)
+    assert stats.feature_shift == (0.5, 1.0) and stats.feature_scale == (2.0, 4.0)
+    for i, m in enumerate(MECHANISMS):
+        b = stats.compaction[m]
+        assert b.pair_fraction == model["pair_fractions"][i]
+        assert b.node_fraction == model["node_fractions"][i]
+        assert list(b.pair_counts) == model["pair_counts"][i]
+        assert b.shapes == ((64, 128, 11 + i, 21 + i),)
+    assert read_stats(tmp_path / "nothing") is None

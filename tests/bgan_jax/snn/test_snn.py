@@ -112,7 +112,7 @@ def test_train_py_snn(tmp_path, capsys):
 @pytest.mark.slow
 def test_snn_comparison_reaches_ninety_percent(tmp_path):
     """The RESULTS.md setup: dense and conv SNNs, scaling off/on, 3 seeds, 30 epochs."""
-    from bgan_jax.experiments.snn import compare
+    from experiments.snn import compare
 
     rows = compare(tmp_path)
     assert len(rows) == 12

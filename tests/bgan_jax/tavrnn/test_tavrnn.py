@@ -245,7 +245,7 @@ def test_train_py_tavrnn_resume_and_bad_data(recording, tmp_path, capsys):
 @pytest.mark.slow
 def test_full_comparison_meets_the_targets(tmp_path):
     """The RESULTS.md setup: 3 seeds x (tavrnn, vgrnn, vgae) on the default recording."""
-    from bgan_jax.experiments import tavrnn as temporal_eval
+    from experiments import tavrnn as temporal_eval
 
     rows = temporal_eval.run(tmp_path, seeds=(0, 1, 2), steps=400)
     for metric, target in temporal_eval.TARGETS.items():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bgan_jax.runs import xla_cpu
+from bgan_jax.runtime import xla_cpu
 
 KNOWN = xla_cpu.MEASURED_ON[0]
 
@@ -37,7 +37,7 @@ def test_flags_env_leaves_the_environment_alone(env, jaxlib, monkeypatch):
 # how many hold a dot.
 REDUCTIONS_IN_YNN = """
 import os, re, sys
-from bgan_jax.runs.allocator import tune
+from bgan_jax.runtime.allocator import tune
 tune()
 print(os.environ.get("XLA_FLAGS", "-"))
 import jax, jax.numpy as jnp

@@ -1,6 +1,6 @@
 """The TAVRNN comparison of RESULTS.md: TAVRNN vs VGRNN vs VGAE over seeds.
 
-    python -m bgan_jax.experiments.tavrnn --out runs/tavrnn [--seeds 0 1 2] [--steps 400]
+    python -m experiments.tavrnn --out runs/tavrnn [--seeds 0 1 2] [--steps 400]
 
 Seed s simulates its own recording (``bnnsim.population``, seed s: new network,
 drives and regime schedule) and uses s for the model, the noise and the
@@ -58,7 +58,7 @@ def markdown(rows: Sequence[Dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.tavrnn",
+    p = argparse.ArgumentParser(prog="python -m experiments.tavrnn",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -72,6 +72,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from bgan_jax.runs.allocator import tune
+    from bgan_jax.runtime.allocator import tune
     tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     sys.exit(main())

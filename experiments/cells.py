@@ -1,7 +1,7 @@
 """Real cells II: BGAN and its baselines on real-cell tasks, and the read-out against the
 simulator.
 
-    python -m bgan_jax.experiments.cells --data cells_out --readout-data gt_out \\
+    python -m experiments.cells --data cells_out --readout-data gt_out \\
         --out runs/cells [--steps 400] [--seeds 0 1 2]
 
 ``--data`` is a real-cell dataset (``python -m bnnsim cells``); every variant sits
@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bgan_jax.experiments.grid import (VARIANTS, add_set_argument, check_overrides, markdown,
+from experiments.grid import (VARIANTS, add_set_argument, check_overrides, markdown,
                                        run_dir, run_grid, run_one, use_compilation_cache)
 
 CELL_TASKS = ("etype", "efeatures", "dendrite_type")
@@ -255,7 +255,7 @@ def readout_report(rows: Sequence[Dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.cells",
+    p = argparse.ArgumentParser(prog="python -m experiments.cells",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="real-cell dataset directory")
     p.add_argument("--readout-data", help="real-cell dataset with many variants per cell: "
@@ -296,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def readout_run(workdir: Path, data_dir, out: Path, steps: int) -> List[Dict]:
     from bgan_jax.bgan import groundtruth
     from bgan_jax.bgan.train import load_run
-    from bgan_jax.experiments.cell_figures import readout_figure
+    from experiments.cell_figures import readout_figure
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -316,6 +316,6 @@ def readout_run(workdir: Path, data_dir, out: Path, steps: int) -> List[Dict]:
 
 
 if __name__ == "__main__":
-    from bgan_jax.runs.allocator import tune
+    from bgan_jax.runtime.allocator import tune
     tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     raise SystemExit(main())

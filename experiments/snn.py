@@ -1,7 +1,7 @@
 """The SNN comparison of RESULTS.md: dense and conv SNNs, spike-timing gradient scaling
 off and on, 3 seeds, the same budget (600 steps = 30 epochs).
 
-    python -m bgan_jax.experiments.snn --out runs/snn [--seeds 0 1 2] [--steps 600]
+    python -m experiments.snn --out runs/snn [--seeds 0 1 2] [--steps 600]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def markdown(rows) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.snn",
+    p = argparse.ArgumentParser(prog="python -m experiments.snn",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -62,6 +62,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from bgan_jax.runs.allocator import tune
+    from bgan_jax.runtime.allocator import tune
     tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     raise SystemExit(main())

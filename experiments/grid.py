@@ -1,6 +1,6 @@
 """The comparison behind RESULTS.md: BGAN vs baselines and ablations, several seeds.
 
-    python -m bgan_jax.experiments.grid --out runs/results [--steps 300] [--seeds 0 1 2]
+    python -m experiments.grid --out runs/results [--steps 300] [--seeds 0 1 2]
 
 Every run uses the same budget (steps, batch, optimizer) and is scored on its
 best-validation checkpoint; the test split is never used for any choice.
@@ -35,9 +35,9 @@ VARIANTS: Dict[str, tuple] = {
     "bgan-no-maskB": ("bgan", {"mask_b": False}),
     "bgan-totals": ("bgan", {"graph_totals": 16}),  # + the sum read-out (graph tasks)
     "bgan-logdens": ("bgan", {"log_densities": True}),  # channel densities as log10 (real cells)
-    # + the within-family difference loss (real cells with variants; TrainConfig.variant_pairs)
-    "bgan-pairs": ("bgan", {}, {"variant_pairs": 1.0}),
-    "transformer-pairs": ("transformer", {}, {"variant_pairs": 1.0}),
+    # + the within-family difference loss (real cells with variants; TrainConfig.variant_pair_weight)
+    "bgan-pairs": ("bgan", {}, {"variant_pair_weight": 1.0}),
+    "transformer-pairs": ("transformer", {}, {"variant_pair_weight": 1.0}),
 }
 ABLATIONS = ("bgan-no-nsa", "bgan-no-bmsa", "bgan-no-maskA", "bgan-no-maskB")
 
@@ -212,7 +212,7 @@ def run_grid(out: Path, tasks: Sequence[str], variants: Sequence[str], seeds: Se
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bgan_jax.experiments.grid", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m experiments.grid", description=__doc__)
     p.add_argument("--out", default="runs/results")
     p.add_argument("--data", help="dataset (default: the embedded default dataset)")
     p.add_argument("--steps", type=int, default=300)
@@ -246,6 +246,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from bgan_jax.runs.allocator import tune
+    from bgan_jax.runtime.allocator import tune
     tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     raise SystemExit(main())

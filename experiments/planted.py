@@ -1,7 +1,7 @@
 """Does the read-out find planted truth? Build, train and analyse each planted case.
 
-    python -m bgan_jax.experiments.planted --out runs/planted            # all cases (RESULTS.md)
-    python -m bgan_jax.experiments.planted --out /tmp/p --cases input_rate --networks 60 --steps 150
+    python -m experiments.planted --out runs/planted            # all cases (RESULTS.md)
+    python -m experiments.planted --out /tmp/p --cases input_rate --networks 60 --steps 150
 
 Per case of ``bnnsim.planted.CASES``: a dataset of ``--networks`` networks, BGAN
 trained on task ``planted`` with the default config for ``--steps`` steps (best
@@ -98,6 +98,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from bgan_jax.runs.allocator import tune
+    from bgan_jax.runtime.allocator import tune
     tune()  # glibc malloc for XLA on CPU (restarts once for huge pages)
     sys.exit(main())

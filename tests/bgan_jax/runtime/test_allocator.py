@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bgan_jax.runs import allocator
+from bgan_jax.runtime import allocator
 
 glibc = pytest.mark.skipif(not allocator.enabled({}), reason="needs glibc on Linux")
 
@@ -14,7 +14,7 @@ glibc = pytest.mark.skipif(not allocator.enabled({}), reason="needs glibc on Lin
 # a first round; prints the page faults those 3 rounds took
 FAULTS = """
 import ctypes, resource, sys
-from bgan_jax.runs.allocator import keep_heap
+from bgan_jax.runtime.allocator import keep_heap
 print(keep_heap())
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
@@ -35,7 +35,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 # MiB, read by two reductions) is over the 64 MiB a worker thread's malloc arena can hold
 XLA_FAULTS = """
 import resource
-from bgan_jax.runs.allocator import keep_heap
+from bgan_jax.runtime.allocator import keep_heap
 print(keep_heap())
 import jax, jax.numpy as jnp
 x, i = jnp.ones((64, 4096)), jnp.arange(64) * 128
@@ -108,7 +108,7 @@ def test_child_env_modes():
 
 @glibc
 def test_tune_restarts_once_with_hugepages_unless_opted_out():
-    code = ("from bgan_jax.runs.allocator import tune; tune(); import os; "
+    code = ("from bgan_jax.runtime.allocator import tune; tune(); import os; "
             "print(os.environ.get('GLIBC_TUNABLES', '-'))")
     assert _run(code) == [allocator.START_TUNABLES]  # printed once: by the restarted process
     assert _run(code, GLIBC_TUNABLES="glibc.malloc.arena_max=2") == [

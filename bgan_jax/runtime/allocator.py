@@ -34,7 +34,7 @@ import os
 import sys
 from typing import Mapping, Optional, Sequence
 
-from bgan_jax.runs.xla_cpu import set_flags
+from bgan_jax.runtime.xla_cpu import set_flags
 
 OPT_OUT = "BGAN_JAX_MALLOC"  # "system": leave malloc as it is
 HUGEPAGES = "glibc.malloc.hugetlb=1"  # madvise(MADV_HUGEPAGE) on what malloc maps
