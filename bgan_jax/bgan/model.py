@@ -45,10 +45,7 @@ class Context(NamedTuple):
 
     edge_emb: jnp.ndarray  # [E, edge_hidden]
     layout: Optional[masks.DenseLayout]
-    low: masks.Pairs
-    up: masks.Pairs
-    fwd: masks.Pairs
-    bwd: masks.Pairs
+    pairs: Dict[str, masks.Pairs]  # by mechanism name (config.MECHANISMS), compacted
     neuron_id: jnp.ndarray  # [N] int32
     is_compartment: jnp.ndarray  # [N] bool
     overflow: jnp.ndarray  # [] bool: pairs beyond a mechanism's capacity (see compaction.compact_pairs)
@@ -127,12 +124,12 @@ class NSA(nn.Module):
             u, w = MaskedAttention(cfg.hidden, cfg.heads, cfg.backend.pair_chunk,
                                    cfg.backend.cpu_kernel,
                                    name=f"ganlow_{r}")(
-                x, ctx.edge_emb, ctx.low, ctx.layout)
+                x, ctx.edge_emb, ctx.pairs["ganlow"], ctx.layout)
             x, low = x + u, low + [w]
         up, w_up = MaskedAttention(cfg.hidden, cfg.heads, cfg.backend.pair_chunk,
                                    cfg.backend.cpu_kernel, name="ganup")(
-            x, ctx.edge_emb, ctx.up, ctx.layout)
-        down = compaction.expand(self.top_down(x, x + up, ctx), ctx.low, h.shape[0])
+            x, ctx.edge_emb, ctx.pairs["ganup"], ctx.layout)
+        down = compaction.expand(self.top_down(x, x + up, ctx), ctx.pairs["ganlow"], h.shape[0])
         return (x - h) + up + down, {"ganlow": low, "ganup": w_up}
 
     def top_down(self, x, top, ctx: Context):  # x, top [N, d] -> [C, d] on GANlow's slots
@@ -141,8 +138,9 @@ class NSA(nn.Module):
         in GANlow, so each has a slot; in a network CG they are ~10 % of the nodes), else
         on all N; every other node's update is 0."""
         n = x.shape[0]
-        at = (lambda a: a) if ctx.low.nodes is None else (
-            lambda a: jnp.asarray(a)[jnp.minimum(ctx.low.nodes, n - 1)])  # [N] -> [C]
+        low = ctx.pairs["ganlow"]
+        at = (lambda a: a) if low.nodes is None else (
+            lambda a: jnp.asarray(a)[jnp.minimum(low.nodes, n - 1)])  # [N] -> [C]
         comp = at(ctx.is_compartment)[:, None]  # [C, 1]; empty slots: dropped by expand
         x = at(x)  # [C, d]
         parent = jnp.where(comp, top[jnp.maximum(at(ctx.neuron_id), 0)], 0.0)  # [C, d]
@@ -169,7 +167,8 @@ class BMSA(nn.Module):
         cfg = self.config
         head_dim = cfg.hidden // cfg.heads
         parts, weights = [], {}
-        for name, heads, pairs in zip(("mask_a", "mask_b"), bmsa_heads(cfg), (ctx.fwd, ctx.bwd)):
+        for name, heads in zip(("mask_a", "mask_b"), bmsa_heads(cfg)):
+            pairs = ctx.pairs[name]
             if heads:
                 out, w = EdgeAttention(heads, head_dim, cfg.backend.pair_chunk,
                                        cfg.backend.cpu_kernel, name=name)(
@@ -222,8 +221,7 @@ class BGAN(nn.Module):
         layout = masks.dense_layout(graph, cfg.dense_graph_nodes) if cfg.attention == "dense" else None
         pairs, over = compaction.compact_pairs(graph, cfg, self.stats.compaction)
         return Context(
-            edge_emb=edge_emb, layout=layout, low=pairs["ganlow"], up=pairs["ganup"],
-            fwd=pairs["mask_a"], bwd=pairs["mask_b"], neuron_id=nodes["neuron_id"],
+            edge_emb=edge_emb, layout=layout, pairs=pairs, neuron_id=nodes["neuron_id"],
             is_compartment=masks.isin(nodes["kind"], COMPARTMENT_KINDS) & (nodes["neuron_id"] >= 0),
             overflow=over)
 
