@@ -38,10 +38,9 @@ from typing import Dict, List, Optional, Sequence
 from tqdm import tqdm
 
 from bnnsim.dataset import default_cache_dir, stratified_split
-from bnnsim.ephys import etype, families, protocol, variants
+from bnnsim.ephys import etype, families, nrn, protocol, variants
 from bnnsim.ephys.corpus import CellSource, author_labels, discover
 from bnnsim.ephys.errors import NonFiniteVoltage
-from bnnsim.ephys import nrn
 from bnnsim.ephys.nrn import neuron_env
 from bnnsim.ephys.run_cell import MORPHOLOGICAL, unsupported
 from graphs.schema import GRANULARITIES

@@ -170,39 +170,34 @@ def exponential_gates(mod_text: str) -> Tuple[str, int]:
     ``q' = (inf - q) / tau``, NEURON's Hodgkin-Huxley form, ``cnexp``
     integrates the gate exactly at the step's voltage. Other equations are left.
     """
+    changed = 0
+
     def rewrite(m: "re.Match") -> str:
+        nonlocal changed
         q = m.group("q")
         rate = re.search(rf"^[ \t]*rate_{q} = \(\s*(\w+)_inf\s+-\s+{q}\s*\)\s*/\s*\1_tau\b",
                          mod_text, re.M)
         if rate is None:
             return m.group(0)
+        changed += 1
         gate = rate.group(1)
         return f"{m.group('indent')}{q}' = ({gate}_inf - {q}) / {gate}_tau"
 
-    out, n = mod_text, 0
-    for m in reversed(list(_GATE_ODE.finditer(mod_text))):
-        new = rewrite(m)
-        if new != m.group(0):
-            out, n = out[:m.start()] + new + out[m.end():], n + 1
-    return out, n
+    return _GATE_ODE.sub(rewrite, mod_text), changed
 
 
-def with_exponential_gates(exported: Exported) -> Tuple[Exported, int]:
-    """A copy of an export (beside it) whose .mod files have ``exponential_gates``
-    -> (that export, gates changed)."""
+def with_exponential_gates(exported: Exported) -> Exported:
+    """A copy of an export (beside it) whose .mod files have ``exponential_gates``."""
     target = exported.directory.with_name(exported.directory.name + "-exponential-gates")
     tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(exported.directory, tmp)
-    n = 0
-    for mod in sorted(tmp.glob("*.mod")):
-        text, k = exponential_gates(mod.read_text())
-        mod.write_text(text)
-        n += k
+    for mod in tmp.glob("*.mod"):
+        mod.write_text(exponential_gates(mod.read_text())[0])
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return exported._replace(directory=target, hoc=target / exported.hoc.name,
-                             mods=tuple(sorted(target.glob("*.mod")))), n
+                             mods=tuple(sorted(target.glob("*.mod"))))
 
 
 def mechanisms_key(mods: Sequence[Path]) -> str:

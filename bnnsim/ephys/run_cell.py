@@ -143,7 +143,7 @@ def simulate(job: dict, cache: Path):
     extra, repaired = check_model(job)
     exported = nrn.export(job["file"], job["cell_id"], job["temperature_c"], work, extra)
     if _gates(job) == nrn.GATES_EXPONENTIAL:
-        exported, _ = nrn.with_exponential_gates(exported)
+        exported = nrn.with_exponential_gates(exported)
     lib = nrn.compile_mechanisms(exported.mods, cache, job["name"])
     dt = float(job.get("dt_ms", protocol.DT_MS))
     cell = nrn.NeuronCell(exported, lib, job["temperature_c"], dt)
