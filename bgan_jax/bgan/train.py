@@ -398,10 +398,15 @@ def read_stats(workdir) -> Optional[DatasetStats]:
     return legacy_stats(model)
 
 
+LEGACY_MECHANISMS = ("ganlow", "ganup", "mask_a", "mask_b")
+"""The mechanisms, in order, of a config.json that held the measured fields (a later
+mechanism gets the default bounds)."""
+
+
 def legacy_stats(model: Dict) -> DatasetStats:
     """``DatasetStats`` from an earlier version's model fields (positional per mechanism,
-    in ``MECHANISMS`` order; shape capacities as (n_node, n_edge, rows..., nodes...))."""
-    k, fields = len(MECHANISMS), {}
+    in ``LEGACY_MECHANISMS`` order; shape capacities as (n_node, n_edge, rows..., nodes...))."""
+    k, fields = len(LEGACY_MECHANISMS), {}
     if model.get("pair_fractions"):
         caps = model.get("shape_capacities") or []
         fields["compaction"] = {m: {
@@ -410,7 +415,7 @@ def legacy_stats(model: Dict) -> DatasetStats:
             "node_fraction": (model.get("node_fractions") or [1.0] * k)[i],
             "node_counts": (model.get("node_counts") or [[]] * k)[i],
             "shapes": [[c[0], c[1], c[2 + i], c[2 + k + i]] for c in caps]}
-            for i, m in enumerate(MECHANISMS)}
+            for i, m in enumerate(LEGACY_MECHANISMS)}
     return from_dict(DatasetStats, dict(fields, feature_shift=model.get("feature_shift") or [],
                                         feature_scale=model.get("feature_scale") or []),
                      "stats")

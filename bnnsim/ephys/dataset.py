@@ -120,7 +120,11 @@ def _numerics(job: dict) -> str:
 def run_job(job: dict, timeout: float = CELL_TIMEOUT_S) -> dict:
     """Run one cell in a fresh process; a crash or timeout is that cell's outcome. A cell
     whose voltage goes non-finite is run again with each of ``fallbacks`` until one
-    is finite; the row lists what was tried (``fallbacks``)."""
+    is finite; the row lists what was tried (``fallbacks``). A cell another build into
+    the same folder finished since this one listed its jobs is read back, not rerun."""
+    done = finished(Path(job["out"]), job["name"], job)
+    if done is not None:
+        return dict(done, resumed=True)
     row, tried, current = _run_once(job, timeout), [], job
     for retry in fallbacks(job):
         if not _non_finite(row):

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from bgan_jax.registry import KINDS, kind_of_model
+from bgan_jax.registry import KINDS, MODELS, kind_of_model
 from bgan_jax.runs.config import ConfigError, LoopConfig, apply_overrides, from_dict
 
 
-@pytest.mark.parametrize("model", ["bgan", "transformer", "tavrnn", "vgae", "snn"])
+@pytest.mark.parametrize("model", sorted(MODELS))  # every registered model
 def test_every_kind_round_trips_through_json(model):
     kind = kind_of_model(model)
     config = apply_overrides(kind.make_config(model, None), ["num_steps=7", "seed=3"])

@@ -40,6 +40,18 @@ def test_a_finite_first_try_is_not_retried(tmp_path, monkeypatch):
     assert len(calls) == 1 and "fallbacks" not in row
 
 
+def test_a_cell_another_build_finished_meanwhile_is_read_back(tmp_path, monkeypatch):
+    """Two builds into one folder: a job listed as to-do is not rerun once the other
+    build has written its row."""
+    (tmp_path / "rows").mkdir()
+    (tmp_path / "rows" / "c.json").write_text(json.dumps({"name": "c", "status": "export",
+                                                          "characterised": False}))
+    monkeypatch.setattr(dataset, "_run_once", lambda *a: (_ for _ in ()).throw(
+        AssertionError("a finished cell may not run again")))
+    row = dataset.run_job({"name": "c", "out": str(tmp_path)})
+    assert row["status"] == "export" and row["resumed"]
+
+
 def test_exact_gate_cell_falls_back_only_to_the_smaller_step():
     job = {"name": "c", "gates": nrn.GATES_EXPONENTIAL}
     assert dataset.fallbacks(job) == [dict(job, dt_ms=protocol.DT_FALLBACK_MS)]
