@@ -633,8 +633,8 @@ def test_a_config_json_of_an_earlier_version_still_loads(tmp_path):
     read_stats give today's config and stats, each mechanism's bounds by name."""
     import json
 
-    from bgan_jax.bgan.config import MECHANISMS
-    from bgan_jax.bgan.train import read_stats
+    from bgan_jax.bgan.config import MECHANISMS, MechanismBounds
+    from bgan_jax.bgan.train import LEGACY_MECHANISMS, read_stats
     from bgan_jax.runs.workdir import read_config
 
     model = dict(dataclasses.asdict(preset("tiny")))
@@ -652,10 +652,12 @@ def test_a_config_json_of_an_earlier_version_still_loads(tmp_path):
     assert config.model.hidden == 16
     stats = read_stats(tmp_path)
     assert stats.feature_shift == (0.5, 1.0) and stats.feature_scale == (2.0, 4.0)
-    for i, m in enumerate(MECHANISMS):
+    for i, m in enumerate(LEGACY_MECHANISMS):  # the order those files kept
         b = stats.compaction[m]
         assert b.pair_fraction == model["pair_fractions"][i]
         assert b.node_fraction == model["node_fractions"][i]
         assert list(b.pair_counts) == model["pair_counts"][i]
         assert b.shapes == ((64, 128, 11 + i, 21 + i),)
+    for m in set(MECHANISMS) - set(LEGACY_MECHANISMS):  # added since: no bound
+        assert stats.compaction[m] == MechanismBounds()
     assert read_stats(tmp_path / "nothing") is None
