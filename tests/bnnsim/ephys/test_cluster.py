@@ -50,14 +50,16 @@ def cluster(tmp_path):
             client.wait_for_workers(2, timeout=120)
         yield address, procs
     finally:
-        for p in procs.values():
+        # workers first: a worker whose scheduler is gone waits out its close (30 s and more)
+        for name in ("w1", "w2", "scheduler"):
+            p = procs[name]
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
-        for p in procs.values():
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
         log.close()
 
 
