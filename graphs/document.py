@@ -48,20 +48,39 @@ def _parser() -> etree.XMLParser:
 _KNOWN_TAGS = {m.get_child_attrs()["name"] for m in nml.NeuroMLDocument.member_data_items_}
 
 
-def parse_document(path: Path) -> Tuple[nml.NeuroMLDocument, str, Dict[str, Component]]:
-    """One NeuroML file -> (libNeuroML document, sha256 of its bytes, custom elements)."""
+def parse_document(path: Path, morphology: bool = True
+                   ) -> Tuple[nml.NeuroMLDocument, str, Dict[str, Component]]:
+    """One NeuroML file -> (libNeuroML document, sha256 of its bytes, custom elements).
+    ``morphology=False``: see ``parse_xml``."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise MissingFile(path, "file not found") from None
     except (IsADirectoryError, PermissionError, OSError) as e:
         raise MissingFile(path, f"cannot read file ({e.strerror or e})") from None
-    doc, custom = parse_xml(data, path)
+    doc, custom = parse_xml(data, path, morphology)
     return doc, hashlib.sha256(data).hexdigest(), custom
 
 
-def parse_xml(data: bytes, path: Path) -> Tuple[nml.NeuroMLDocument, Dict[str, Component]]:
-    """NeuroML XML bytes (of ``path``, named in errors) -> (document, custom elements)."""
+_MORPHOLOGY_BULK = ("segment", "member", "path", "subTree")  # under <morphology>
+
+
+def _drop_morphology(root) -> None:
+    """Remove segments and segment-group contents, keeping the groups' ids."""
+    for morph in root.iter("{*}morphology"):
+        bulk = list(morph.iter(*(f"{{*}}{tag}" for tag in _MORPHOLOGY_BULK)))
+        for el in bulk:
+            el.getparent().remove(el)
+
+
+def parse_xml(data: bytes, path: Path, morphology: bool = True
+              ) -> Tuple[nml.NeuroMLDocument, Dict[str, Component]]:
+    """NeuroML XML bytes (of ``path``, named in errors) -> (document, custom elements).
+
+    ``morphology=False`` leaves every morphology's segments and its segment groups'
+    members out (the groups stay, empty): what reads ids, biophysics and networks
+    only (``bnnsim.ephys.corpus.discover``) skips building hundreds of thousands of
+    segment objects, nine tenths of parsing a reconstructed cell."""
     if not data.strip():
         raise EmptyFile(path, "file is empty")
     for marker in (b"<!DOCTYPE", b"<!ENTITY"):
@@ -79,6 +98,8 @@ def parse_xml(data: bytes, path: Path) -> Tuple[nml.NeuroMLDocument, Dict[str, C
         raise NotNeuroML(path, "root element is not a NeuroML2 <neuroml> "
                          f"(found <{qname.localname}> in namespace "
                          f"{qname.namespace or 'none'})", qname.localname, root.sourceline)
+    if not morphology:
+        _drop_morphology(root)
     doc = nml.NeuroMLDocument.factory()
     try:
         doc.build(root, gds_collector_=nml.GdsCollector_())

@@ -143,7 +143,7 @@ def discover(paths: Iterable, allow: Sequence = ()
     bad: List[Unreadable] = []
     for f in files:
         try:
-            docs[f] = parse_document(f)[0]
+            docs[f] = parse_document(f, morphology=False)[0]  # ids, biophysics
         except ConversionError as e:
             bad.append(Unreadable(str(f), e))
     # cell file -> (temperature, network file, properties) from networks including it

@@ -90,3 +90,19 @@ def test_cell2capools_is_a_multicompartment_cell(write_nml):
     assert cg.feature("class_hhCell")[1] == 1
     np.testing.assert_allclose(cg.feature("g_na")[2], 120, rtol=1e-5)
     np.testing.assert_allclose(cg.feature("axial_resistivity")[3], 100, rtol=1e-5)
+
+
+def test_parsing_without_morphology_keeps_ids_groups_and_biophysics(ball_and_stick):
+    from graphs.document import parse_document
+
+    full, digest, _ = parse_document(ball_and_stick)
+    lite, lite_digest, _ = parse_document(ball_and_stick, morphology=False)
+    (cell,), (bare,) = full.cells, lite.cells
+    assert lite_digest == digest and bare.id == cell.id
+    assert len(cell.morphology.segments) == 3 and not bare.morphology.segments
+    assert [g.id for g in bare.morphology.segment_groups] == \
+        [g.id for g in cell.morphology.segment_groups]
+    assert not any(g.members for g in bare.morphology.segment_groups)
+    dens = lambda c: [(d.id, d.cond_density, d.segment_groups)  # noqa: E731
+                      for d in c.biophysical_properties.membrane_properties.channel_densities]
+    assert dens(bare) == dens(cell)

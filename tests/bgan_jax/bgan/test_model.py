@@ -425,16 +425,20 @@ def test_both_synapse_modes_run_unchanged(tmp_path):
     write_microcircuit(path, scale=0.001, seed=1)
     cgs = [convert_file(path, synapses=mode) for mode in ("type", "connection")]
     assert cgs[0].nodes_by_kind()["synapse"] < cgs[1].nodes_by_kind()["synapse"]
+    # jitted throughout: eager, these larger graphs cost a compile per op and shape
     one = SMALL.replace(num_blocks=1)
     batch = batch_and_pad(cgs[:1])
-    model, params = init_apply(one, batch)
+    model = create_model(one)
+    params = jax.jit(model.init)(jax.random.key(0), batch)
     dense = create_model(one.replace(attention="dense"))
-    assert_tree_close(forward(model)(params, batch), forward(dense)(params, batch))
+    assert_tree_close(jax.jit(forward(model))(params, batch),
+                      jax.jit(forward(dense))(params, batch))
     both = batch_and_pad(cgs)
     padded = batch_and_pad(cgs, n_node=int(both.n_node.sum()) + 64,
                            n_edge=int(both.n_edge.sum()) + 64, n_graph=4)
-    model, params = init_apply(one, both)
-    a, b = model.apply(params, both), model.apply(params, padded)
+    params = jax.jit(model.init)(jax.random.key(0), both)
+    apply = jax.jit(model.apply)
+    a, b = apply(params, both), apply(params, padded)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(b))
     np.testing.assert_allclose(b["graph"][:2], a["graph"][:2], rtol=1e-5, atol=1e-5)
 
