@@ -108,7 +108,8 @@ def find_rheobase(sim: Simulator) -> Tuple[Optional[float], List[Tuple[float, in
     RHEO_MAX_NA), then bisects between the last silent and first firing step.
     Trials stop at their first spike (``Simulator.step(first_spike=True)``), so a
     trial's spike count is what it saw until then: 0 or more means silent or fired.
-    The sweep at the rheobase is then run whole (same state, same result).
+    The sweep at the rheobase is then run whole (same state; see docs/real-cells.md
+    for what a restored state leaves out).
     """
     trials: List[Tuple[float, int]] = []
 
