@@ -85,6 +85,8 @@ def finished(out: Path, name: str, job: Optional[dict] = None) -> Optional[dict]
         return None
     if job is not None and any(row.get(k) != job.get(k) for k in ("family", "labels")):
         return None
+    if row.get("protocol_version", "ephys-1") != protocol.PROTOCOL_VERSION:
+        return None  # measured under another protocol (rows before ephys-2 do not say)
     if "dt_fallback" in row or (_non_finite(row) and "fallbacks" not in row):
         return None  # the numerics fallbacks were not tried, or not these ones
     if row.get("characterised") and not Path(row.get("npz") or "").is_file():
@@ -95,7 +97,7 @@ def finished(out: Path, name: str, job: Optional[dict] = None) -> Optional[dict]
 def _failed_row(job: dict, stage: str, message: str) -> dict:
     row = {k: job.get(k) for k in ("name", "file", "cell_id", "temperature_c", "labels",
                                    "variant_of", "factors", "family")}
-    row.update(status=stage, characterised=False,
+    row.update(status=stage, characterised=False, protocol_version=protocol.PROTOCOL_VERSION,
                error={"type": "CellError", "stage": stage, "message": f"{job['name']}: {message}"})
     return row
 

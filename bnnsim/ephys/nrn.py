@@ -9,8 +9,9 @@
    A cell whose voltage goes non-finite is run again with its gates written in
    the form NEURON's ``cnexp`` integrates exactly (``exponential_gates``).
 3. ``NeuronCell``: loads the mechanisms and template into this process,
-   settles the cell once, saves the state (``SaveState``) and restores it
-   for every sweep of the protocol, so no sweep pays the settling again.
+   settles the cell once, saves the state (``Snapshot``) and restores it
+   exactly for every sweep of the protocol, so no sweep pays the settling again
+   and none depends on the sweep before it.
 
 NEURON registers mechanisms by name per process, and two models may define
 different channels of the same name: each cell is simulated in a process of
@@ -301,11 +302,54 @@ def compile_mechanisms(mods: Sequence[Path], cache_dir, cell: str = "cell") -> O
         return lib
 
 
+def _range_pointers(h):
+    """A PtrVector on every RANGE variable of every mechanism on every segment."""
+    refs = []
+    for sec in h.allsec():
+        for seg in sec:
+            for mech in seg:
+                for var in mech:
+                    try:
+                        refs.append(getattr(seg, f"_ref_{var.name()}"))
+                    except (AttributeError, LookupError, RuntimeError, TypeError):
+                        continue  # not a plain double (a POINTER): holds no state
+    pointers = h.PtrVector(max(len(refs), 1))
+    for i, ref in enumerate(refs):
+        pointers.pset(i, ref)
+    return pointers
+
+
+class Snapshot:
+    """The cell's state now, restored exactly: NEURON's SaveState and every RANGE variable.
+
+    SaveState holds STATE variables, voltages, ion concentrations and time, not
+    ASSIGNED variables, and the mechanisms jNeuroML exports compute a gate's
+    conductance factor (``m_fcond = m_q^3``, ASSIGNED) in the state update. After a
+    bare restore the first step uses the factors the previous sweep left, so each
+    sweep would depend on the one before it (docs/real-cells.md). Written back from
+    a gathered copy (``PtrVector``, about 0.1 ms), they make a restored run continue
+    as the saved one did, to the bit.
+    """
+
+    def __init__(self, h, pointers):
+        self._pointers = pointers
+        self._state = h.SaveState()
+        self._state.save()
+        self._values = h.Vector(int(pointers.size()))
+        pointers.gather(self._values)
+
+    def restore(self) -> None:
+        self._state.restore()
+        self._pointers.scatter(self._values)
+
+
 class NeuronCell:
     """One exported cell loaded into this process's NEURON, settled at rest.
 
-    Implements ``protocol.Simulator``: every sweep restores the state saved
-    after SETTLE_MS with no input.
+    Implements ``protocol.Simulator``: every sweep starts from a ``Snapshot`` of the
+    settled cell, so its numbers depend on its amplitude alone, not on the sweeps
+    before it. Every step opens with the same BASE_MS of the settled cell and no
+    input: that is simulated once, and steps start from its end.
     """
 
     def __init__(self, exported: Exported, mechanisms: Optional[Path], temperature_c: float,
@@ -339,8 +383,12 @@ class NeuronCell:
         h.finitialize()
         self._run(protocol.SETTLE_MS)
         self.t0 = float(h.t)
-        self.state = h.SaveState()
-        self.state.save()
+        pointers = _range_pointers(h)
+        self.settled = Snapshot(h, pointers)
+        h.frecord_init()
+        self._run(self.t0 + protocol.BASE_MS)
+        self.baseline = self._trace(0.0, 0.0, 0.0)  # [BASE_MS / dt + 1] samples
+        self.at_step_onset = Snapshot(h, pointers)
 
     def _run(self, until_ms: float) -> None:
         try:
@@ -348,36 +396,47 @@ class NeuronCell:
         except RuntimeError as e:
             raise SimulationFailed(self.name, f"NEURON stopped: {e}") from None
 
-    def _trace(self, amp: float, delay: float, duration: float) -> protocol.Trace:
+    def _trace(self, amp: float, delay: float, duration: float,
+               head: Optional[protocol.Trace] = None) -> protocol.Trace:
+        """What was recorded since the last restore, after ``head`` (a trace that ends
+        where this recording starts)."""
         t = np.array(self._t) - self.t0  # copies: NEURON reuses the vectors
         v = np.array(self._v)
         if not np.all(np.isfinite(v)):
             raise NonFiniteVoltage(self.name, f"voltage is not finite in the {amp} nA sweep")
+        if head is not None:
+            t = np.concatenate([head.t[:-1], t])
+            v = np.concatenate([head.v[:-1], v])
         return protocol.Trace(t, v, float(amp), delay, delay + duration)
 
     def _sweep(self, amp: float, delay: float, duration: float, total: float,
                first_spike: bool = False) -> protocol.Trace:
         h = self.h
-        self.state.restore()
+        head = self.baseline if delay == protocol.BASE_MS else None  # a step
+        (self.settled if head is None else self.at_step_onset).restore()
         h.frecord_init()
         self.stim.delay = self.t0 + delay
         self.stim.dur = duration
         self.stim.amp = amp
+
+        def trace() -> protocol.Trace:
+            return self._trace(amp, delay, duration, head)
+
         if not first_spike:
             self._run(self.t0 + total)
-            return self._trace(amp, delay, duration)
+            return trace()
         # a spike in the window is known once it has repolarised: by the window's end
         # plus the longest spike; chunked runs take the same steps as one run
         horizon = min(total, delay + duration + features.SPIKE_MAX_WIDTH_MS)
-        until = 0.0
+        until = 0.0 if head is None else delay  # chunk ends on the same grid either way
         while until < horizon:
             until = min(until + CHUNK_MS, horizon)
             self._run(self.t0 + until)
             if float(self._v.max()) > features.SPIKE_THRESHOLD_MV:
-                tr = self._trace(amp, delay, duration)
+                tr = trace()
                 if features.spike_count(tr) > 0:
                     return tr
-        return self._trace(amp, delay, duration)
+        return trace()
 
     def rest(self, duration_ms: float) -> protocol.Trace:
         return self._sweep(0.0, 0.0, duration_ms, duration_ms)

@@ -21,7 +21,8 @@ import numpy as np
 
 from bnnsim.ephys import features
 
-PROTOCOL_VERSION = "ephys-1"
+PROTOCOL_VERSION = "ephys-2"  # 2: each sweep starts from the exact settled state
+# (bnnsim.ephys.nrn.Snapshot); in ephys-1 it also carried what the sweep before it left
 
 DT_MS = 0.025  # fixed step of the simulator (NEURON's default)
 DT_FALLBACK_MS = 0.005  # a cell whose voltage goes non-finite at DT_MS is rerun at this step
@@ -108,8 +109,7 @@ def find_rheobase(sim: Simulator) -> Tuple[Optional[float], List[Tuple[float, in
     RHEO_MAX_NA), then bisects between the last silent and first firing step.
     Trials stop at their first spike (``Simulator.step(first_spike=True)``), so a
     trial's spike count is what it saw until then: 0 or more means silent or fired.
-    The sweep at the rheobase is then run whole (same state; see docs/real-cells.md
-    for what a restored state leaves out).
+    The sweep at the rheobase is then run whole (same state, same result).
     """
     trials: List[Tuple[float, int]] = []
 

@@ -171,6 +171,7 @@ def run(job: dict) -> dict:
                                    "temperature_from", "labels", "variant_of", "factors",
                                    "family")}
     row["granularity"] = job.get("granularity", "section")
+    row["protocol_version"] = protocol.PROTOCOL_VERSION
     try:
         try:
             cg = convert_file(job["file"], job.get("granularity", "section"),

@@ -5,6 +5,11 @@ import json
 from bnnsim.ephys import dataset, nrn, protocol
 
 
+def _row(**fields) -> str:
+    """A row file as this protocol version's build writes it."""
+    return json.dumps({"protocol_version": protocol.PROTOCOL_VERSION, **fields})
+
+
 def _non_finite_row(job):
     return {"name": job["name"], "status": "simulation", "characterised": False,
             "error": {"type": "NonFiniteVoltage",
@@ -44,8 +49,8 @@ def test_a_cell_another_build_finished_meanwhile_is_read_back(tmp_path, monkeypa
     """Two builds into one folder: a job listed as to-do is not rerun once the other
     build has written its row."""
     (tmp_path / "rows").mkdir()
-    (tmp_path / "rows" / "c.json").write_text(json.dumps({"name": "c", "status": "export",
-                                                          "characterised": False}))
+    (tmp_path / "rows" / "c.json").write_text(_row(name="c", status="export",
+                                                   characterised=False))
     monkeypatch.setattr(dataset, "_run_once", lambda *a: (_ for _ in ()).throw(
         AssertionError("a finished cell may not run again")))
     row = dataset.run_job({"name": "c", "out": str(tmp_path)})
@@ -61,35 +66,36 @@ def test_exact_gate_cell_falls_back_only_to_the_smaller_step():
 def test_resume_redoes_unmarked_and_untried_cells(tmp_path):
     rows = tmp_path / "rows"
     rows.mkdir()
-    (rows / "a.json").write_text(json.dumps({"status": "export", "characterised": False}))
+    (rows / "a.json").write_text(_row(status="export", characterised=False))
+    (rows / "g.json").write_text(json.dumps({"status": "export", "characterised": False}))
     (rows / "b.json").write_text('{"status": "ok", "charac')  # killed mid-write
-    (rows / "c.json").write_text(json.dumps({"status": "simulation", "characterised": False,
-                                             "error": {"type": "NonFiniteVoltage",
-                                                       "message": "voltage is not finite"}}))
-    (rows / "e.json").write_text(json.dumps({"status": "ok", "characterised": True,  # old scheme
-                                             "npz": str(tmp_path / "x.npz"),
-                                             "dt_fallback": "at dt 0.025 ms: not finite"}))
+    (rows / "c.json").write_text(_row(status="simulation", characterised=False,
+                                      error={"type": "NonFiniteVoltage",
+                                             "message": "voltage is not finite"}))
+    (rows / "e.json").write_text(_row(status="ok", characterised=True,  # old scheme
+                                      npz=str(tmp_path / "x.npz"),
+                                      dt_fallback="at dt 0.025 ms: not finite"))
     (tmp_path / "x.npz").write_bytes(b"")
-    (rows / "f.json").write_text(json.dumps({"status": "simulation", "characterised": False,
-                                             "error": {"type": "NonFiniteVoltage",
-                                                       "message": "voltage is not finite"},
-                                             "fallbacks": ["dt 0.025 ms, ...", "..."]}))
-    (rows / "d.json").write_text(json.dumps({"status": "ok", "characterised": True,
-                                             "npz": str(tmp_path / "gone.npz")}))
+    (rows / "f.json").write_text(_row(status="simulation", characterised=False,
+                                      error={"type": "NonFiniteVoltage",
+                                             "message": "voltage is not finite"},
+                                      fallbacks=["dt 0.025 ms, ...", "..."]))
+    (rows / "d.json").write_text(_row(status="ok", characterised=True,
+                                      npz=str(tmp_path / "gone.npz")))
     assert dataset.finished(tmp_path, "a")["status"] == "export"
     assert dataset.finished(tmp_path, "b") is None
     assert dataset.finished(tmp_path, "c") is None
     assert dataset.finished(tmp_path, "d") is None
     assert dataset.finished(tmp_path, "e") is None  # tried only the step, not the gates
     assert dataset.finished(tmp_path, "f")["status"] == "simulation"  # every fallback tried
-    assert dataset.finished(tmp_path, "e") is None
+    assert dataset.finished(tmp_path, "g") is None  # an earlier protocol version's row
 
 
 def test_finished_only_reads_back_and_runs_nothing(tmp_path, monkeypatch):
     """--finished-only: finished rows come back, the rest are 'pending', none is run."""
     (tmp_path / "rows").mkdir()
-    (tmp_path / "rows" / "a.json").write_text(json.dumps({"name": "a", "status": "export",
-                                                          "characterised": False}))
+    (tmp_path / "rows" / "a.json").write_text(_row(name="a", status="export",
+                                                   characterised=False))
     monkeypatch.setattr(dataset, "run_job", lambda *a, **k: (_ for _ in ()).throw(
         AssertionError("nothing may run")))
     jobs = [{"name": n, "out": str(tmp_path), "file": f"{n}.nml"} for n in ("a", "b")]

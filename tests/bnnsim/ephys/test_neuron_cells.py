@@ -147,3 +147,35 @@ def test_point_neuron_cells_are_reported_not_simulated(tmp_path):
     for r in report["cells"]:
         assert r["status"] == "export" and "point-neuron cell" in r["error"]["message"]
         assert r["cell_id"] in r["error"]["message"]
+
+
+_SWEEPS_SCRIPT = """
+import numpy as np
+from pathlib import Path
+from bnnsim.ephys import nrn, protocol
+ex = nrn.export(Path({hh!r}), "hhcell", 6.3, Path({work!r}))
+cell = nrn.NeuronCell(ex, nrn.compile_mechanisms(ex.mods, Path({cache!r})), 6.3)
+first_rest, first_step = cell.rest(200.0), cell.step(0.05, 200.0)
+cell.step(0.5, 200.0)  # a sweep that leaves the cell far from rest
+rest, step = cell.rest(200.0), cell.step(0.05, 200.0)
+assert np.array_equal(rest.v, first_rest.v) and np.array_equal(step.v, first_step.v)
+# the step from its shared baseline == the whole step run from the settled state
+h = cell.h
+cell.settled.restore(); h.frecord_init()
+cell.stim.delay, cell.stim.dur, cell.stim.amp = cell.t0 + protocol.BASE_MS, 200.0, 0.05
+h.continuerun(cell.t0 + protocol.BASE_MS + 200.0 + protocol.TAIL_MS)
+assert np.array_equal(np.array(cell._v), step.v) and np.array_equal(np.array(cell._t) - cell.t0, step.t)
+print("EXACT")
+"""
+
+
+def test_every_sweep_depends_on_its_amplitude_alone(tmp_path):
+    """A sweep restores the settled cell exactly (``nrn.Snapshot``): the same numbers
+    to the bit whatever ran before it, and a step started from its shared baseline
+    equals the step run whole."""
+    hh = bundled_examples_dir() / "NML2_SingleCompHHCell.nml"
+    script = _SWEEPS_SCRIPT.format(hh=str(hh), work=str(tmp_path / "export"),
+                                   cache=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert "EXACT" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
