@@ -410,10 +410,11 @@ class NeuronCell:
         return protocol.Trace(t, v, float(amp), delay, delay + duration)
 
     def _sweep(self, amp: float, delay: float, duration: float, total: float,
-               first_spike: bool = False) -> protocol.Trace:
+               first_spike: bool = False, step: bool = False) -> protocol.Trace:
+        """``step``: start at the end of the shared baseline (``delay`` is BASE_MS)."""
         h = self.h
-        head = self.baseline if delay == protocol.BASE_MS else None  # a step
-        (self.settled if head is None else self.at_step_onset).restore()
+        head = self.baseline if step else None
+        (self.at_step_onset if step else self.settled).restore()
         h.frecord_init()
         self.stim.delay = self.t0 + delay
         self.stim.dur = duration
@@ -444,5 +445,6 @@ class NeuronCell:
     def step(self, amp_nA: float, duration_ms: float,
              first_spike: bool = False) -> protocol.Trace:
         return self._sweep(amp_nA, protocol.BASE_MS, duration_ms,
-                           protocol.BASE_MS + duration_ms + protocol.TAIL_MS, first_spike)
+                           protocol.BASE_MS + duration_ms + protocol.TAIL_MS, first_spike,
+                           step=True)
 
